@@ -1,0 +1,80 @@
+// swift-tools-version: 6.1
+import Foundation
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+
+var targets: [Target] = [
+    // C: CRC32C with SSE4.2 runtime dispatch and a table fallback.
+    .target(name: "CCRC32C"),
+    .target(name: "Checksums", dependencies: ["CCRC32C"], swiftSettings: swiftSettings),
+    // C: liburing through pkg-config, plus shims for its static-inline functions.
+    .systemLibrary(name: "CLibURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
+    .target(name: "CURingShims", dependencies: ["CLibURing"]),
+
+    .target(name: "KafkaWire", dependencies: [nioCore], exclude: ["ServedAPIs.json"], swiftSettings: swiftSettings),
+    .target(name: "RecordFormat", dependencies: ["Checksums", nioCore], swiftSettings: swiftSettings),
+    .target(name: "DiskIO", dependencies: [logging], swiftSettings: swiftSettings),
+    .target(name: "DiskIOTesting", dependencies: ["DiskIO"], swiftSettings: swiftSettings),
+    .target(name: "URingIO", dependencies: ["DiskIO", "CLibURing", "CURingShims"], swiftSettings: swiftSettings),
+    .target(name: "CommitLog", dependencies: ["DiskIO", "RecordFormat", logging, nioCore], swiftSettings: swiftSettings),
+    .target(name: "BrokerCore", dependencies: ["CommitLog", "RecordFormat", "KafkaWire", "DiskIO", logging, nioCore], swiftSettings: swiftSettings),
+    .target(name: "BrokerServer", dependencies: ["BrokerCore", "CommitLog", "DiskIO", "URingIO", "KafkaWire", nioCore, nioPosix, logging], swiftSettings: swiftSettings),
+    .target(name: "WireClient", dependencies: ["KafkaWire", "RecordFormat", nioCore, nioPosix], swiftSettings: swiftSettings),
+    .target(name: "SegmentTool", dependencies: ["CommitLog", "DiskIO", "RecordFormat", nioCore], swiftSettings: swiftSettings),
+    .executableTarget(
+        name: "PetrelCLI",
+        dependencies: [
+            "BrokerServer", "SegmentTool", "WireClient", "DiskIO", "URingIO", "CommitLog",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"), logging, nioCore, nioPosix,
+        ],
+        swiftSettings: swiftSettings
+    ),
+
+    .target(name: "TestSupport", dependencies: ["RecordFormat", "DiskIO", nioCore], path: "Tests/TestSupport", swiftSettings: swiftSettings),
+    .testTarget(name: "ChecksumsTests", dependencies: ["Checksums"], swiftSettings: swiftSettings),
+    .testTarget(name: "KafkaWireTests", dependencies: ["KafkaWire", nioCore], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
+    .testTarget(name: "RecordFormatTests", dependencies: ["RecordFormat", "TestSupport", nioCore], swiftSettings: swiftSettings),
+    .testTarget(name: "DiskIOTests", dependencies: ["DiskIO", "DiskIOTesting", "URingIO", "TestSupport"], swiftSettings: swiftSettings),
+    .testTarget(name: "CommitLogTests", dependencies: ["CommitLog", "DiskIO", "DiskIOTesting", "URingIO", "RecordFormat", "TestSupport", nioCore], swiftSettings: swiftSettings),
+    .testTarget(name: "SimulationTests", dependencies: ["CommitLog", "DiskIO", "DiskIOTesting", "RecordFormat", "TestSupport", nioCore], swiftSettings: swiftSettings),
+    .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "CommitLog", "KafkaWire", "DiskIO", "TestSupport", nioCore], swiftSettings: swiftSettings),
+]
+
+var dependencies: [Package.Dependency] = [
+    .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+]
+
+// Benchmarks are built only on request, so plain `swift build` / `swift test` never compile them.
+if ProcessInfo.processInfo.environment["PETREL_BENCHMARKS"] != nil {
+    dependencies.append(.package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]))
+    targets.append(.executableTarget(
+        name: "StorageBenchmarks",
+        dependencies: [
+            "CommitLog", "DiskIO", "URingIO", "RecordFormat", nioCore,
+            .product(name: "Benchmark", package: "benchmark"),
+        ],
+        path: "Benchmarks/StorageBenchmarks",
+        swiftSettings: swiftSettings,
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    ))
+}
+
+let package = Package(
+    name: "Petrel",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "petrel", targets: ["PetrelCLI"]),
+    ],
+    dependencies: dependencies,
+    targets: targets
+)

@@ -1,0 +1,1 @@
+int petrel_uring_shims_version(void) { return 1; }
