@@ -14,10 +14,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 PY=${PYTHON:-python3}
-PIP_PKGS=(kafka-python confluent-kafka pytest)
+# Clients and test runner for Tests/IntegrationTests. kafka-python needs the codec packages for
+# snappy (cramjam / python-snappy), lz4 and zstd; confluent-kafka's wheel bundles all codecs.
+PIP_PKGS=(kafka-python confluent-kafka pytest pytest-timeout lz4 cramjam python-snappy zstandard)
 need_pip=0
-$PY -c "import kafka, confluent_kafka, pytest" >/dev/null 2>&1 || need_pip=1
+$PY - >/dev/null 2>&1 <<'PYEOF' || need_pip=1
+import kafka, confluent_kafka, pytest, pytest_timeout, lz4, cramjam, zstandard
+from kafka.codec import has_gzip, has_snappy, has_lz4, has_zstd
+assert has_gzip() and has_snappy() and has_lz4() and has_zstd()
+PYEOF
 if [ $need_pip = 1 ]; then
-  $PY -m pip install -q --disable-pip-version-check "${PIP_PKGS[@]}"
+  $PY -m pip install -q --disable-pip-version-check --root-user-action=ignore "${PIP_PKGS[@]}"
 fi
 echo "install-deps: ok"
