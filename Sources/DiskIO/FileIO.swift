@@ -74,9 +74,10 @@ extension FileIO {
         defer { close(fd) }
         let size = Int(try fileSize(fd))
         var bytes = [UInt8](repeating: 0, count: size)
-        let n = try bytes.withUnsafeMutableBytes { (buffer) throws(DiskError) -> Int in
-            try read(fd, into: buffer, at: 0)
-        }
+        // Array's closure APIs are `rethrows` (untyped): carry the typed error out in a Result.
+        let n = try bytes.withUnsafeMutableBytes { buffer in
+            Result { () throws(DiskError) -> Int in try read(fd, into: buffer, at: 0) }
+        }.get()
         bytes.removeLast(size - n)
         return bytes
     }
@@ -87,7 +88,9 @@ extension FileIO {
         let fd = try open(tmp, mode: .createReadWrite)
         do {
             try truncate(fd, to: 0)
-            try bytes.withUnsafeBytes { (buffer) throws(DiskError) in try write(fd, buffer, at: 0) }
+            try bytes.withUnsafeBytes { buffer in
+                Result { () throws(DiskError) in try write(fd, buffer, at: 0) }
+            }.get()
             try fdatasync(fd)
         } catch {
             close(fd)
