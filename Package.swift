@@ -25,14 +25,16 @@ var targets: [Target] = [
     .target(name: "DiskIOTesting", dependencies: ["DiskIO"], swiftSettings: swiftSettings),
     .target(name: "URingIO", dependencies: ["DiskIO", "CLibURing", "CURingShims"], swiftSettings: swiftSettings),
     .target(name: "CommitLog", dependencies: ["DiskIO", "RecordFormat", logging, nioCore], swiftSettings: swiftSettings),
-    .target(name: "BrokerCore", dependencies: ["CommitLog", "RecordFormat", "KafkaWire", "DiskIO", logging, nioCore], swiftSettings: swiftSettings),
+    .target(name: "BrokerCore", dependencies: ["CommitLog", "RecordFormat", "KafkaWire", "DiskIO", "GroupCoordination", logging, nioCore], swiftSettings: swiftSettings),
     .target(name: "BrokerServer", dependencies: ["BrokerCore", "CommitLog", "DiskIO", "URingIO", "KafkaWire", nioCore, nioPosix, logging], swiftSettings: swiftSettings),
     .target(name: "WireClient", dependencies: ["KafkaWire", "RecordFormat", nioCore, nioPosix], swiftSettings: swiftSettings),
+    .target(name: "LoadGen", dependencies: ["WireClient", "KafkaWire", "RecordFormat", nioCore, nioPosix, .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
+    .target(name: "GroupCoordination", dependencies: ["KafkaWire", nioCore, logging], swiftSettings: swiftSettings),
     .target(name: "SegmentTool", dependencies: ["CommitLog", "DiskIO", "RecordFormat", nioCore], swiftSettings: swiftSettings),
     .executableTarget(
         name: "PetrelCLI",
         dependencies: [
-            "BrokerServer", "SegmentTool", "WireClient", "DiskIO", "URingIO", "CommitLog",
+            "BrokerServer", "SegmentTool", "WireClient", "LoadGen", "KafkaWire", "RecordFormat", "DiskIO", "URingIO", "CommitLog",
             .product(name: "ArgumentParser", package: "swift-argument-parser"), logging, nioCore, nioPosix,
         ],
         swiftSettings: swiftSettings
@@ -45,6 +47,8 @@ var targets: [Target] = [
     .testTarget(name: "DiskIOTests", dependencies: ["DiskIO", "DiskIOTesting", "URingIO", "TestSupport"], swiftSettings: swiftSettings),
     .testTarget(name: "CommitLogTests", dependencies: ["CommitLog", "DiskIO", "DiskIOTesting", "URingIO", "RecordFormat", "TestSupport", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "SimulationTests", dependencies: ["CommitLog", "DiskIO", "DiskIOTesting", "RecordFormat", "TestSupport", nioCore], swiftSettings: swiftSettings),
+    .testTarget(name: "GroupCoordinationTests", dependencies: ["GroupCoordination", "KafkaWire", nioCore], swiftSettings: swiftSettings),
+    .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "WireClient", "KafkaWire", "RecordFormat", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "CommitLog", "KafkaWire", "DiskIO", "TestSupport", nioCore], swiftSettings: swiftSettings),
 ]
 
@@ -52,6 +56,7 @@ var dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
 ]
 
 // Benchmarks are built only on request, so plain `swift build` / `swift test` never compile them.
