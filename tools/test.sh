@@ -53,7 +53,10 @@ if [ "${SKIP_INTEGRATION:-0}" != 1 ]; then
     run_pytest() {
       local rc=0
       # shellcheck disable=SC2086
-      "$PY" -m pytest -q -p no:cacheprovider Tests/IntegrationTests ${PYTEST_ARGS:-} || rc=$?
+      # Bounded as a whole (each test is also bounded by pytest-timeout, see pytest.ini).
+      timeout -k 30 "${PYTEST_TOTAL_TIMEOUT:-2700}" \
+        "$PY" -m pytest -q -p no:cacheprovider Tests/IntegrationTests ${PYTEST_ARGS:-} || rc=$?
+      if [ "$rc" = 124 ]; then echo "integration suite exceeded ${PYTEST_TOTAL_TIMEOUT:-2700} s"; fi
       # 5 = no tests collected: that is a failure, not a pass.
       if [ "$rc" = 5 ]; then echo "pytest collected no tests"; fi
       return "$rc"

@@ -2,12 +2,15 @@
 
 import os
 
+import pytest
+
 import petrel_helpers as h
 
 N = 20_000
 PARTS = 4
 
 
+@pytest.mark.timeout(300)
 def test_20k_messages_4_partitions(bootstrap, topic_name):
     h.create_topic(bootstrap, topic_name, partitions=PARTS)
     pad = os.urandom(1024 - 16)
