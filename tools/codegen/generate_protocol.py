@@ -371,6 +371,12 @@ class Emitter:
             for f in fields:
                 L.append("%s    self.%s = %s" % (ind, f.ident, f.ident))
             L.append("%s}" % ind)
+            L.append("")
+            L.append("%s/// All fields at their schema defaults." % ind)
+            L.append("%spublic init() {" % ind)
+            for f in fields:
+                L.append("%s    self.%s = %s" % (ind, f.ident, f.default))
+            L.append("%s}" % ind)
         else:
             L.append("%spublic init() {}" % ind)
         L.append("")

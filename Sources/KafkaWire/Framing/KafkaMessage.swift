@@ -6,6 +6,9 @@ public protocol KafkaMessage: Sendable {
     static var lowestSupportedVersion: Int16 { get }
     static var highestSupportedVersion: Int16 { get }
 
+    /// All fields at their schema defaults.
+    init()
+
     /// Decodes the structure at `version`; throws `WireError` on any malformed or truncated input
     /// and for versions outside the supported range.
     init(from buffer: inout ByteBuffer, version: Int16) throws(WireError)

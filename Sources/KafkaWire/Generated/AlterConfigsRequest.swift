@@ -22,6 +22,12 @@ public struct AlterConfigsRequest: KafkaRequest, Equatable {
         self.validateOnly = validateOnly
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.resources = []
+        self.validateOnly = false
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 2 else {
             throw WireError.unsupportedVersion(apiKey: 33, version: version)
@@ -74,6 +80,13 @@ public struct AlterConfigsRequest: KafkaRequest, Equatable {
             self.configs = configs
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.resourceType = 0
+            self.resourceName = ""
+            self.configs = []
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             self.resourceType = try buffer.readWireInt8()
@@ -117,6 +130,12 @@ public struct AlterConfigsRequest: KafkaRequest, Equatable {
         ) {
             self.name = name
             self.value = value
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.value = ""
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

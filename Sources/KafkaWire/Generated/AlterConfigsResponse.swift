@@ -21,6 +21,12 @@ public struct AlterConfigsResponse: KafkaResponse, Equatable {
         self.responses = responses
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.responses = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 2 else {
             throw WireError.unsupportedVersion(apiKey: 33, version: version)
@@ -75,6 +81,14 @@ public struct AlterConfigsResponse: KafkaResponse, Equatable {
             self.errorMessage = errorMessage
             self.resourceType = resourceType
             self.resourceName = resourceName
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.errorCode = 0
+            self.errorMessage = ""
+            self.resourceType = 0
+            self.resourceName = ""
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

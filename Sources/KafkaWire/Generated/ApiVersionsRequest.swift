@@ -22,6 +22,12 @@ public struct ApiVersionsRequest: KafkaRequest, Equatable {
         self.clientSoftwareVersion = clientSoftwareVersion
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.clientSoftwareName = ""
+        self.clientSoftwareVersion = ""
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 4 else {
             throw WireError.unsupportedVersion(apiKey: 18, version: version)

@@ -41,6 +41,17 @@ public struct ApiVersionsResponse: KafkaResponse, Equatable {
         self.zkMigrationReady = zkMigrationReady
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.errorCode = 0
+        self.apiKeys = []
+        self.throttleTimeMs = 0
+        self.supportedFeatures = []
+        self.finalizedFeaturesEpoch = -1
+        self.finalizedFeatures = []
+        self.zkMigrationReady = false
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 4 else {
             throw WireError.unsupportedVersion(apiKey: 18, version: version)
@@ -165,6 +176,13 @@ public struct ApiVersionsResponse: KafkaResponse, Equatable {
             self.maxVersion = maxVersion
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.apiKey = 0
+            self.minVersion = 0
+            self.maxVersion = 0
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             self.apiKey = try buffer.readWireInt16()
@@ -201,6 +219,13 @@ public struct ApiVersionsResponse: KafkaResponse, Equatable {
             self.name = name
             self.minVersion = minVersion
             self.maxVersion = maxVersion
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.minVersion = 0
+            self.maxVersion = 0
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
@@ -257,6 +282,13 @@ public struct ApiVersionsResponse: KafkaResponse, Equatable {
             self.name = name
             self.maxVersionLevel = maxVersionLevel
             self.minVersionLevel = minVersionLevel
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.maxVersionLevel = 0
+            self.minVersionLevel = 0
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

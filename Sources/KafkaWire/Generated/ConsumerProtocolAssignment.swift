@@ -18,6 +18,12 @@ public struct ConsumerProtocolAssignment: KafkaMessage, Equatable {
         self.userData = userData
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.assignedPartitions = []
+        self.userData = nil
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 3 else {
             throw WireError.unsupportedVersion(apiKey: nil, version: version)
@@ -56,6 +62,12 @@ public struct ConsumerProtocolAssignment: KafkaMessage, Equatable {
         ) {
             self.topic = topic
             self.partitions = partitions
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.topic = ""
+            self.partitions = []
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -27,6 +27,15 @@ public struct ConsumerProtocolSubscription: KafkaMessage, Equatable {
         self.rackId = rackId
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.topics = []
+        self.userData = nil
+        self.ownedPartitions = []
+        self.generationId = -1
+        self.rackId = nil
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 3 else {
             throw WireError.unsupportedVersion(apiKey: nil, version: version)
@@ -94,6 +103,12 @@ public struct ConsumerProtocolSubscription: KafkaMessage, Equatable {
         ) {
             self.topic = topic
             self.partitions = partitions
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.topic = ""
+            self.partitions = []
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -26,6 +26,13 @@ public struct CreatePartitionsRequest: KafkaRequest, Equatable {
         self.validateOnly = validateOnly
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.topics = []
+        self.timeoutMs = 0
+        self.validateOnly = false
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 3 else {
             throw WireError.unsupportedVersion(apiKey: 37, version: version)
@@ -80,6 +87,13 @@ public struct CreatePartitionsRequest: KafkaRequest, Equatable {
             self.assignments = assignments
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.count = 0
+            self.assignments = []
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             self.name = try buffer.readWireString(compact: version >= 2)
@@ -124,6 +138,11 @@ public struct CreatePartitionsRequest: KafkaRequest, Equatable {
             brokerIds: [Int32] = []
         ) {
             self.brokerIds = brokerIds
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.brokerIds = []
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

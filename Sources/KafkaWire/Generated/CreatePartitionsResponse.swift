@@ -21,6 +21,12 @@ public struct CreatePartitionsResponse: KafkaResponse, Equatable {
         self.results = results
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.results = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 3 else {
             throw WireError.unsupportedVersion(apiKey: 37, version: version)
@@ -71,6 +77,13 @@ public struct CreatePartitionsResponse: KafkaResponse, Equatable {
             self.name = name
             self.errorCode = errorCode
             self.errorMessage = errorMessage
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.errorCode = 0
+            self.errorMessage = nil
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -26,6 +26,13 @@ public struct CreateTopicsRequest: KafkaRequest, Equatable {
         self.validateOnly = validateOnly
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.topics = []
+        self.timeoutMs = 60000
+        self.validateOnly = false
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 2 && version <= 7 else {
             throw WireError.unsupportedVersion(apiKey: 19, version: version)
@@ -88,6 +95,15 @@ public struct CreateTopicsRequest: KafkaRequest, Equatable {
             self.configs = configs
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.numPartitions = 0
+            self.replicationFactor = 0
+            self.assignments = []
+            self.configs = []
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             self.name = try buffer.readWireString(compact: version >= 5)
@@ -148,6 +164,12 @@ public struct CreateTopicsRequest: KafkaRequest, Equatable {
             self.brokerIds = brokerIds
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.partitionIndex = 0
+            self.brokerIds = []
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             self.partitionIndex = try buffer.readWireInt32()
@@ -189,6 +211,12 @@ public struct CreateTopicsRequest: KafkaRequest, Equatable {
         ) {
             self.name = name
             self.value = value
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.value = ""
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

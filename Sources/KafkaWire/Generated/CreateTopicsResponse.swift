@@ -21,6 +21,12 @@ public struct CreateTopicsResponse: KafkaResponse, Equatable {
         self.topics = topics
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.topics = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 2 && version <= 7 else {
             throw WireError.unsupportedVersion(apiKey: 19, version: version)
@@ -91,6 +97,18 @@ public struct CreateTopicsResponse: KafkaResponse, Equatable {
             self.numPartitions = numPartitions
             self.replicationFactor = replicationFactor
             self.configs = configs
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.topicId = .zero
+            self.errorCode = 0
+            self.errorMessage = ""
+            self.topicConfigErrorCode = 0
+            self.numPartitions = -1
+            self.replicationFactor = -1
+            self.configs = []
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
@@ -197,6 +215,15 @@ public struct CreateTopicsResponse: KafkaResponse, Equatable {
             self.readOnly = readOnly
             self.configSource = configSource
             self.isSensitive = isSensitive
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.value = ""
+            self.readOnly = false
+            self.configSource = -1
+            self.isSensitive = false
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

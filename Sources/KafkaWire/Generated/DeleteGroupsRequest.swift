@@ -18,6 +18,11 @@ public struct DeleteGroupsRequest: KafkaRequest, Equatable {
         self.groupsNames = groupsNames
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.groupsNames = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 2 else {
             throw WireError.unsupportedVersion(apiKey: 42, version: version)

@@ -21,6 +21,12 @@ public struct DeleteGroupsResponse: KafkaResponse, Equatable {
         self.results = results
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.results = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 2 else {
             throw WireError.unsupportedVersion(apiKey: 42, version: version)
@@ -67,6 +73,12 @@ public struct DeleteGroupsResponse: KafkaResponse, Equatable {
         ) {
             self.groupId = groupId
             self.errorCode = errorCode
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.groupId = ""
+            self.errorCode = 0
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

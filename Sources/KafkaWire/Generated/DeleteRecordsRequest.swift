@@ -22,6 +22,12 @@ public struct DeleteRecordsRequest: KafkaRequest, Equatable {
         self.timeoutMs = timeoutMs
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.topics = []
+        self.timeoutMs = 0
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 2 else {
             throw WireError.unsupportedVersion(apiKey: 21, version: version)
@@ -70,6 +76,12 @@ public struct DeleteRecordsRequest: KafkaRequest, Equatable {
             self.partitions = partitions
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.partitions = []
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             self.name = try buffer.readWireString(compact: version >= 2)
@@ -111,6 +123,12 @@ public struct DeleteRecordsRequest: KafkaRequest, Equatable {
         ) {
             self.partitionIndex = partitionIndex
             self.offset = offset
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.partitionIndex = 0
+            self.offset = 0
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -21,6 +21,12 @@ public struct DeleteRecordsResponse: KafkaResponse, Equatable {
         self.topics = topics
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.topics = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 2 else {
             throw WireError.unsupportedVersion(apiKey: 21, version: version)
@@ -69,6 +75,12 @@ public struct DeleteRecordsResponse: KafkaResponse, Equatable {
             self.partitions = partitions
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.partitions = []
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             self.name = try buffer.readWireString(compact: version >= 2)
@@ -114,6 +126,13 @@ public struct DeleteRecordsResponse: KafkaResponse, Equatable {
             self.partitionIndex = partitionIndex
             self.lowWatermark = lowWatermark
             self.errorCode = errorCode
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.partitionIndex = 0
+            self.lowWatermark = 0
+            self.errorCode = 0
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -26,6 +26,13 @@ public struct DeleteTopicsRequest: KafkaRequest, Equatable {
         self.timeoutMs = timeoutMs
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.topics = []
+        self.topicNames = []
+        self.timeoutMs = 0
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 1 && version <= 6 else {
             throw WireError.unsupportedVersion(apiKey: 20, version: version)
@@ -95,6 +102,12 @@ public struct DeleteTopicsRequest: KafkaRequest, Equatable {
         ) {
             self.name = name
             self.topicId = topicId
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = nil
+            self.topicId = .zero
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -21,6 +21,12 @@ public struct DeleteTopicsResponse: KafkaResponse, Equatable {
         self.responses = responses
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.responses = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 1 && version <= 6 else {
             throw WireError.unsupportedVersion(apiKey: 20, version: version)
@@ -75,6 +81,14 @@ public struct DeleteTopicsResponse: KafkaResponse, Equatable {
             self.topicId = topicId
             self.errorCode = errorCode
             self.errorMessage = errorMessage
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.topicId = .zero
+            self.errorCode = 0
+            self.errorMessage = nil
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -22,6 +22,12 @@ public struct DescribeClusterRequest: KafkaRequest, Equatable {
         self.endpointType = endpointType
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.includeClusterAuthorizedOperations = false
+        self.endpointType = 1
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 1 else {
             throw WireError.unsupportedVersion(apiKey: 60, version: version)

@@ -45,6 +45,18 @@ public struct DescribeClusterResponse: KafkaResponse, Equatable {
         self.clusterAuthorizedOperations = clusterAuthorizedOperations
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.errorCode = 0
+        self.errorMessage = nil
+        self.endpointType = 1
+        self.clusterId = ""
+        self.controllerId = -1
+        self.brokers = []
+        self.clusterAuthorizedOperations = -2147483648
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 1 else {
             throw WireError.unsupportedVersion(apiKey: 60, version: version)
@@ -113,6 +125,14 @@ public struct DescribeClusterResponse: KafkaResponse, Equatable {
             self.host = host
             self.port = port
             self.rack = rack
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.brokerId = 0
+            self.host = ""
+            self.port = 0
+            self.rack = nil
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -26,6 +26,13 @@ public struct DescribeConfigsRequest: KafkaRequest, Equatable {
         self.includeDocumentation = includeDocumentation
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.resources = []
+        self.includeSynonyms = false
+        self.includeDocumentation = false
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 4 else {
             throw WireError.unsupportedVersion(apiKey: 32, version: version)
@@ -90,6 +97,13 @@ public struct DescribeConfigsRequest: KafkaRequest, Equatable {
             self.resourceType = resourceType
             self.resourceName = resourceName
             self.configurationKeys = configurationKeys
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.resourceType = 0
+            self.resourceName = ""
+            self.configurationKeys = []
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -21,6 +21,12 @@ public struct DescribeConfigsResponse: KafkaResponse, Equatable {
         self.results = results
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.results = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 4 else {
             throw WireError.unsupportedVersion(apiKey: 32, version: version)
@@ -79,6 +85,15 @@ public struct DescribeConfigsResponse: KafkaResponse, Equatable {
             self.resourceType = resourceType
             self.resourceName = resourceName
             self.configs = configs
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.errorCode = 0
+            self.errorMessage = ""
+            self.resourceType = 0
+            self.resourceName = ""
+            self.configs = []
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
@@ -156,6 +171,19 @@ public struct DescribeConfigsResponse: KafkaResponse, Equatable {
             self.synonyms = synonyms
             self.configType = configType
             self.documentation = documentation
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.value = ""
+            self.readOnly = false
+            self.isDefault = false
+            self.configSource = -1
+            self.isSensitive = false
+            self.synonyms = []
+            self.configType = 0
+            self.documentation = ""
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
@@ -239,6 +267,13 @@ public struct DescribeConfigsResponse: KafkaResponse, Equatable {
             self.name = name
             self.value = value
             self.source = source
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.value = ""
+            self.source = 0
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -22,6 +22,12 @@ public struct DescribeGroupsRequest: KafkaRequest, Equatable {
         self.includeAuthorizedOperations = includeAuthorizedOperations
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.groups = []
+        self.includeAuthorizedOperations = false
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 15, version: version)

@@ -21,6 +21,12 @@ public struct DescribeGroupsResponse: KafkaResponse, Equatable {
         self.groups = groups
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.groups = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 15, version: version)
@@ -91,6 +97,17 @@ public struct DescribeGroupsResponse: KafkaResponse, Equatable {
             self.protocolData = protocolData
             self.members = members
             self.authorizedOperations = authorizedOperations
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.errorCode = 0
+            self.groupId = ""
+            self.groupState = ""
+            self.protocolType = ""
+            self.protocolData = ""
+            self.members = []
+            self.authorizedOperations = -2147483648
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
@@ -166,6 +183,16 @@ public struct DescribeGroupsResponse: KafkaResponse, Equatable {
             self.clientHost = clientHost
             self.memberMetadata = memberMetadata
             self.memberAssignment = memberAssignment
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.memberId = ""
+            self.groupInstanceId = nil
+            self.clientId = ""
+            self.clientHost = ""
+            self.memberMetadata = ByteBuffer()
+            self.memberAssignment = ByteBuffer()
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -61,6 +61,22 @@ public struct FetchRequest: KafkaRequest, Equatable {
         self.rackId = rackId
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.clusterId = nil
+        self.replicaId = -1
+        self.replicaState = ReplicaState()
+        self.maxWaitMs = 0
+        self.minBytes = 0
+        self.maxBytes = 2147483647
+        self.isolationLevel = 0
+        self.sessionId = 0
+        self.sessionEpoch = -1
+        self.topics = []
+        self.forgottenTopicsData = []
+        self.rackId = ""
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 4 && version <= 17 else {
             throw WireError.unsupportedVersion(apiKey: 1, version: version)
@@ -188,6 +204,12 @@ public struct FetchRequest: KafkaRequest, Equatable {
             self.replicaEpoch = replicaEpoch
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.replicaId = -1
+            self.replicaEpoch = -1
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             if version >= 15 {
@@ -234,6 +256,13 @@ public struct FetchRequest: KafkaRequest, Equatable {
             self.topic = topic
             self.topicId = topicId
             self.partitions = partitions
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.topic = ""
+            self.topicId = .zero
+            self.partitions = []
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
@@ -307,6 +336,17 @@ public struct FetchRequest: KafkaRequest, Equatable {
             self.logStartOffset = logStartOffset
             self.partitionMaxBytes = partitionMaxBytes
             self.replicaDirectoryId = replicaDirectoryId
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.partition = 0
+            self.currentLeaderEpoch = -1
+            self.fetchOffset = 0
+            self.lastFetchedEpoch = -1
+            self.logStartOffset = -1
+            self.partitionMaxBytes = 0
+            self.replicaDirectoryId = .zero
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
@@ -385,6 +425,13 @@ public struct FetchRequest: KafkaRequest, Equatable {
             self.topic = topic
             self.topicId = topicId
             self.partitions = partitions
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.topic = ""
+            self.topicId = .zero
+            self.partitions = []
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

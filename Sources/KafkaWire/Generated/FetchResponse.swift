@@ -33,6 +33,15 @@ public struct FetchResponse: KafkaResponse, Equatable {
         self.nodeEndpoints = nodeEndpoints
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.errorCode = 0
+        self.sessionId = 0
+        self.responses = []
+        self.nodeEndpoints = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 4 && version <= 17 else {
             throw WireError.unsupportedVersion(apiKey: 1, version: version)
@@ -130,6 +139,13 @@ public struct FetchResponse: KafkaResponse, Equatable {
             self.partitions = partitions
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.topic = ""
+            self.topicId = .zero
+            self.partitions = []
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             if version <= 12 {
@@ -216,6 +232,21 @@ public struct FetchResponse: KafkaResponse, Equatable {
             self.abortedTransactions = abortedTransactions
             self.preferredReadReplica = preferredReadReplica
             self.records = records
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.partitionIndex = 0
+            self.errorCode = 0
+            self.highWatermark = 0
+            self.lastStableOffset = -1
+            self.logStartOffset = -1
+            self.divergingEpoch = EpochEndOffset()
+            self.currentLeader = LeaderIdAndEpoch()
+            self.snapshotId = SnapshotId()
+            self.abortedTransactions = []
+            self.preferredReadReplica = -1
+            self.records = nil
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
@@ -322,6 +353,12 @@ public struct FetchResponse: KafkaResponse, Equatable {
             self.endOffset = endOffset
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.epoch = -1
+            self.endOffset = -1
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             if version >= 12 {
@@ -366,6 +403,12 @@ public struct FetchResponse: KafkaResponse, Equatable {
             self.leaderEpoch = leaderEpoch
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.leaderId = -1
+            self.leaderEpoch = -1
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             if version >= 12 {
@@ -408,6 +451,12 @@ public struct FetchResponse: KafkaResponse, Equatable {
             self.epoch = epoch
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.endOffset = -1
+            self.epoch = -1
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             self.endOffset = try buffer.readWireInt64()
@@ -438,6 +487,12 @@ public struct FetchResponse: KafkaResponse, Equatable {
         ) {
             self.producerId = producerId
             self.firstOffset = firstOffset
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.producerId = 0
+            self.firstOffset = 0
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
@@ -478,6 +533,14 @@ public struct FetchResponse: KafkaResponse, Equatable {
             self.host = host
             self.port = port
             self.rack = rack
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.nodeId = 0
+            self.host = ""
+            self.port = 0
+            self.rack = nil
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -26,6 +26,13 @@ public struct FindCoordinatorRequest: KafkaRequest, Equatable {
         self.coordinatorKeys = coordinatorKeys
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.key = ""
+        self.keyType = 0
+        self.coordinatorKeys = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 6 else {
             throw WireError.unsupportedVersion(apiKey: 10, version: version)

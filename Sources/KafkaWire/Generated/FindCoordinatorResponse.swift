@@ -41,6 +41,17 @@ public struct FindCoordinatorResponse: KafkaResponse, Equatable {
         self.coordinators = coordinators
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.errorCode = 0
+        self.errorMessage = ""
+        self.nodeId = 0
+        self.host = ""
+        self.port = 0
+        self.coordinators = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 6 else {
             throw WireError.unsupportedVersion(apiKey: 10, version: version)
@@ -151,6 +162,16 @@ public struct FindCoordinatorResponse: KafkaResponse, Equatable {
             self.port = port
             self.errorCode = errorCode
             self.errorMessage = errorMessage
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.key = ""
+            self.nodeId = 0
+            self.host = ""
+            self.port = 0
+            self.errorCode = 0
+            self.errorMessage = ""
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

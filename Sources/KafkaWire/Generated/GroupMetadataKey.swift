@@ -15,6 +15,11 @@ public struct GroupMetadataKey: KafkaMessage, Equatable {
         self.group = group
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.group = ""
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 2 && version <= 2 else {
             throw WireError.unsupportedVersion(apiKey: nil, version: version)

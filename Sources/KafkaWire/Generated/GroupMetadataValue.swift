@@ -30,6 +30,16 @@ public struct GroupMetadataValue: KafkaMessage, Equatable {
         self.members = members
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.protocolType = ""
+        self.generation = 0
+        self.`protocol` = ""
+        self.leader = ""
+        self.currentStateTimestamp = -1
+        self.members = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 4 else {
             throw WireError.unsupportedVersion(apiKey: nil, version: version)
@@ -104,6 +114,18 @@ public struct GroupMetadataValue: KafkaMessage, Equatable {
             self.sessionTimeout = sessionTimeout
             self.subscription = subscription
             self.assignment = assignment
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.memberId = ""
+            self.groupInstanceId = nil
+            self.clientId = ""
+            self.clientHost = ""
+            self.rebalanceTimeout = -1
+            self.sessionTimeout = 0
+            self.subscription = ByteBuffer()
+            self.assignment = ByteBuffer()
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

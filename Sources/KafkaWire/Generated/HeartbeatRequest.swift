@@ -30,6 +30,14 @@ public struct HeartbeatRequest: KafkaRequest, Equatable {
         self.groupInstanceId = groupInstanceId
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.groupId = ""
+        self.generationId = 0
+        self.memberId = ""
+        self.groupInstanceId = nil
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 4 else {
             throw WireError.unsupportedVersion(apiKey: 12, version: version)

@@ -21,6 +21,12 @@ public struct HeartbeatResponse: KafkaResponse, Equatable {
         self.errorCode = errorCode
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.errorCode = 0
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 4 else {
             throw WireError.unsupportedVersion(apiKey: 12, version: version)

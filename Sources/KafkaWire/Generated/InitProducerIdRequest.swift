@@ -30,6 +30,14 @@ public struct InitProducerIdRequest: KafkaRequest, Equatable {
         self.producerEpoch = producerEpoch
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.transactionalId = ""
+        self.transactionTimeoutMs = 0
+        self.producerId = -1
+        self.producerEpoch = -1
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 22, version: version)

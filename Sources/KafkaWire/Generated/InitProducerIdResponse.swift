@@ -29,6 +29,14 @@ public struct InitProducerIdResponse: KafkaResponse, Equatable {
         self.producerEpoch = producerEpoch
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.errorCode = 0
+        self.producerId = -1
+        self.producerEpoch = 0
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 22, version: version)

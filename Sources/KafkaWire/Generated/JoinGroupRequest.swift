@@ -46,6 +46,18 @@ public struct JoinGroupRequest: KafkaRequest, Equatable {
         self.reason = reason
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.groupId = ""
+        self.sessionTimeoutMs = 0
+        self.rebalanceTimeoutMs = -1
+        self.memberId = ""
+        self.groupInstanceId = nil
+        self.protocolType = ""
+        self.protocols = []
+        self.reason = nil
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 11, version: version)
@@ -118,6 +130,12 @@ public struct JoinGroupRequest: KafkaRequest, Equatable {
         ) {
             self.name = name
             self.metadata = metadata
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.metadata = ByteBuffer()
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

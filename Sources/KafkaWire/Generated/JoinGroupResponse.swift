@@ -48,6 +48,19 @@ public struct JoinGroupResponse: KafkaResponse, Equatable {
         self.members = members
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.errorCode = 0
+        self.generationId = -1
+        self.protocolType = nil
+        self.protocolName = ""
+        self.leader = ""
+        self.skipAssignment = false
+        self.memberId = ""
+        self.members = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 11, version: version)
@@ -126,6 +139,13 @@ public struct JoinGroupResponse: KafkaResponse, Equatable {
             self.memberId = memberId
             self.groupInstanceId = groupInstanceId
             self.metadata = metadata
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.memberId = ""
+            self.groupInstanceId = nil
+            self.metadata = ByteBuffer()
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

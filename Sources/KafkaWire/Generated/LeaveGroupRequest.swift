@@ -26,6 +26,13 @@ public struct LeaveGroupRequest: KafkaRequest, Equatable {
         self.members = members
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.groupId = ""
+        self.memberId = ""
+        self.members = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 13, version: version)
@@ -90,6 +97,13 @@ public struct LeaveGroupRequest: KafkaRequest, Equatable {
             self.memberId = memberId
             self.groupInstanceId = groupInstanceId
             self.reason = reason
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.memberId = ""
+            self.groupInstanceId = nil
+            self.reason = nil
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -25,6 +25,13 @@ public struct LeaveGroupResponse: KafkaResponse, Equatable {
         self.members = members
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.errorCode = 0
+        self.members = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 13, version: version)
@@ -87,6 +94,13 @@ public struct LeaveGroupResponse: KafkaResponse, Equatable {
             self.memberId = memberId
             self.groupInstanceId = groupInstanceId
             self.errorCode = errorCode
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.memberId = ""
+            self.groupInstanceId = ""
+            self.errorCode = 0
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

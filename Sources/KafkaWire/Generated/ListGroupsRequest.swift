@@ -22,6 +22,12 @@ public struct ListGroupsRequest: KafkaRequest, Equatable {
         self.typesFilter = typesFilter
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.statesFilter = []
+        self.typesFilter = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 16, version: version)

@@ -25,6 +25,13 @@ public struct ListGroupsResponse: KafkaResponse, Equatable {
         self.groups = groups
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.errorCode = 0
+        self.groups = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 16, version: version)
@@ -85,6 +92,14 @@ public struct ListGroupsResponse: KafkaResponse, Equatable {
             self.protocolType = protocolType
             self.groupState = groupState
             self.groupType = groupType
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.groupId = ""
+            self.protocolType = ""
+            self.groupState = ""
+            self.groupType = ""
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -26,6 +26,13 @@ public struct ListOffsetsRequest: KafkaRequest, Equatable {
         self.topics = topics
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.replicaId = 0
+        self.isolationLevel = 0
+        self.topics = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 1 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 2, version: version)
@@ -82,6 +89,12 @@ public struct ListOffsetsRequest: KafkaRequest, Equatable {
             self.partitions = partitions
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.partitions = []
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             self.name = try buffer.readWireString(compact: version >= 6)
@@ -127,6 +140,13 @@ public struct ListOffsetsRequest: KafkaRequest, Equatable {
             self.partitionIndex = partitionIndex
             self.currentLeaderEpoch = currentLeaderEpoch
             self.timestamp = timestamp
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.partitionIndex = 0
+            self.currentLeaderEpoch = -1
+            self.timestamp = 0
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

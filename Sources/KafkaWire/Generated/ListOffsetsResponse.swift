@@ -21,6 +21,12 @@ public struct ListOffsetsResponse: KafkaResponse, Equatable {
         self.topics = topics
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.topics = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 1 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 2, version: version)
@@ -71,6 +77,12 @@ public struct ListOffsetsResponse: KafkaResponse, Equatable {
         ) {
             self.name = name
             self.partitions = partitions
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.partitions = []
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
@@ -125,6 +137,15 @@ public struct ListOffsetsResponse: KafkaResponse, Equatable {
             self.timestamp = timestamp
             self.offset = offset
             self.leaderEpoch = leaderEpoch
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.partitionIndex = 0
+            self.errorCode = 0
+            self.timestamp = -1
+            self.offset = -1
+            self.leaderEpoch = -1
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -30,6 +30,14 @@ public struct MetadataRequest: KafkaRequest, Equatable {
         self.includeTopicAuthorizedOperations = includeTopicAuthorizedOperations
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.topics = []
+        self.allowAutoTopicCreation = true
+        self.includeClusterAuthorizedOperations = false
+        self.includeTopicAuthorizedOperations = false
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 12 else {
             throw WireError.unsupportedVersion(apiKey: 3, version: version)
@@ -104,6 +112,12 @@ public struct MetadataRequest: KafkaRequest, Equatable {
         ) {
             self.topicId = topicId
             self.name = name
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.topicId = .zero
+            self.name = ""
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -37,6 +37,16 @@ public struct MetadataResponse: KafkaResponse, Equatable {
         self.clusterAuthorizedOperations = clusterAuthorizedOperations
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.brokers = []
+        self.clusterId = nil
+        self.controllerId = -1
+        self.topics = []
+        self.clusterAuthorizedOperations = -2147483648
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 12 else {
             throw WireError.unsupportedVersion(apiKey: 3, version: version)
@@ -130,6 +140,14 @@ public struct MetadataResponse: KafkaResponse, Equatable {
             self.rack = rack
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.nodeId = 0
+            self.host = ""
+            self.port = 0
+            self.rack = nil
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             self.nodeId = try buffer.readWireInt32()
@@ -184,6 +202,16 @@ public struct MetadataResponse: KafkaResponse, Equatable {
             self.isInternal = isInternal
             self.partitions = partitions
             self.topicAuthorizedOperations = topicAuthorizedOperations
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.errorCode = 0
+            self.name = ""
+            self.topicId = .zero
+            self.isInternal = false
+            self.partitions = []
+            self.topicAuthorizedOperations = -2147483648
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
@@ -269,6 +297,17 @@ public struct MetadataResponse: KafkaResponse, Equatable {
             self.replicaNodes = replicaNodes
             self.isrNodes = isrNodes
             self.offlineReplicas = offlineReplicas
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.errorCode = 0
+            self.partitionIndex = 0
+            self.leaderId = 0
+            self.leaderEpoch = -1
+            self.replicaNodes = []
+            self.isrNodes = []
+            self.offlineReplicas = []
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -21,6 +21,13 @@ public struct OffsetCommitKey: KafkaMessage, Equatable {
         self.partition = partition
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.group = ""
+        self.topic = ""
+        self.partition = 0
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 1 else {
             throw WireError.unsupportedVersion(apiKey: nil, version: version)

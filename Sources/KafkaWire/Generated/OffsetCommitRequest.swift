@@ -38,6 +38,16 @@ public struct OffsetCommitRequest: KafkaRequest, Equatable {
         self.topics = topics
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.groupId = ""
+        self.generationIdOrMemberEpoch = -1
+        self.memberId = ""
+        self.groupInstanceId = nil
+        self.retentionTimeMs = -1
+        self.topics = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 2 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 8, version: version)
@@ -104,6 +114,12 @@ public struct OffsetCommitRequest: KafkaRequest, Equatable {
             self.partitions = partitions
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.partitions = []
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             self.name = try buffer.readWireString(compact: version >= 8)
@@ -153,6 +169,14 @@ public struct OffsetCommitRequest: KafkaRequest, Equatable {
             self.committedOffset = committedOffset
             self.committedLeaderEpoch = committedLeaderEpoch
             self.committedMetadata = committedMetadata
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.partitionIndex = 0
+            self.committedOffset = 0
+            self.committedLeaderEpoch = -1
+            self.committedMetadata = ""
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

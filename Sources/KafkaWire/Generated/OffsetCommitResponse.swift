@@ -21,6 +21,12 @@ public struct OffsetCommitResponse: KafkaResponse, Equatable {
         self.topics = topics
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.topics = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 2 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 8, version: version)
@@ -73,6 +79,12 @@ public struct OffsetCommitResponse: KafkaResponse, Equatable {
             self.partitions = partitions
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.partitions = []
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             self.name = try buffer.readWireString(compact: version >= 8)
@@ -114,6 +126,12 @@ public struct OffsetCommitResponse: KafkaResponse, Equatable {
         ) {
             self.partitionIndex = partitionIndex
             self.errorCode = errorCode
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.partitionIndex = 0
+            self.errorCode = 0
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

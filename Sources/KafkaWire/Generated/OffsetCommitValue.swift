@@ -27,6 +27,15 @@ public struct OffsetCommitValue: KafkaMessage, Equatable {
         self.expireTimestamp = expireTimestamp
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.offset = 0
+        self.leaderEpoch = -1
+        self.metadata = ""
+        self.commitTimestamp = 0
+        self.expireTimestamp = -1
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 4 else {
             throw WireError.unsupportedVersion(apiKey: nil, version: version)

@@ -22,6 +22,12 @@ public struct OffsetDeleteRequest: KafkaRequest, Equatable {
         self.topics = topics
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.groupId = ""
+        self.topics = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 0 else {
             throw WireError.unsupportedVersion(apiKey: 47, version: version)
@@ -64,6 +70,12 @@ public struct OffsetDeleteRequest: KafkaRequest, Equatable {
             self.partitions = partitions
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.partitions = []
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             self.name = try buffer.readWireString(compact: false)
@@ -95,6 +107,11 @@ public struct OffsetDeleteRequest: KafkaRequest, Equatable {
             partitionIndex: Int32 = 0
         ) {
             self.partitionIndex = partitionIndex
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.partitionIndex = 0
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -25,6 +25,13 @@ public struct OffsetDeleteResponse: KafkaResponse, Equatable {
         self.topics = topics
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.errorCode = 0
+        self.throttleTimeMs = 0
+        self.topics = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 0 else {
             throw WireError.unsupportedVersion(apiKey: 47, version: version)
@@ -69,6 +76,12 @@ public struct OffsetDeleteResponse: KafkaResponse, Equatable {
             self.partitions = partitions
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.partitions = []
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             self.name = try buffer.readWireString(compact: false)
@@ -104,6 +117,12 @@ public struct OffsetDeleteResponse: KafkaResponse, Equatable {
         ) {
             self.partitionIndex = partitionIndex
             self.errorCode = errorCode
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.partitionIndex = 0
+            self.errorCode = 0
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -30,6 +30,14 @@ public struct OffsetFetchRequest: KafkaRequest, Equatable {
         self.requireStable = requireStable
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.groupId = ""
+        self.topics = []
+        self.groups = []
+        self.requireStable = false
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 1 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 9, version: version)
@@ -123,6 +131,12 @@ public struct OffsetFetchRequest: KafkaRequest, Equatable {
             self.partitionIndexes = partitionIndexes
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.partitionIndexes = []
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             if version <= 7 {
@@ -184,6 +198,14 @@ public struct OffsetFetchRequest: KafkaRequest, Equatable {
             self.memberId = memberId
             self.memberEpoch = memberEpoch
             self.topics = topics
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.groupId = ""
+            self.memberId = nil
+            self.memberEpoch = -1
+            self.topics = []
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
@@ -256,6 +278,12 @@ public struct OffsetFetchRequest: KafkaRequest, Equatable {
         ) {
             self.name = name
             self.partitionIndexes = partitionIndexes
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.partitionIndexes = []
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

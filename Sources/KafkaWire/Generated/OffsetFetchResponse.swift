@@ -29,6 +29,14 @@ public struct OffsetFetchResponse: KafkaResponse, Equatable {
         self.groups = groups
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.topics = []
+        self.errorCode = 0
+        self.groups = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 1 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 9, version: version)
@@ -112,6 +120,12 @@ public struct OffsetFetchResponse: KafkaResponse, Equatable {
             self.partitions = partitions
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.partitions = []
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             if version <= 7 {
@@ -177,6 +191,15 @@ public struct OffsetFetchResponse: KafkaResponse, Equatable {
             self.committedLeaderEpoch = committedLeaderEpoch
             self.metadata = metadata
             self.errorCode = errorCode
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.partitionIndex = 0
+            self.committedOffset = 0
+            self.committedLeaderEpoch = -1
+            self.metadata = ""
+            self.errorCode = 0
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
@@ -249,6 +272,13 @@ public struct OffsetFetchResponse: KafkaResponse, Equatable {
             self.errorCode = errorCode
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.groupId = ""
+            self.topics = []
+            self.errorCode = 0
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             if version >= 8 {
@@ -310,6 +340,12 @@ public struct OffsetFetchResponse: KafkaResponse, Equatable {
         ) {
             self.name = name
             self.partitions = partitions
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.partitions = []
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
@@ -377,6 +413,15 @@ public struct OffsetFetchResponse: KafkaResponse, Equatable {
             self.committedLeaderEpoch = committedLeaderEpoch
             self.metadata = metadata
             self.errorCode = errorCode
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.partitionIndex = 0
+            self.committedOffset = 0
+            self.committedLeaderEpoch = -1
+            self.metadata = ""
+            self.errorCode = 0
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

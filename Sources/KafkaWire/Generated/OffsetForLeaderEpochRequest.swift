@@ -22,6 +22,12 @@ public struct OffsetForLeaderEpochRequest: KafkaRequest, Equatable {
         self.topics = topics
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.replicaId = -2
+        self.topics = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 2 && version <= 4 else {
             throw WireError.unsupportedVersion(apiKey: 23, version: version)
@@ -74,6 +80,12 @@ public struct OffsetForLeaderEpochRequest: KafkaRequest, Equatable {
             self.partitions = partitions
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.topic = ""
+            self.partitions = []
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             self.topic = try buffer.readWireString(compact: version >= 4)
@@ -119,6 +131,13 @@ public struct OffsetForLeaderEpochRequest: KafkaRequest, Equatable {
             self.partition = partition
             self.currentLeaderEpoch = currentLeaderEpoch
             self.leaderEpoch = leaderEpoch
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.partition = 0
+            self.currentLeaderEpoch = -1
+            self.leaderEpoch = 0
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

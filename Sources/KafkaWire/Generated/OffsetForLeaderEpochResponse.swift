@@ -21,6 +21,12 @@ public struct OffsetForLeaderEpochResponse: KafkaResponse, Equatable {
         self.topics = topics
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.topics = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 2 && version <= 4 else {
             throw WireError.unsupportedVersion(apiKey: 23, version: version)
@@ -67,6 +73,12 @@ public struct OffsetForLeaderEpochResponse: KafkaResponse, Equatable {
         ) {
             self.topic = topic
             self.partitions = partitions
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.topic = ""
+            self.partitions = []
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
@@ -118,6 +130,14 @@ public struct OffsetForLeaderEpochResponse: KafkaResponse, Equatable {
             self.partition = partition
             self.leaderEpoch = leaderEpoch
             self.endOffset = endOffset
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.errorCode = 0
+            self.partition = 0
+            self.leaderEpoch = -1
+            self.endOffset = -1
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

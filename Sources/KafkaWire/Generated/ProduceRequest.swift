@@ -30,6 +30,14 @@ public struct ProduceRequest: KafkaRequest, Equatable {
         self.topicData = topicData
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.transactionalId = nil
+        self.acks = 0
+        self.timeoutMs = 0
+        self.topicData = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 3 && version <= 11 else {
             throw WireError.unsupportedVersion(apiKey: 0, version: version)
@@ -82,6 +90,12 @@ public struct ProduceRequest: KafkaRequest, Equatable {
             self.partitionData = partitionData
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.partitionData = []
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             self.name = try buffer.readWireString(compact: version >= 9)
@@ -123,6 +137,12 @@ public struct ProduceRequest: KafkaRequest, Equatable {
         ) {
             self.index = index
             self.records = records
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.index = 0
+            self.records = nil
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -25,6 +25,13 @@ public struct ProduceResponse: KafkaResponse, Equatable {
         self.nodeEndpoints = nodeEndpoints
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.responses = []
+        self.throttleTimeMs = 0
+        self.nodeEndpoints = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 3 && version <= 11 else {
             throw WireError.unsupportedVersion(apiKey: 0, version: version)
@@ -104,6 +111,12 @@ public struct ProduceResponse: KafkaResponse, Equatable {
             self.partitionResponses = partitionResponses
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.name = ""
+            self.partitionResponses = []
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             self.name = try buffer.readWireString(compact: version >= 9)
@@ -168,6 +181,18 @@ public struct ProduceResponse: KafkaResponse, Equatable {
             self.recordErrors = recordErrors
             self.errorMessage = errorMessage
             self.currentLeader = currentLeader
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.index = 0
+            self.errorCode = 0
+            self.baseOffset = 0
+            self.logAppendTimeMs = -1
+            self.logStartOffset = -1
+            self.recordErrors = []
+            self.errorMessage = nil
+            self.currentLeader = LeaderIdAndEpoch()
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
@@ -255,6 +280,12 @@ public struct ProduceResponse: KafkaResponse, Equatable {
             self.batchIndexErrorMessage = batchIndexErrorMessage
         }
 
+        /// All fields at their schema defaults.
+        public init() {
+            self.batchIndex = 0
+            self.batchIndexErrorMessage = nil
+        }
+
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
             if version >= 8 {
@@ -297,6 +328,12 @@ public struct ProduceResponse: KafkaResponse, Equatable {
         ) {
             self.leaderId = leaderId
             self.leaderEpoch = leaderEpoch
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.leaderId = -1
+            self.leaderEpoch = -1
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
@@ -349,6 +386,14 @@ public struct ProduceResponse: KafkaResponse, Equatable {
             self.host = host
             self.port = port
             self.rack = rack
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.nodeId = 0
+            self.host = ""
+            self.port = 0
+            self.rack = nil
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

@@ -42,6 +42,17 @@ public struct SyncGroupRequest: KafkaRequest, Equatable {
         self.assignments = assignments
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.groupId = ""
+        self.generationId = 0
+        self.memberId = ""
+        self.groupInstanceId = nil
+        self.protocolType = nil
+        self.protocolName = nil
+        self.assignments = []
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 14, version: version)
@@ -112,6 +123,12 @@ public struct SyncGroupRequest: KafkaRequest, Equatable {
         ) {
             self.memberId = memberId
             self.assignment = assignment
+        }
+
+        /// All fields at their schema defaults.
+        public init() {
+            self.memberId = ""
+            self.assignment = ByteBuffer()
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {

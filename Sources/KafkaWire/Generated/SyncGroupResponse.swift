@@ -33,6 +33,15 @@ public struct SyncGroupResponse: KafkaResponse, Equatable {
         self.assignment = assignment
     }
 
+    /// All fields at their schema defaults.
+    public init() {
+        self.throttleTimeMs = 0
+        self.errorCode = 0
+        self.protocolType = nil
+        self.protocolName = nil
+        self.assignment = ByteBuffer()
+    }
+
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
         guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 14, version: version)
