@@ -21,6 +21,7 @@ How the peer was run when the harness was validated (the binary is not committed
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -55,6 +56,17 @@ def is_peer() -> bool:
 
 def petrel_only(reason: str = "needs Petrel itself (not the validation peer)"):
     return pytest.mark.skipif(is_peer(), reason=reason)
+
+
+_ALL_PROCS: list[subprocess.Popen] = []
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    # Never leave a broker behind, even if pytest is torn down abruptly.
+    for p in _ALL_PROCS:
+        if p.poll() is None:
+            p.kill()
 
 
 class BrokerProcess:
@@ -131,6 +143,7 @@ class BrokerProcess:
         self.port = None
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
+        _ALL_PROCS.append(self.proc)
         self._reader = threading.Thread(target=self._drain, args=(self.proc, logf), daemon=True)
         self._reader.start()
 
