@@ -1,0 +1,470 @@
+public import DiskIO
+public import Logging
+public import NIOCore
+import RecordFormat
+import Synchronization
+
+/// The single writer of every partition log.
+///
+/// One dedicated thread takes all queued appends (across partitions) as a group: it assigns offsets
+/// (patching `baseOffset` in place, stamping `partitionLeaderEpoch` 0 and, for LogAppendTime topics,
+/// the append time), reserves file positions, rolls segments when due, and writes the whole group —
+/// batches and index entries — with one `io.submit`. Partitions whose flush policy asks for it
+/// (`flush.messages` reached, `flush.ms` elapsed) then get one more submit of fdatasync operations: a
+/// group commit, one fdatasync covering every batch waiting. Then high watermarks advance, index
+/// entries are published, completions run, and `onAppended` is told. Appends arriving meanwhile queue
+/// up and form the next group.
+///
+/// Partitions that need no flush are completed right after the write submit, before the sync submit.
+public final class LogAppender: @unchecked Sendable {
+    private struct Item {
+        var batch: ByteBuffer
+        let log: PartitionLog?
+        let completion: (@Sendable (Result<AppendResult, CommitLogError>) -> Void)?
+        let task: (() -> Void)?
+    }
+
+    private struct Outcome {
+        var error: CommitLogError?
+        var baseOffset: Int64 = -1
+        var lastOffset: Int64 = -1
+        var logAppendTime: Int64 = -1
+    }
+
+    /// Most operations handed to one submit before the group is split (bounds SQEs and pinned memory).
+    static let groupOperationsMax = 4096
+
+    let io: any FileIO
+    let clock: any LogClock
+    let logger: Logger
+
+    /// Called on the appender thread after appends advanced a partition's high watermark.
+    /// Set before `start()`.
+    public var onAppended: (@Sendable (TopicPartition, Int64) -> Void)?
+
+    private let lock = ConditionLock()
+    // Guarded by `lock`.
+    private var queue: [Item] = []
+    private var stopping = false
+    private var running = false
+
+    // Appender thread only.
+    private var thread: WorkerThread?
+    private var batchItems: [Item] = []
+    private var operations: [IOOperation] = []
+    private var owners: [PartitionLog] = []
+    private var outcomes: [Outcome] = []
+    private var groupLogs: [PartitionLog] = []
+    private var flushLogs: [PartitionLog] = []
+    private let arena = ScratchArena()
+
+    public init(io: any FileIO, clock: any LogClock, logger: Logger) {
+        self.io = io
+        self.clock = clock
+        self.logger = logger
+    }
+
+    deinit {
+        if running { shutdown() }
+    }
+
+    /// Starts the appender thread.
+    public func start() {
+        let shouldStart = lock.withLock { () -> Bool in
+            guard !running, !stopping else { return false }
+            running = true
+            return true
+        }
+        guard shouldStart else { return }
+        let worker = WorkerThread(name: "petrel-appender") { [self] in run() }
+        thread = worker
+        worker.start()
+    }
+
+    /// Finishes the queued work, then stops the thread. Later appends fail with `.shuttingDown`.
+    public func shutdown() {
+        let wasRunning = lock.withLock { () -> Bool in
+            let wasRunning = running
+            stopping = true
+            lock.broadcast()
+            return wasRunning
+        }
+        if wasRunning, let thread, !thread.isCurrent {
+            thread.join()
+        }
+        lock.withLock { running = false }
+    }
+
+    /// Whether the appender thread is running (appends are accepted).
+    public var isRunning: Bool { lock.withLock { running && !stopping } }
+
+    /// Queues one batch for `log`.
+    ///
+    /// `batch` is one already-validated (CRC, magic) record batch v2 exactly as received: its readable
+    /// bytes are the whole batch. Its header is patched in place when the buffer is uniquely owned;
+    /// otherwise the patched first 16 bytes are written from scratch memory and the rest from the
+    /// caller's bytes, so the payload is never copied. `completion` runs on the appender thread.
+    public func append(
+        _ batch: ByteBuffer, to log: PartitionLog,
+        completion: @escaping @Sendable (Result<AppendResult, CommitLogError>) -> Void
+    ) {
+        let accepted = lock.withLock { () -> Bool in
+            guard running, !stopping else { return false }
+            queue.append(Item(batch: batch, log: log, completion: completion, task: nil))
+            if queue.count == 1 { lock.signal() }
+            return true
+        }
+        if !accepted {
+            completion(.failure(CommitLogError(.shuttingDown, "the appender is not running")))
+        }
+    }
+
+    /// Runs `task` on the appender thread after the appends queued before it. Returns false (and does
+    /// not run it) if the appender is not running.
+    @discardableResult
+    func enqueue(_ task: @escaping @Sendable () -> Void) -> Bool {
+        lock.withLock { () -> Bool in
+            guard running, !stopping else { return false }
+            queue.append(Item(batch: ByteBuffer(), log: nil, completion: nil, task: task))
+            if queue.count == 1 { lock.signal() }
+            return true
+        }
+    }
+
+    /// Runs `body` on the appender thread and waits for it; runs it inline when the appender is not
+    /// running (or when called from the appender thread).
+    func perform<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T {
+        if let thread, thread.isCurrent { return body() }
+        let box = ResultBox<T>()
+        let queued = enqueue {
+            let value = body()
+            box.done.withLock {
+                box.value = value
+                box.done.broadcast()
+            }
+        }
+        guard queued else { return body() }
+        box.done.lock()
+        while box.value == nil { box.done.wait() }
+        let value = box.value!
+        box.done.unlock()
+        return value
+    }
+
+    // MARK: The thread
+
+    private func run() {
+        while true {
+            lock.lock()
+            while queue.isEmpty && !stopping { lock.wait() }
+            if queue.isEmpty && stopping {
+                lock.unlock()
+                return
+            }
+            swap(&queue, &batchItems)
+            lock.unlock()
+            process()
+            batchItems.removeAll(keepingCapacity: true)
+        }
+    }
+
+    private func process() {
+        var start = 0
+        var index = 0
+        var operationCount = 0
+        while index < batchItems.count {
+            if let task = batchItems[index].task {
+                if start < index { runGroup(start..<index) }
+                task()
+                index += 1
+                start = index
+                operationCount = 0
+                continue
+            }
+            operationCount += 2
+            index += 1
+            if operationCount >= Self.groupOperationsMax {
+                runGroup(start..<index)
+                start = index
+                operationCount = 0
+            }
+        }
+        if start < batchItems.count { runGroup(start..<batchItems.count) }
+    }
+
+    // MARK: One group
+
+    private func runGroup(_ range: Range<Int>) {
+        let now = clock.wallMilliseconds()
+        operations.removeAll(keepingCapacity: true)
+        owners.removeAll(keepingCapacity: true)
+        outcomes.removeAll(keepingCapacity: true)
+        groupLogs.removeAll(keepingCapacity: true)
+        flushLogs.removeAll(keepingCapacity: true)
+        arena.reset()
+
+        // 1. Assign offsets and positions (rolling as needed); queue the batch writes.
+        for index in range {
+            outcomes.append(reserve(index, now: now))
+        }
+        // 2. Queue the index entries earned.
+        for log in groupLogs where log.groupFailure == nil {
+            for segment in log.groupSegments { queueIndexWrites(segment, log: log) }
+        }
+        // 3. One submit for the whole group.
+        if !operations.isEmpty {
+            io.submit(&operations)
+            noteFailures()
+        }
+        // 4. Partitions that need no flush complete now; the others wait for the group commit.
+        for log in groupLogs {
+            if let failure = log.groupFailure {
+                log.goOffline(failure)
+            } else if log.flushDue(now: now) {
+                log.groupNeedsFlush = true
+                flushLogs.append(log)
+            } else {
+                publish(log)
+            }
+        }
+        complete(range, flushing: false)
+        notify(flushing: false)
+
+        // 5. The group commit (fdatasync), plus write-behind for the rest.
+        operations.removeAll(keepingCapacity: true)
+        owners.removeAll(keepingCapacity: true)
+        for log in flushLogs {
+            log.appendFlushOperations(to: &operations, owners: &owners, onlyInactive: false)
+        }
+        for log in groupLogs where log.groupFailure == nil && !log.groupNeedsFlush {
+            queueWriteBehind(log)
+        }
+        if !operations.isEmpty {
+            io.submit(&operations)
+            noteFailures(writeBehind: true)
+        }
+        for log in flushLogs {
+            if let failure = log.groupFailure {
+                log.goOffline(failure)
+            } else {
+                log.flushCompleted(now: now, onlyInactive: false)
+                publish(log)
+            }
+        }
+        if !flushLogs.isEmpty {
+            complete(range, flushing: true)
+            notify(flushing: true)
+        }
+        for log in groupLogs where !log.groupNeedsFlush {
+            // A failed write-behind: the appends were acknowledged, but the disk is failing.
+            if let failure = log.groupFailure { log.goOffline(failure) }
+        }
+
+        // 6. Rolled segments become durable (Kafka flushes up to the new segment's base after a roll),
+        //    which moves the recovery point past them.
+        operations.removeAll(keepingCapacity: true)
+        owners.removeAll(keepingCapacity: true)
+        for log in groupLogs where log.groupRolled && log.groupFailure == nil {
+            log.appendFlushOperations(to: &operations, owners: &owners, onlyInactive: true)
+        }
+        if !operations.isEmpty {
+            io.submit(&operations)
+            noteFailures()
+            for log in groupLogs where log.groupRolled {
+                if let failure = log.groupFailure { log.goOffline(failure) } else { log.flushCompleted(now: now, onlyInactive: true) }
+            }
+        }
+        for log in groupLogs {
+            log.inGroup = false
+            log.groupSegments.removeAll(keepingCapacity: true)
+            log.groupFailure = nil
+            log.groupRolled = false
+            log.groupNeedsFlush = false
+            log.groupAdvanced = false
+        }
+        groupLogs.removeAll(keepingCapacity: true)
+        flushLogs.removeAll(keepingCapacity: true)
+        owners.removeAll(keepingCapacity: true)
+    }
+
+    /// Assigns the offsets and file position of append `index` and queues its write.
+    private func reserve(_ index: Int, now: Int64) -> Outcome {
+        let log = batchItems[index].log!
+        if !log.inGroup {
+            log.inGroup = true
+            log.groupSegments.removeAll(keepingCapacity: true)
+            log.groupSegments.append(log.active)
+            groupLogs.append(log)
+            log.state.withLock { s in
+                log.writerConfiguration = s.configuration
+                if s.isClosed { log.writerClosed = true }
+            }
+        }
+        if log.writerClosed { return Outcome(error: CommitLogError(.notFound, "\(log.topicPartition) was deleted or shut down")) }
+        if log.writerOffline { return Outcome(error: CommitLogError(.offline, "\(log.topicPartition) is offline after a disk error")) }
+        if let failure = log.groupFailure {
+            return Outcome(error: .storage(failure, "\(log.topicPartition): an earlier append of this group failed"))
+        }
+        let configuration = log.writerConfiguration
+        let byteCount = batchItems[index].batch.readableBytes
+        guard let header = RecordBatchHeader(buffer: batchItems[index].batch), header.magic == 2,
+            header.totalByteCount == byteCount, header.lastOffsetDelta >= 0
+        else {
+            return Outcome(error: CommitLogError(.invalidBatch, "\(log.topicPartition): not exactly one record batch v2 (\(byteCount) bytes)"))
+        }
+        guard byteCount <= configuration.maxMessageBytes else {
+            return Outcome(error: CommitLogError(.messageTooLarge, "\(log.topicPartition): batch of \(byteCount) bytes exceeds max.message.bytes \(configuration.maxMessageBytes)"))
+        }
+        let baseOffset = log.nextOffset
+        let lastOffset = baseOffset + Int64(header.lastOffsetDelta)
+        if log.active.shouldRoll(byteCount: byteCount, lastOffset: lastOffset, now: now, configuration: configuration) {
+            do { try log.roll(now: now) } catch {
+                log.groupFailure = error
+                return Outcome(error: .storage(error, "\(log.topicPartition): rolling a new segment"))
+            }
+        }
+        let segment = log.active
+        var maxTimestamp = header.maxTimestamp
+        var logAppendTime: Int64 = -1
+        let fd = segment.file.fd
+        let position: Int64
+        if configuration.messageTimestampType == .logAppendTime {
+            RecordBatch.setBaseOffset(baseOffset, in: &batchItems[index].batch, at: batchItems[index].batch.readerIndex)
+            RecordBatch.setPartitionLeaderEpoch(0, in: &batchItems[index].batch, at: batchItems[index].batch.readerIndex)
+            RecordBatch.stampLogAppendTime(now, in: &batchItems[index].batch, at: batchItems[index].batch.readerIndex)
+            maxTimestamp = now
+            logAppendTime = now
+            position = segment.reserve(lastOffset: lastOffset, byteCount: byteCount, maxTimestamp: maxTimestamp, now: now)
+            queueWrite(fd: fd, at: position, batchItems[index].batch, from: 0, log: log)
+        } else {
+            let patchedInPlace = batchItems[index].batch.modifyIfUniquelyOwned { buffer -> Bool in
+                buffer.setInteger(baseOffset, at: buffer.readerIndex)
+                buffer.setInteger(Int32(0), at: buffer.readerIndex + 12)
+                return true
+            } ?? false
+            position = segment.reserve(lastOffset: lastOffset, byteCount: byteCount, maxTimestamp: maxTimestamp, now: now)
+            if patchedInPlace {
+                queueWrite(fd: fd, at: position, batchItems[index].batch, from: 0, log: log)
+            } else {
+                // Shared buffer: write a patched copy of the first 16 bytes, then the untouched rest.
+                let prefix = arena.allocate(16)
+                prefix.storeBytes(of: baseOffset.bigEndian, toByteOffset: 0, as: Int64.self)
+                prefix.storeBytes(of: header.batchLength.bigEndian, toByteOffset: 8, as: Int32.self)
+                prefix.storeBytes(of: Int32(0).bigEndian, toByteOffset: 12, as: Int32.self)
+                operations.append(IOOperation(.write(fd: fd, offset: position, bytes: UnsafeRawBufferPointer(prefix))))
+                owners.append(log)
+                queueWrite(fd: fd, at: position + 16, batchItems[index].batch, from: 16, log: log)
+            }
+        }
+        log.nextOffset = lastOffset + 1
+        if log.unflushedSegments.last !== segment { log.unflushedSegments.append(segment) }
+        if log.groupSegments.last !== segment { log.groupSegments.append(segment) }
+        return Outcome(error: nil, baseOffset: baseOffset, lastOffset: lastOffset, logAppendTime: logAppendTime)
+    }
+
+    private func queueWrite(fd: Int32, at position: Int64, _ buffer: ByteBuffer, from skip: Int, log: PartitionLog) {
+        // The buffer is kept alive and unmodified in `batchItems` until the submit returns.
+        let bytes = buffer.withUnsafeReadableBytes { UnsafeRawBufferPointer(rebasing: $0[skip...]) }
+        operations.append(IOOperation(.write(fd: fd, offset: position, bytes: bytes)))
+        owners.append(log)
+    }
+
+    private func queueIndexWrites(_ segment: LogSegment, log: PartitionLog) {
+        if let fd = segment.offsetIndexFD, !segment.pendingOffsetEntries.isEmpty {
+            let bytes = arena.allocate(segment.pendingOffsetEntries.count * OffsetIndex.entryByteCount)
+            for (i, entry) in segment.pendingOffsetEntries.enumerated() {
+                OffsetIndex.encode(entry, into: UnsafeMutableRawBufferPointer(rebasing: bytes[(i * OffsetIndex.entryByteCount)...]))
+            }
+            operations.append(IOOperation(.write(fd: fd, offset: segment.offsetEntryFilePosition(pending: 0), bytes: UnsafeRawBufferPointer(bytes))))
+            owners.append(log)
+        }
+        if let fd = segment.timeIndexFD, !segment.pendingTimeEntries.isEmpty {
+            let bytes = arena.allocate(segment.pendingTimeEntries.count * TimeIndex.entryByteCount)
+            for (i, entry) in segment.pendingTimeEntries.enumerated() {
+                TimeIndex.encode(entry, into: UnsafeMutableRawBufferPointer(rebasing: bytes[(i * TimeIndex.entryByteCount)...]))
+            }
+            operations.append(IOOperation(.write(fd: fd, offset: segment.timeEntryFilePosition(pending: 0), bytes: UnsafeRawBufferPointer(bytes))))
+            owners.append(log)
+        }
+    }
+
+    private func queueWriteBehind(_ log: PartitionLog) {
+        let threshold = log.writerConfiguration.writeBehindBytes
+        let segment = log.active
+        guard threshold > 0, segment.size - segment.writeBehindPosition >= Int64(threshold) else { return }
+        operations.append(IOOperation(.syncFileRange(fd: segment.file.fd, offset: segment.writeBehindPosition, length: segment.size - segment.writeBehindPosition)))
+        owners.append(log)
+        segment.writeBehindPosition = segment.size
+    }
+
+    /// Records the first failed operation of each partition as its group failure.
+    private func noteFailures(writeBehind: Bool = false) {
+        for (index, operation) in operations.enumerated() {
+            let failure: DiskError?
+            switch operation.result {
+            case .success(let written):
+                if case .write(_, _, let bytes) = operation.kind, written != bytes.count {
+                    failure = DiskError(.write, path: owners[index].directory, errno: 5, detail: "short write: \(written) of \(bytes.count) bytes")
+                } else {
+                    failure = nil
+                }
+            case .failure(let error):
+                if case .syncFileRange = operation.kind, error.errno != 5, error.errno != 28 {
+                    // Write-behind is advisory: a file system without sync_file_range is not a disk error.
+                    failure = nil
+                } else {
+                    failure = error
+                }
+            case nil:
+                failure = DiskError(.submit, path: owners[index].directory, errno: 5, detail: "operation not executed")
+            }
+            if let failure, owners[index].groupFailure == nil {
+                owners[index].groupFailure = failure
+            }
+        }
+        _ = writeBehind
+    }
+
+    /// Publishes a partition's completed appends to readers.
+    private func publish(_ log: PartitionLog) {
+        let previous: Int64
+        (previous, log.groupLogStartOffset) = log.state.withLock { s in
+            for segment in log.groupSegments { segment.commitLocked() }
+            let previous = s.highWatermark
+            s.highWatermark = log.nextOffset
+            return (previous, s.logStartOffset)
+        }
+        log.groupAdvanced = log.nextOffset > previous
+    }
+
+    private func complete(_ range: Range<Int>, flushing: Bool) {
+        for index in range {
+            guard let log = batchItems[index].log, log.groupNeedsFlush == flushing,
+                let completion = batchItems[index].completion
+            else { continue }
+            let outcome = outcomes[index - range.lowerBound]
+            if let error = outcome.error {
+                completion(.failure(error))
+            } else if let failure = log.groupFailure {
+                completion(.failure(.storage(failure, "\(log.topicPartition): append failed")))
+            } else {
+                completion(.success(AppendResult(
+                    baseOffset: outcome.baseOffset, lastOffset: outcome.lastOffset,
+                    logAppendTime: outcome.logAppendTime, logStartOffset: log.groupLogStartOffset)))
+            }
+        }
+    }
+
+    private func notify(flushing: Bool) {
+        guard let onAppended else { return }
+        for log in groupLogs where log.groupNeedsFlush == flushing && log.groupFailure == nil && log.groupAdvanced {
+            onAppended(log.topicPartition, log.nextOffset)
+        }
+    }
+}
+
+/// Hands a value from the appender thread to a waiting caller.
+private final class ResultBox<T>: @unchecked Sendable {
+    var value: T?
+    let done = ConditionLock()
+}

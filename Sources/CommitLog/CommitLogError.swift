@@ -1,0 +1,42 @@
+public import DiskIO
+
+/// A storage failure: what kind (the broker maps it to a Kafka error code), a message with context,
+/// and the disk error behind it when there is one.
+public struct CommitLogError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable {
+        /// Bytes failed their CRC or do not parse as a batch (`CORRUPT_MESSAGE`).
+        case corruptBatch
+        /// A batch that parses but breaks a rule (`INVALID_RECORD`).
+        case invalidBatch
+        /// Larger than `max.message.bytes` (`MESSAGE_TOO_LARGE`).
+        case messageTooLarge
+        /// Below the log start offset or above the high watermark (`OFFSET_OUT_OF_RANGE`).
+        case offsetOutOfRange
+        /// A disk error; `diskError` says which (`KAFKA_STORAGE_ERROR`).
+        case storage
+        /// The partition went offline after an earlier disk error (`KAFKA_STORAGE_ERROR`).
+        case offline
+        /// No such partition log (`UNKNOWN_TOPIC_OR_PARTITION`).
+        case notFound
+        /// The partition log exists already (`TOPIC_ALREADY_EXISTS`).
+        case alreadyExists
+        /// The appender has stopped (`NOT_LEADER_OR_FOLLOWER` / retriable).
+        case shuttingDown
+    }
+
+    public var kind: Kind
+    public var message: String
+    public var diskError: DiskError?
+
+    public init(_ kind: Kind, _ message: String, diskError: DiskError? = nil) {
+        self.kind = kind
+        self.message = message
+        self.diskError = diskError
+    }
+
+    static func storage(_ error: DiskError, _ context: String) -> CommitLogError {
+        CommitLogError(.storage, "\(context): \(error)", diskError: error)
+    }
+
+    public var description: String { "\(kind): \(message)" }
+}

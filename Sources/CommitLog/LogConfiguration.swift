@@ -1,0 +1,42 @@
+/// How a partition log rolls, indexes, flushes and retains. Each property documents its Kafka topic
+/// config key and default; the broker fills them from topic overrides and broker defaults.
+public struct LogConfiguration: Sendable, Equatable {
+    /// Bytes per segment before rolling. Kafka: `segment.bytes`. Default: 1 GiB.
+    public var segmentBytes: Int = 1 << 30
+    /// Roll the active segment once its first batch is this old. Kafka: `segment.ms`. Default: 7 days.
+    public var segmentMs: Int64 = 604_800_000
+    /// Size each active index file is preallocated to; a full index forces a roll.
+    /// Kafka: `segment.index.bytes`. Default: 10 MiB.
+    public var segmentIndexBytes: Int = 10 << 20
+    /// Bytes appended between two sparse offset-index entries. Kafka: `index.interval.bytes`. Default: 4096.
+    public var indexIntervalBytes: Int = 4096
+    /// fdatasync once this many messages (offsets) are unflushed; 1 makes every batch durable before
+    /// its ack, done as a group commit. Kafka: `flush.messages`. Default: never (`Int64.max`).
+    public var flushMessages: Int64 = .max
+    /// fdatasync once the last flush is this old. Kafka: `flush.ms`. Default: never (`Int64.max`).
+    public var flushMs: Int64 = .max
+    /// Delete segments older than this; -1 keeps them forever. Kafka: `retention.ms`. Default: 7 days.
+    public var retentionMs: Int64 = 604_800_000
+    /// Per-partition size cap; -1 is off. Kafka: `retention.bytes`. Default: -1.
+    public var retentionBytes: Int64 = -1
+    /// Largest batch accepted (bytes, including the 12-byte log overhead). Kafka: `max.message.bytes`.
+    /// Default: 1048588.
+    public var maxMessageBytes: Int = 1_048_588
+    /// Whether batches keep the producer's timestamps or get the broker's append time.
+    /// Kafka: `message.timestamp.type`. Default: `CreateTime`.
+    public var messageTimestampType: TimestampType = .createTime
+    /// Wait before unlinking deleted files and directories. Kafka: `file.delete.delay.ms`. Default: 60 s.
+    public var fileDeleteDelayMs: Int64 = 60_000
+    /// Petrel only: start write-back (`sync_file_range`) every this many dirty bytes of a partition,
+    /// so dirty pages don't pile up in the page cache; 0 turns it off. Default: 1 MiB.
+    public var writeBehindBytes: Int = 1 << 20
+
+    public init() {}
+
+    /// Offset-index entries that fit in `segmentIndexBytes` (8 bytes each).
+    var offsetIndexEntriesMax: Int { max(1, segmentIndexBytes / OffsetIndex.entryByteCount) }
+    /// Time-index entries that fit in `segmentIndexBytes` (12 bytes each).
+    var timeIndexEntriesMax: Int { max(2, segmentIndexBytes / TimeIndex.entryByteCount) }
+    /// `segmentBytes` clamped to what a u32 index position can address (Kafka caps it at Int32.max).
+    var segmentBytesClamped: Int { min(max(segmentBytes, 1), Int(Int32.max)) }
+}

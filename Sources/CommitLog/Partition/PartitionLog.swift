@@ -1,0 +1,259 @@
+import DiskIO
+import Logging
+import Synchronization
+
+/// One partition's log: its segments, high watermark and log start offset.
+///
+/// Readers (`read`, `offset(forTimestamp:)`, …) run on any thread, concurrently with the single
+/// writer (`LogAppender`'s thread). What readers see — the segment list, each segment's committed size
+/// and index entries, the high watermark, the log start offset — sits behind one lock, and only
+/// completed appends are ever published there. The writer's own bookkeeping (the active segment,
+/// next offset, recovery point, flush state) is touched only on the appender thread, or by
+/// `LogManager` while the appender is not running.
+public final class PartitionLog: @unchecked Sendable {
+    public let topicPartition: TopicPartition
+    /// The partition directory's path.
+    public let directory: String
+    let io: any FileIO
+    let clock: any LogClock
+    let logger: Logger
+
+    struct State {
+        var configuration: LogConfiguration
+        /// Ascending base offsets; the last is the active segment.
+        var segments: [LogSegment]
+        var highWatermark: Int64
+        var logStartOffset: Int64
+        var isOffline = false
+        /// Deleted or shut down: appends fail, reads still see the data they saw.
+        var isClosed = false
+    }
+
+    let state: Mutex<State>
+
+    // MARK: Writer state (appender thread)
+
+    var active: LogSegment
+    /// The offset the next batch gets (log end offset including in-flight appends).
+    var nextOffset: Int64
+    /// Offsets below this are durable (fsynced).
+    var recoveryPoint: Int64
+    var lastFlushMs: Int64
+    /// Segments holding bytes (or trimmed indexes) not yet covered by an fdatasync, oldest first.
+    var unflushedSegments: [LogSegment] = []
+    var writerConfiguration: LogConfiguration
+    var writerOffline = false
+    var writerClosed = false
+
+    // Per-group scratch (appender thread).
+    var inGroup = false
+    var groupSegments: [LogSegment] = []
+    var groupFailure: DiskError?
+    var groupRolled = false
+    var groupNeedsFlush = false
+    var groupLogStartOffset: Int64 = 0
+    var groupAdvanced = false
+
+    /// Told when `deleteRecords` moved the log start offset, so the manager checkpoints it.
+    var onLogStartOffsetChanged: (@Sendable (PartitionLog) -> Void)?
+
+    init(
+        topicPartition: TopicPartition, directory: String, configuration: LogConfiguration, segments: [LogSegment],
+        logStartOffset: Int64, recoveryPoint: Int64, io: any FileIO, clock: any LogClock, logger: Logger
+    ) {
+        precondition(!segments.isEmpty, "a partition log has at least one segment")
+        self.topicPartition = topicPartition
+        self.directory = directory
+        self.io = io
+        self.clock = clock
+        var logger = logger
+        logger[metadataKey: "partition"] = "\(topicPartition)"
+        self.logger = logger
+        let active = segments[segments.count - 1]
+        self.active = active
+        self.nextOffset = active.nextOffset
+        self.recoveryPoint = min(recoveryPoint, active.nextOffset)
+        self.lastFlushMs = clock.wallMilliseconds()
+        self.writerConfiguration = configuration
+        self.state = Mutex(
+            State(
+                configuration: configuration, segments: segments, highWatermark: active.nextOffset,
+                logStartOffset: logStartOffset))
+        // Everything past the recovery point may still be only in the page cache.
+        for segment in segments where segment.nextOffset > self.recoveryPoint {
+            segment.flushedSize = 0
+            unflushedSegments.append(segment)
+        }
+    }
+
+    // MARK: Public state
+
+    public var configuration: LogConfiguration { state.withLock { $0.configuration } }
+
+    /// Takes effect for the next append group (and the next segment, for index sizes).
+    public func updateConfiguration(_ configuration: LogConfiguration) {
+        state.withLock { $0.configuration = configuration }
+    }
+
+    public var logStartOffset: Int64 { state.withLock { $0.logStartOffset } }
+
+    /// The log end offset of completed appends; readers never see bytes past it.
+    public var highWatermark: Int64 { state.withLock { $0.highWatermark } }
+
+    /// The log end offset: same as the high watermark on a single node once appends complete.
+    public var logEndOffset: Int64 { highWatermark }
+
+    /// Set after a disk error; appends then fail with `.offline`.
+    public var isOffline: Bool { state.withLock { $0.isOffline } }
+
+    /// Base offsets of the segments, oldest first (for tools and tests).
+    public var segmentBaseOffsets: [Int64] { state.withLock { $0.segments.map(\.baseOffset) } }
+
+    /// Bytes in all segments (completed appends).
+    public var sizeInBytes: Int64 { state.withLock { $0.segments.reduce(0) { $0 + $1.committedSize } } }
+
+    // MARK: DeleteRecords
+
+    /// DeleteRecords: moves the log start offset up to `offset` (-1 means the high watermark) and
+    /// deletes whole segments that lie entirely below it. Returns the new log start offset.
+    /// - Throws: `.offsetOutOfRange` if `offset` is above the high watermark.
+    public func deleteRecords(before offset: Int64) throws(CommitLogError) -> Int64 {
+        let (newStart, moved, removed) = try state.withLock { (s) throws(CommitLogError) -> (Int64, Bool, [LogSegment]) in
+            guard !s.isClosed else { throw CommitLogError(.notFound, "\(topicPartition) was deleted") }
+            let target = offset == -1 ? s.highWatermark : offset
+            guard target >= 0, target <= s.highWatermark else {
+                throw CommitLogError(.offsetOutOfRange, "\(topicPartition): delete before \(offset) is outside [0, \(s.highWatermark)]")
+            }
+            var moved = false
+            if target > s.logStartOffset {
+                s.logStartOffset = target
+                moved = true
+            }
+            var removed: [LogSegment] = []
+            while s.segments.count > 1, s.segments[1].baseOffset <= s.logStartOffset {
+                removed.append(s.segments.removeFirst())
+            }
+            return (s.logStartOffset, moved, removed)
+        }
+        for segment in removed {
+            // Open descriptors (fetches in flight, the writer's flush list) keep the bytes alive.
+            for path in [segment.logPath, segment.offsetIndexPath, segment.timeIndexPath] {
+                do { try io.unlink(path) } catch {
+                    logger.warning("could not delete segment file", metadata: ["path": "\(path)", "error": "\(error)"])
+                }
+            }
+            logger.info("deleted segment below log start offset", metadata: ["baseOffset": "\(segment.baseOffset)", "logStartOffset": "\(newStart)"])
+        }
+        if moved { onLogStartOffsetChanged?(self) }
+        return newStart
+    }
+
+    // MARK: Writer helpers (appender thread)
+
+    /// Marks the log offline after a disk error (appender thread).
+    func goOffline(_ error: DiskError) {
+        guard !writerOffline else { return }
+        writerOffline = true
+        state.withLock { $0.isOffline = true }
+        logger.error("partition offline after disk error", metadata: ["error": "\(error)"])
+    }
+
+    /// Starts a new active segment at `nextOffset`: creates its files, makes the directory entry durable,
+    /// then trims the old segment's indexes (its final time entry is left pending for the caller to
+    /// write). Both segments are added to `groupSegments`.
+    func roll(now: Int64) throws(DiskError) {
+        let old = active
+        let segment = try LogSegment.create(directory: directory, baseOffset: nextOffset, configuration: writerConfiguration, io: io)
+        try io.syncDirectory(directory)
+        try old.deactivate()
+        if groupSegments.last !== old && !groupSegments.contains(where: { $0 === old }) { groupSegments.append(old) }
+        if !unflushedSegments.contains(where: { $0 === old }) { unflushedSegments.append(old) }
+        groupSegments.append(segment)
+        active = segment
+        groupRolled = true
+        state.withLock { $0.segments.append(segment) }
+        logger.debug("rolled segment", metadata: ["baseOffset": "\(segment.baseOffset)", "previous": "\(old.baseOffset)"])
+    }
+
+    /// Whether the flush policy asks for an fdatasync now.
+    func flushDue(now: Int64) -> Bool {
+        guard nextOffset > recoveryPoint || unflushedSegments.contains(where: { !$0.isActive }) else { return false }
+        let configuration = writerConfiguration
+        if nextOffset - recoveryPoint >= configuration.flushMessages { return true }
+        if configuration.flushMs != .max, now - lastFlushMs >= configuration.flushMs { return true }
+        return false
+    }
+
+    /// Adds fdatasync operations covering everything unflushed (all segments, and the trimmed indexes
+    /// of inactive ones) to `operations`; `onlyInactive` limits it to rolled segments.
+    func appendFlushOperations(to operations: inout [IOOperation], owners: inout [PartitionLog], onlyInactive: Bool) {
+        for segment in unflushedSegments where !(onlyInactive && segment.isActive) {
+            if segment.flushedSize < segment.size || !segment.isActive {
+                operations.append(IOOperation(.fdatasync(fd: segment.file.fd)))
+                owners.append(self)
+            }
+            if !segment.isActive {
+                for fd in [segment.offsetIndexFD, segment.timeIndexFD] {
+                    guard let fd else { continue }
+                    operations.append(IOOperation(.fdatasync(fd: fd)))
+                    owners.append(self)
+                }
+            }
+        }
+    }
+
+    /// Records a successful flush made by `appendFlushOperations`.
+    func flushCompleted(now: Int64, onlyInactive: Bool) {
+        var kept: [LogSegment] = []
+        for segment in unflushedSegments {
+            if onlyInactive && segment.isActive {
+                kept.append(segment)
+                continue
+            }
+            segment.flushedSize = segment.size
+            if !segment.isActive { segment.closeIndexFiles() }
+        }
+        unflushedSegments = kept
+        if onlyInactive {
+            recoveryPoint = max(recoveryPoint, active.baseOffset)
+        } else {
+            recoveryPoint = nextOffset
+            lastFlushMs = now
+        }
+    }
+
+    /// Flushes synchronously (maintenance and shutdown, outside append groups).
+    func flushNow(now: Int64) throws(DiskError) {
+        var operations: [IOOperation] = []
+        var owners: [PartitionLog] = []
+        appendFlushOperations(to: &operations, owners: &owners, onlyInactive: false)
+        if !operations.isEmpty {
+            io.submit(&operations)
+            for operation in operations {
+                switch operation.result {
+                case .success: continue
+                case .failure(let error): throw error
+                case nil: throw DiskError(.sync, path: active.logPath, errno: 5, detail: "no result")
+                }
+            }
+        }
+        flushCompleted(now: now, onlyInactive: false)
+    }
+
+    /// Writes the index entries staged outside an append group (rolls by time, shutdown) and publishes
+    /// them.
+    func commitOutOfGroup() throws(DiskError) {
+        for segment in groupSegments { try segment.writePendingIndexEntries() }
+        state.withLock { _ in
+            for segment in groupSegments { segment.commitLocked() }
+        }
+        groupSegments.removeAll(keepingCapacity: true)
+        groupRolled = false
+    }
+
+    /// Marks the log closed (deleted or shut down): further appends fail.
+    func close() {
+        writerClosed = true
+        state.withLock { $0.isClosed = true }
+    }
+}
