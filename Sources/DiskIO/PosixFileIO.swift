@@ -203,8 +203,10 @@ public final class PosixFileIO: FileIO {
 
     // MARK: Helpers
 
-    /// The path `fd` was opened with, for error messages.
-    func path(of fd: Int32) -> String? {
+    /// The path `fd` was opened with (by this instance), for error messages; nil if unknown.
+    ///
+    /// - Parameter fd: A descriptor returned by `open`.
+    public func path(of fd: Int32) -> String? {
         paths.withLock { $0[fd] }
     }
 
