@@ -87,7 +87,7 @@ public struct RecordBatchHeader: Sendable, Equatable {
         return sum > Int64(Int32.max) ? Int32(sum - Int64(Int32.max) - 1) : Int32(sum)
     }
 
-    /// Parses the header from raw bytes (at least 61). Does not validate; see `RecordBatchValidator`.
+    /// Parses the header from raw bytes (at least 61). Does not validate; see `RecordBatch.validate`.
     public init?(bytes: UnsafeRawBufferPointer) {
         guard bytes.count >= Self.byteCount else { return nil }
         func load<T: FixedWidthInteger>(_ offset: Int, as: T.Type) -> T {

@@ -368,3 +368,35 @@ private func kind(of body: () throws(RecordBatchError) -> Void) -> RecordBatchEr
         #expect(positions == expected.map(\.position))
     }
 }
+
+@Suite struct RecordBatchGarbageTests {
+    /// Random bytes, and valid logs with random bytes flipped: validation, iteration and decoding
+    /// must throw or stop, never trap or loop.
+    @Test func garbageNeverTraps() {
+        let seed = TestSeed()
+        var rng = SeededGenerator(seed: seed.value)
+        for round in 0..<500 {
+            var bytes: [UInt8]
+            if round % 2 == 0 {
+                bytes = RandomBatches.bytes(count: Int.random(in: 0...300, using: &rng), using: &rng)
+                if bytes.count > 16, Bool.random(using: &rng) { bytes[16] = 2 }  // get past the magic check
+            } else {
+                bytes = Array(RandomBatches.log(batchCount: 3, using: &rng).bytes.readableBytesView)
+                for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                    bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+                }
+            }
+            let buffer = ByteBuffer(bytes: bytes)
+            _ = try? RecordBatch.validate(buffer, requireExactLength: false)
+            _ = try? RecordBatch.validateFromClient(buffer)
+            _ = try? RecordBatch.records(in: buffer)
+            for validating in [false, true] {
+                var iterator = RecordBatchIterator(buffer, validatingCRC: validating)
+                var steps = 0
+                while iterator.next() != nil { steps += 1 }
+                #expect(steps <= bytes.count / 61, "seed \(seed.value)")
+                #expect(iterator.position <= bytes.count, "seed \(seed.value)")
+            }
+        }
+    }
+}
