@@ -91,6 +91,9 @@ final class ClassicGroup: @unchecked Sendable {
     var rebalanceTimer: (any CancellableTimer)?
     var rebalanceToken: UInt64 = 0
     var offsets: [GroupTopicPartition: CommittedOffset] = [:]
+    /// Offset commits handed to the store and not yet completed (Kafka `pendingOffsetCommits`):
+    /// they keep a just-created group alive and their partitions out of expiry.
+    var pendingOffsetCommits: [GroupTopicPartition: Int] = [:]
     /// Topics the members subscribe to (consumer protocol), nil when unknown (not a consumer group
     /// or undecodable metadata: then every topic counts as subscribed).
     var subscribedTopics: Set<String>?
@@ -114,7 +117,7 @@ final class ClassicGroup: @unchecked Sendable {
 
     /// True when nothing is left worth keeping: no members, no pending members, no offsets.
     var isVacant: Bool {
-        state == .empty && members.isEmpty && pendingMembers.isEmpty && offsets.isEmpty
+        state == .empty && members.isEmpty && pendingMembers.isEmpty && offsets.isEmpty && pendingOffsetCommits.isEmpty
     }
 
     func add(_ member: GroupMember) {

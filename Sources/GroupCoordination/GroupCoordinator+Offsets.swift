@@ -9,7 +9,9 @@ extension GroupCoordinator {
     /// member id is a "simple" commit, allowed while the group has no members.
     public func handleOffsetCommit(_ request: OffsetCommitRequest, version: Int16, completion: @escaping @Sendable (OffsetCommitResponse) -> Void) {
         withState {
+            var created: ClassicGroup?
             func failAll(_ error: KafkaErrorCode) {
+                if let created { removeIfVacant(created) }
                 let response = Self.commitResponse(request) { _ in error }
                 respond { completion(response) }
             }
@@ -24,8 +26,8 @@ extension GroupCoordinator {
                 guard generationId < 0 else { return failAll(.illegalGeneration) }
                 group = ClassicGroup(groupId: request.groupId)
                 groups[request.groupId] = group
+                created = group
             }
-            defer { removeIfVacant(group) }
             if let error = validateOffsetCommit(group, generationId: generationId, memberId: request.memberId, groupInstanceId: instanceId) {
                 return failAll(error)
             }
@@ -78,9 +80,11 @@ extension GroupCoordinator {
             }
         }
         guard !accepted.isEmpty else {
+            removeIfVacant(group)
             let response = Self.commitResponse(request) { errors[$0] ?? .none }
             return respond { completion(response) }
         }
+        for (key, _) in accepted { group.pendingOffsetCommits[key, default: 0] += 1 }
         let records = accepted.map { key, offset in
             CoordinatorRecord.offsetCommit(
                 group: group.groupId, topic: key.topic, partition: key.partition,
@@ -92,6 +96,10 @@ extension GroupCoordinator {
         let rejected = errors
         persist(records) { [weak self] ok in
             guard let self else { return }
+            for (key, _) in acceptedOffsets {
+                let left = (group.pendingOffsetCommits[key] ?? 1) - 1
+                group.pendingOffsetCommits[key] = left > 0 ? left : nil
+            }
             if ok, self.groups[group.groupId] === group, group.state != .dead {
                 for (key, offset) in acceptedOffsets { group.offsets[key] = offset }
             } else if !ok {
@@ -255,7 +263,7 @@ extension GroupCoordinator {
             let expiredKeys: [GroupTopicPartition]
             func expired(base: (CommittedOffset) -> Int64, keeping subscribed: Set<String> = []) -> [GroupTopicPartition] {
                 group.offsets.filter { key, offset in
-                    guard !subscribed.contains(key.topic) else { return false }
+                    guard !subscribed.contains(key.topic), group.pendingOffsetCommits[key] == nil else { return false }
                     if let expire = offset.expireTimestampMs { return now >= expire }
                     return now - base(offset) >= retentionMs
                 }.map(\.key)
@@ -274,7 +282,7 @@ extension GroupCoordinator {
                 group.offsets[key] = nil
                 records.append(.offsetCommit(group: group.groupId, topic: key.topic, partition: key.partition, value: nil))
             }
-            if group.state == .empty, group.members.isEmpty, group.pendingMembers.isEmpty, group.offsets.isEmpty {
+            if group.isVacant {
                 transition(group, to: .dead)
                 groups[group.groupId] = nil
                 records.append(.groupMetadata(group: group.groupId, value: nil))
