@@ -1,0 +1,183 @@
+import ArgumentParser
+import Foundation
+import KafkaWire
+import NIOCore
+import RecordFormat
+import WireClient
+
+/// Console consumer: direct partition fetch, no group.
+struct Consume: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print records of a topic (direct partition fetch; no consumer group).",
+        discussion: """
+        --format tokens: %k key, %v value, %o offset, %p partition, %t timestamp (ms), %h headers \
+        (k=v,...), %T topic, %% a percent sign; \\n and \\t are escapes. A newline ends each record.
+        """
+    )
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "Topic to read.") var topic: String
+    @Option(help: "Only this partition (default: all).") var partition: Int32?
+    @Flag(help: "Start at the log start offset (default: the log end, i.e. new records only).") var fromBeginning = false
+    @Option(help: "Start at this offset.") var offset: Int64?
+    @Option(help: "Exit after this many records.") var maxMessages: Int?
+    @Option(help: "Exit when no record arrives for this many milliseconds (default: wait forever).") var timeoutMs: Int?
+    @Option(help: "Output format per record.") var format = "%v"
+
+    func validate() throws {
+        if fromBeginning && offset != nil { throw ValidationError("give --from-beginning or --offset, not both") }
+        if let offset, offset < 0 { throw ValidationError("--offset must not be negative") }
+        if let maxMessages, maxMessages < 1 { throw ValidationError("--max-messages must be at least 1") }
+        if let timeoutMs, timeoutMs < 0 { throw ValidationError("--timeout-ms must not be negative") }
+    }
+
+    func run() throws {
+        let pattern = try RecordFormatter(format)
+        let (topic, partition, fromBeginning, offset, maxMessages, timeoutMs) = (topic, partition, fromBeginning, offset, maxMessages, timeoutMs)
+        try connection.withClient { client in
+            guard let metadata = try await client.topic(topic) else {
+                throw ClientError(.invalidArgument, "topic \(topic) does not exist")
+            }
+            var partitions = metadata.partitions.map(\.partitionIndex).sorted()
+            if let partition {
+                guard partitions.contains(partition) else {
+                    throw ClientError(.invalidArgument, "topic \(topic) has no partition \(partition) (it has \(partitions.count))")
+                }
+                partitions = [partition]
+            }
+            var positions: [Int32: Int64]
+            if let offset {
+                positions = Dictionary(uniqueKeysWithValues: partitions.map { ($0, offset) })
+            } else {
+                positions = try await client.listOffsets(topic, partitions: partitions, timestamp: fromBeginning ? KafkaClient.earliest : KafkaClient.latest)
+            }
+            var printed = 0
+            var lastProgress = ContinuousClock.now
+            let maxWait = Int32(min(500, timeoutMs ?? 500))
+            while true {
+                let response = try await client.fetch(
+                    topic: topic, partitions: partitions.map { ($0, positions[$0] ?? 0) }, maxWaitMs: maxWait
+                )
+                var out: [UInt8] = []
+                var done = false
+                for topicResponse in response.responses {
+                    for data in topicResponse.partitions.sorted(by: { $0.partitionIndex < $1.partitionIndex }) where !done {
+                        let p = data.partitionIndex
+                        guard let from = positions[p] else { continue }
+                        try ClientError.check(data.errorCode, "fetch from \(topic)-\(p) at offset \(from)")
+                        guard let records = data.records, records.byteCount > 0, let buffer = records.singleBuffer else { continue }
+                        var iterator = RecordBatchIterator(buffer, validatingCRC: true)
+                        while let (position, header) = iterator.next(), !done {
+                            guard header.nextOffset > positions[p]! else { continue }
+                            guard header.compression == CompressionCodec.none else {
+                                let name = header.compression?.name ?? "unknown"
+                                throw ClientError(.invalidArgument, "\(topic)-\(p) offset \(header.baseOffset): \(name)-compressed batches cannot be decoded yet")
+                            }
+                            let batch = buffer.getSlice(at: buffer.readerIndex + position, length: header.totalByteCount)!
+                            let decoded: [Record]
+                            do {
+                                decoded = try RecordBatch.records(in: batch)
+                            } catch {
+                                throw ClientError(.protocolViolation, "\(topic)-\(p) offset \(header.baseOffset): \(error)")
+                            }
+                            for record in decoded {
+                                let recordOffset = header.baseOffset + Int64(record.offsetDelta)
+                                guard recordOffset >= positions[p]! else { continue }
+                                let timestamp = header.isLogAppendTime ? header.maxTimestamp : header.baseTimestamp + record.timestampDelta
+                                pattern.append(record, topic: topic, partition: p, offset: recordOffset, timestamp: timestamp, to: &out)
+                                positions[p] = recordOffset + 1
+                                printed += 1
+                                if let maxMessages, printed >= maxMessages { done = true; break }
+                            }
+                            if !done { positions[p] = max(positions[p]!, header.nextOffset) }
+                        }
+                        if let invalid = iterator.invalidBatch {
+                            throw ClientError(.protocolViolation, "\(topic)-\(p): bad batch in fetch response: \(invalid.error)")
+                        }
+                    }
+                }
+                if !out.isEmpty {
+                    FileHandle.standardOutput.write(Data(out))
+                    lastProgress = .now
+                }
+                if done { return }
+                if let timeoutMs, ContinuousClock.now - lastProgress >= .milliseconds(timeoutMs) { return }
+            }
+        }
+    }
+}
+
+/// A parsed `--format` string.
+struct RecordFormatter {
+    enum Piece: Equatable {
+        case literal([UInt8])
+        case key, value, offset, partition, timestamp, headers, topic
+    }
+
+    let pieces: [Piece]
+
+    init(_ format: String) throws {
+        var pieces: [Piece] = []
+        var literal: [UInt8] = []
+        var chars = Array(format.utf8).makeIterator()
+        func flush() {
+            if !literal.isEmpty { pieces.append(.literal(literal)); literal = [] }
+        }
+        while let c = chars.next() {
+            switch c {
+            case UInt8(ascii: "%"):
+                guard let token = chars.next() else { throw ValidationError("--format ends with a lone %") }
+                let piece: Piece
+                switch token {
+                case UInt8(ascii: "k"): piece = .key
+                case UInt8(ascii: "v"): piece = .value
+                case UInt8(ascii: "o"): piece = .offset
+                case UInt8(ascii: "p"): piece = .partition
+                case UInt8(ascii: "t"): piece = .timestamp
+                case UInt8(ascii: "h"): piece = .headers
+                case UInt8(ascii: "T"): piece = .topic
+                case UInt8(ascii: "%"): literal.append(token); continue
+                default: throw ValidationError("--format: unknown token %\(Character(UnicodeScalar(token)))")
+                }
+                flush()
+                pieces.append(piece)
+            case UInt8(ascii: "\\"):
+                switch chars.next() {
+                case UInt8(ascii: "n"): literal.append(UInt8(ascii: "\n"))
+                case UInt8(ascii: "t"): literal.append(UInt8(ascii: "\t"))
+                case UInt8(ascii: "\\"): literal.append(UInt8(ascii: "\\"))
+                case let other?: literal.append(c); literal.append(other)
+                case nil: literal.append(c)
+                }
+            default:
+                literal.append(c)
+            }
+        }
+        flush()
+        self.pieces = pieces
+    }
+
+    func append(_ record: Record, topic: String, partition: Int32, offset: Int64, timestamp: Int64, to out: inout [UInt8]) {
+        func bytes(_ buffer: ByteBuffer?) {
+            if let buffer { out.append(contentsOf: buffer.readableBytesView) } else { out.append(contentsOf: "null".utf8) }
+        }
+        for piece in pieces {
+            switch piece {
+            case .literal(let text): out.append(contentsOf: text)
+            case .key: bytes(record.key)
+            case .value: bytes(record.value)
+            case .offset: out.append(contentsOf: String(offset).utf8)
+            case .partition: out.append(contentsOf: String(partition).utf8)
+            case .timestamp: out.append(contentsOf: String(timestamp).utf8)
+            case .topic: out.append(contentsOf: topic.utf8)
+            case .headers:
+                for (index, header) in record.headers.enumerated() {
+                    if index > 0 { out.append(UInt8(ascii: ",")) }
+                    out.append(contentsOf: header.key.utf8)
+                    out.append(UInt8(ascii: "="))
+                    bytes(header.value)
+                }
+            }
+        }
+        out.append(UInt8(ascii: "\n"))
+    }
+}

@@ -1,0 +1,135 @@
+import KafkaWire
+import NIOCore
+import RecordFormat
+import Testing
+@testable import WireClient
+
+@Suite struct ResponseFrameDecoderTests {
+    private func frames(_ payloads: [[UInt8]]) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        for payload in payloads {
+            buffer.writeInteger(Int32(payload.count))
+            buffer.writeBytes(payload)
+        }
+        return buffer
+    }
+
+    @Test func dripFedBytesYieldWholeFramesOnly() throws {
+        let payloads: [[UInt8]] = [[0, 0, 0, 1, 9, 9], [], [0, 0, 0, 2] + Array(repeating: 7, count: 300)]
+        let wire = frames(payloads)
+        var pending = ByteBuffer()
+        var out: [[UInt8]] = []
+        for byte in wire.readableBytesView {
+            pending.writeInteger(byte)
+            while let frame = try ResponseFrameDecoder.nextFrame(from: &pending) {
+                out.append(Array(frame.readableBytesView))
+            }
+        }
+        #expect(out == payloads)
+        #expect(pending.readableBytes == 0)
+    }
+
+    @Test(arguments: [1, 2, 3, 5, 7, 64, 1000])
+    func arbitrarySplitsGiveTheSameFrames(chunk: Int) throws {
+        let payloads: [[UInt8]] = (0..<20).map { i in Array(repeating: UInt8(i), count: i * 13) }
+        let wire = frames(payloads)
+        var pending = ByteBuffer()
+        var out: [[UInt8]] = []
+        var view = wire
+        while view.readableBytes > 0 {
+            var piece = view.readSlice(length: min(chunk, view.readableBytes))!
+            pending.writeBuffer(&piece)
+            while let frame = try ResponseFrameDecoder.nextFrame(from: &pending) { out.append(Array(frame.readableBytesView)) }
+        }
+        #expect(out == payloads)
+    }
+
+    @Test func negativeAndOversizedLengthsAreRejected() {
+        var negative = ByteBuffer()
+        negative.writeInteger(Int32(-5))
+        #expect(throws: ClientError.self) { try ResponseFrameDecoder.nextFrame(from: &negative) }
+        var huge = ByteBuffer()
+        huge.writeInteger(Int32(2_000))
+        #expect(throws: ClientError.self) { try ResponseFrameDecoder.nextFrame(from: &huge, frameBytesMax: 1_000) }
+        var short = ByteBuffer(bytes: [0, 0])
+        #expect(try ResponseFrameDecoder.nextFrame(from: &short) == nil)
+    }
+}
+
+@Suite struct RecordBatchEncoderTests {
+    struct Sample {
+        var key: [UInt8]?
+        var value: [UInt8]?
+        var headers: [(key: String, value: [UInt8]?)]
+        var timestamp: Int64
+    }
+
+    static func samples(count: Int, seed: UInt64) -> [Sample] {
+        var rng = SeededRNG(seed: seed)
+        return (0..<count).map { i in
+            let key: [UInt8]? = i % 3 == 0 ? nil : (0..<Int(rng.next() % 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let value: [UInt8]? = i % 7 == 6 ? nil : (0..<Int(rng.next() % 300)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            let headers: [(key: String, value: [UInt8]?)] = i % 4 == 0 ? [("h\(i)", [1, 2, 3]), ("null", nil)] : []
+            return Sample(key: key, value: value, headers: headers, timestamp: 1_700_000_000_000 + Int64(rng.next() % 10_000) - 5_000)
+        }
+    }
+
+    @Test(arguments: [1, 2, 50, 500])
+    func matchesRecordBatchBuilderByteForByte(count: Int) throws {
+        let samples = Self.samples(count: count, seed: UInt64(count))
+        var builder = RecordBatchBuilder()
+        var encoder = RecordBatchEncoder(reusing: ByteBuffer())
+        for s in samples {
+            builder.append(key: s.key, value: s.value, headers: s.headers.map { ($0.key, $0.value) }, timestamp: s.timestamp)
+            encoder.append(key: s.key, value: s.value, headers: s.headers, timestamp: s.timestamp)
+        }
+        let expected = builder.build()
+        let actual = encoder.finish()
+        #expect(Array(actual.readableBytesView) == Array(expected.readableBytesView))
+
+        let decoded = try RecordBatch.records(in: actual)
+        #expect(decoded.count == samples.count)
+        for (record, sample) in zip(decoded, samples) {
+            #expect(record.key.map { Array($0.readableBytesView) } == sample.key)
+            #expect(record.value.map { Array($0.readableBytesView) } == sample.value)
+            #expect(record.headers.count == sample.headers.count)
+        }
+    }
+
+    @Test func recordByteCountPredictsAppend() {
+        var encoder = RecordBatchEncoder(reusing: ByteBuffer())
+        for i in 0..<100 {
+            let value = [UInt8](repeating: 1, count: i * 5)
+            let before = encoder.byteCount
+            let predicted = encoder.recordByteCount(keyCount: i % 2 == 0 ? nil : 8, valueCount: value.count, timestamp: 1000 + Int64(i))
+            encoder.append(key: i % 2 == 0 ? nil : [UInt8](repeating: 2, count: 8), value: value, timestamp: 1000 + Int64(i))
+            #expect(encoder.byteCount - before == predicted)
+        }
+    }
+
+    @Test func reusedBufferKeepsItsStorage() {
+        var encoder = RecordBatchEncoder(reusing: ByteBufferAllocator().buffer(capacity: 64 << 10))
+        encoder.append(key: nil, value: [UInt8](repeating: 3, count: 1000), timestamp: 1)
+        let first = encoder.finish()
+        let address = first.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        var again = RecordBatchEncoder(reusing: first)
+        again.append(key: nil, value: [UInt8](repeating: 4, count: 1000), timestamp: 2)
+        let second = again.finish()
+        #expect(second.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } == address)
+        #expect(second.capacity >= 64 << 10)
+        #expect(throws: Never.self) { try RecordBatch.records(in: second) }
+    }
+}
+
+/// SplitMix64 for deterministic test data.
+struct SeededRNG: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
