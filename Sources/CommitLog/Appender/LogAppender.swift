@@ -95,6 +95,9 @@ public final class LogAppender: @unchecked Sendable {
         lock.withLock { running = false }
     }
 
+    /// Appends and tasks waiting for the appender thread (for tests and metrics).
+    public var queuedCount: Int { lock.withLock { queue.count } }
+
     /// Whether the appender thread is running (appends are accepted).
     public var isRunning: Bool { lock.withLock { running && !stopping } }
 
@@ -427,6 +430,8 @@ public final class LogAppender: @unchecked Sendable {
 
     /// Publishes a partition's completed appends to readers.
     private func publish(_ log: PartitionLog) {
+        // An offline log keeps what readers saw; its failed reservations are never published.
+        guard !log.writerOffline, !log.writerClosed else { return }
         let previous: Int64
         (previous, log.groupLogStartOffset) = log.state.withLock { s in
             for segment in log.groupSegments { segment.commitLocked() }

@@ -109,6 +109,9 @@ public final class PartitionLog: @unchecked Sendable {
     /// Base offsets of the segments, oldest first (for tools and tests).
     public var segmentBaseOffsets: [Int64] { state.withLock { $0.segments.map(\.baseOffset) } }
 
+    /// The segments now (oldest first).
+    var currentSegments: [LogSegment] { state.withLock { $0.segments } }
+
     /// Bytes in all segments (completed appends).
     public var sizeInBytes: Int64 { state.withLock { $0.segments.reduce(0) { $0 + $1.committedSize } } }
 

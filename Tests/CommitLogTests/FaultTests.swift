@@ -1,0 +1,74 @@
+@testable import CommitLog
+import DiskIO
+import DiskIOTesting
+import NIOCore
+import RecordFormat
+import Testing
+
+@Suite struct FaultTests {
+    @Test func diskErrorTakesOnlyThatPartitionOffline() async throws {
+        let h = try Harness()
+        let sick = try h.createLog("sick")
+        let healthy = try h.createLog("healthy")
+        _ = try await h.appendOK(makeBatch(), to: sick)
+        h.disk.injectFault(.submit, errno: 5, path: "sick-0/", persistent: true)  // EIO on every write of that partition
+
+        let failed = await h.append(makeBatch(), to: sick)
+        guard case .failure(let error) = failed else { Issue.record("append succeeded on a failing disk"); return }
+        #expect(error.kind == .storage)
+        #expect(error.diskError?.errno == 5)
+        #expect(sick.isOffline)
+        #expect(sick.highWatermark == 1)
+        guard case .failure(let offline) = await h.append(makeBatch(), to: sick) else { Issue.record("offline log appended"); return }
+        #expect(offline.kind == .offline)
+
+        // The other partition, and reads of the sick one, keep working.
+        #expect(try await h.appendOK(makeBatch(), to: healthy).baseOffset == 0)
+        #expect(try await h.appendOK(makeBatch(), to: healthy).baseOffset == 1)
+        #expect(try h.batches(of: try sick.read(from: 0, maxBytes: 1000)).count == 1)
+
+        // Shutdown completes but is not clean: the next start recovers.
+        #expect(throws: Never.self) { try h.manager.shutdown() }
+        #expect(!h.io.fileExists("/data/.kafka_cleanshutdown"))
+        h.disk.clearFaults()
+        let logs = try h.restart()
+        #expect(logs.first { $0.topicPartition.topic == "sick" }?.highWatermark == 1)
+        #expect(logs.first { $0.topicPartition.topic == "healthy" }?.highWatermark == 2)
+    }
+
+    @Test func failedSyncFailsTheDurableAppend() async throws {
+        let h = try Harness()
+        var configuration = testConfiguration()
+        configuration.flushMessages = 1
+        let log = try h.createLog(configuration: configuration)
+        _ = try await h.appendOK(makeBatch(), to: log)
+        h.disk.injectFault(.submit, errno: 5, after: 1, path: "orders-0/", persistent: false)  // the write passes, the sync fails
+        guard case .failure(let error) = await h.append(makeBatch(), to: log) else { Issue.record("append succeeded"); return }
+        #expect(error.kind == .storage)
+        #expect(log.isOffline)
+        #expect(log.highWatermark == 1)  // never exposed what was not durable
+    }
+
+    @Test func noSpaceDuringRollIsAStorageError() async throws {
+        let h = try Harness(io: SimulatedDisk(capacityBytes: 6000))
+        var configuration = testConfiguration()
+        configuration.segmentBytes = 500
+        configuration.segmentIndexBytes = 1024
+        let log = try h.createLog(configuration: configuration)
+        var sawStorageError = false
+        for _ in 0..<40 {
+            switch await h.append(makeBatch(recordCount: 1, valueBytes: 100), to: log) {
+            case .success: continue
+            case .failure(let error):
+                #expect(error.kind == .storage || error.kind == .offline)
+                if error.kind == .storage { #expect(error.diskError?.isNoSpace == true) }
+                sawStorageError = true
+            }
+            if sawStorageError { break }
+        }
+        #expect(sawStorageError)
+        #expect(log.isOffline)
+        // Whatever was acknowledged is readable.
+        #expect(try h.allBatches(log).count == Int(log.highWatermark))
+    }
+}
