@@ -112,7 +112,7 @@ def test_delete_records_then_reset(bootstrap, topic_name):
     a = h.admin(bootstrap)
     fs = a.delete_records([TopicPartition(topic_name, 0, 6)], request_timeout=15)
     res = list(fs.values())[0].result(15)
-    assert res.offset == 6  # low watermark after deletion
+    assert res.low_watermark == 6  # low watermark after deletion
     c = h.consumer(bootstrap)
     try:
         assert c.get_watermark_offsets(TopicPartition(topic_name, 0), timeout=15, cached=False) == (6, 10)
@@ -128,19 +128,26 @@ def test_offset_end_sees_only_new_messages(bootstrap, topic_name):
     h.create_topic(bootstrap, topic_name)
     p = h.producer(bootstrap, acks="all")
     h.produce_all(p, topic_name, [{"value": b"old%d" % i, "partition": 0} for i in range(3)])
-    c = h.consumer(bootstrap)
+    c = h.consumer(bootstrap, **{"enable.partition.eof": True})
     try:
         c.assign([TopicPartition(topic_name, 0, OFFSET_END)])
-        # Wait until the consumer resolved OFFSET_END (position becomes 3).
+        # OFFSET_END resolves through ListOffsets; the consumer then reports EOF at offset 3.
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            c.poll(0.2)
-            pos = c.position([TopicPartition(topic_name, 0)])[0].offset
-            if pos == 3:
-                break
-        assert pos == 3
+        eof_at = None
+        while time.monotonic() < deadline and eof_at is None:
+            m = c.poll(0.2)
+            if m is not None and m.error() is not None and m.error().code() == KafkaError._PARTITION_EOF:
+                eof_at = m.offset()
+            elif m is not None:
+                raise AssertionError(f"unexpected message before EOF: {m.value()!r} @ {m.offset()}")
+        assert eof_at == 3
         h.produce_all(p, topic_name, [{"value": b"new%d" % i, "partition": 0} for i in range(2)])
-        got = h.poll_n(c, 2, timeout=15)
+        got = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and len(got) < 2:
+            m = c.poll(0.2)
+            if m is not None and m.error() is None:
+                got.append(m)
         assert [(m.offset(), m.value()) for m in got] == [(3, b"new0"), (4, b"new1")]
     finally:
         c.close()

@@ -1,0 +1,242 @@
+import CommitLog
+import DiskIO
+import KafkaWire
+import Logging
+import NIOCore
+import Synchronization
+
+/// What the connection should do with a request's outcome.
+public enum ResponseAction: Sendable {
+    /// Send this frame (size prefix included) in request order.
+    case send(ResponseFrame)
+    /// Produce with acks=0: no response at all.
+    case noResponse
+    /// Protocol violation: close this connection (Kafka closes on unparseable or unsupported requests).
+    case close(String)
+}
+
+/// An encoded response frame, possibly with file regions served zero-copy (sendfile).
+public struct ResponseFrame: @unchecked Sendable {
+    public var chunks: [Records.Chunk]
+    /// Keeps the segment files behind `.file` chunks open until the frame is written.
+    public var retained: [AnyObject]
+
+    public init(chunks: [Records.Chunk], retained: [AnyObject] = []) {
+        self.chunks = chunks
+        self.retained = retained
+    }
+
+    public var byteCount: Int { chunks.reduce(0) { $0 + $1.byteCount } }
+
+    /// Releases the file regions without closing the segment descriptors they borrow.
+    public func releaseFileRegions() {
+        for chunk in chunks {
+            if case .file(let region) = chunk { _ = try? region.fileHandle.takeDescriptorOwnership() }
+        }
+    }
+}
+
+/// Per-request context from the connection.
+public struct RequestContext: Sendable {
+    public var header: RequestHeader
+    public var eventLoop: any EventLoop
+    public var allocator: ByteBufferAllocator
+    public var clientAddress: String
+
+    public init(header: RequestHeader, eventLoop: any EventLoop, allocator: ByteBufferAllocator, clientAddress: String = "") {
+        self.header = header
+        self.eventLoop = eventLoop
+        self.allocator = allocator
+        self.clientAddress = clientAddress
+    }
+}
+
+public typealias Responder = @Sendable (ResponseAction) -> Void
+
+/// The broker's request logic: decodes a request, runs its handler against the topic registry
+/// and the commit log, encodes the response. No sockets here; `BrokerServer` owns those.
+public final class Broker: Sendable {
+    public let configuration: BrokerConfiguration
+    public let topics: TopicRegistry
+    public let logManager: LogManager
+    public let clusterId: String
+    let logger: Logger
+    let clock: any LogClock
+    let fetchWaiters = FetchWaiters()
+    /// The port actually bound (differs from the configured one when that was 0).
+    private let boundPort = Atomic<Int>(0)
+
+    /// Called by the server once the listener is bound.
+    public func setBoundPort(_ port: Int) { boundPort.store(port, ordering: .releasing) }
+
+    /// Host and port announced in Metadata / DescribeCluster / FindCoordinator.
+    public var advertisedAddress: (host: String, port: Int) {
+        var address = configuration.advertisedAddress
+        if configuration.advertisedPort == nil {
+            let bound = boundPort.load(ordering: .acquiring)
+            if bound != 0 { address.port = bound }
+        }
+        return address
+    }
+
+    /// Handlers by API key, with the versions we serve.
+    struct Route: Sendable {
+        var versions: ClosedRange<Int16>
+        /// Versions advertised in ApiVersions (Produce advertises 0 like Kafka 4, KAFKA-18659).
+        var advertised: ClosedRange<Int16>
+        var handle: @Sendable (Broker, RequestContext, ByteBuffer, @escaping Responder) -> Void
+    }
+
+    let routes: [APIKey: Route]
+
+    public init(configuration: BrokerConfiguration, logManager: LogManager, io: any FileIO, clock: any LogClock, clusterId: String, logger: Logger) {
+        self.configuration = configuration
+        self.logManager = logManager
+        self.clock = clock
+        self.clusterId = clusterId
+        self.logger = logger
+        self.topics = TopicRegistry(configuration: configuration, logManager: logManager, io: io, logger: logger)
+        self.routes = Broker.makeRoutes()
+        let waiters = fetchWaiters
+        logManager.appender.onAppended = { tp, _ in waiters.partitionAppended(tp) }
+    }
+
+    /// Loads topics (recovering their logs) and starts the appender.
+    public func start() throws {
+        try topics.load()
+        logManager.appender.start()
+    }
+
+    public func shutdown() throws {
+        fetchWaiters.cancelAll()
+        try logManager.shutdown()
+    }
+
+    /// The served API table as advertised in ApiVersions.
+    public var advertisedAPIs: [(key: APIKey, versions: ClosedRange<Int16>)] {
+        routes.map { ($0.key, $0.value.advertised) }.sorted { $0.key.rawValue < $1.key.rawValue }
+    }
+
+    /// Handles one request frame body (after the header). `respond` is called exactly once, on any thread.
+    public func handle(_ context: RequestContext, body: ByteBuffer, respond: @escaping Responder) {
+        let header = context.header
+        if header.apiKey == .apiVersions {
+            handleApiVersions(context, body: body, respond: respond)
+            return
+        }
+        guard let route = routes[header.apiKey] else {
+            respond(.close("unsupported API key \(header.apiKey.rawValue)"))
+            return
+        }
+        guard route.versions.contains(header.apiVersion) else {
+            respond(.close("unsupported version \(header.apiVersion) of \(header.apiKey.name)"))
+            return
+        }
+        route.handle(self, context, body, respond)
+    }
+
+    static func makeRoutes() -> [APIKey: Route] {
+        var routes: [APIKey: Route] = [:]
+        func add<Request: KafkaRequest>(
+            _ type: Request.Type, advertisedMin: Int16? = nil,
+            _ handler: @escaping @Sendable (Broker, RequestContext, Request, Reply<Request.Response>) -> Void
+        ) {
+            let versions = Request.lowestSupportedVersion...Request.highestSupportedVersion
+            routes[Request.apiKey] = Route(
+                versions: versions,
+                advertised: (advertisedMin ?? versions.lowerBound)...versions.upperBound
+            ) { broker, context, body, respond in
+                var body = body
+                let request: Request
+                do {
+                    request = try Request(from: &body, version: context.header.apiVersion)
+                } catch {
+                    respond(.close("malformed \(Request.apiKey.name) v\(context.header.apiVersion): \(error)"))
+                    return
+                }
+                handler(broker, context, request, Reply(broker: broker, context: context, respond: respond))
+            }
+        }
+        add(ProduceRequest.self, advertisedMin: 0) { $0.handleProduce($1, $2, reply: $3) }
+        add(FetchRequest.self) { $0.handleFetch($1, $2, reply: $3) }
+        add(ListOffsetsRequest.self) { $3.send($0.handleListOffsets($1, $2)) }
+        add(MetadataRequest.self) { $3.send($0.handleMetadata($1, $2)) }
+        add(CreateTopicsRequest.self) { $3.send($0.handleCreateTopics($1, $2)) }
+        add(DeleteTopicsRequest.self) { $3.send($0.handleDeleteTopics($1, $2)) }
+        add(CreatePartitionsRequest.self) { $3.send($0.handleCreatePartitions($1, $2)) }
+        add(DescribeConfigsRequest.self) { $3.send($0.handleDescribeConfigs($1, $2)) }
+        add(AlterConfigsRequest.self) { $3.send($0.handleAlterConfigs($1, $2)) }
+        add(IncrementalAlterConfigsRequest.self) { $3.send($0.handleIncrementalAlterConfigs($1, $2)) }
+        add(DeleteRecordsRequest.self) { $3.send($0.handleDeleteRecords($1, $2)) }
+        add(DescribeClusterRequest.self) { $3.send($0.handleDescribeCluster($1, $2)) }
+        add(OffsetForLeaderEpochRequest.self) { $3.send($0.handleOffsetForLeaderEpoch($1, $2)) }
+        return routes
+    }
+
+    /// A handler's way to answer: exactly one of `send`, `noResponse` or `close`.
+    struct Reply<Response: KafkaResponse>: Sendable {
+        let broker: Broker
+        let context: RequestContext
+        let respond: Responder
+
+        func send(_ response: Response, retained: [AnyObject] = []) {
+            respond(broker.encode(response, context: context, retained: retained))
+        }
+
+        func noResponse() { respond(.noResponse) }
+        func close(_ reason: String) { respond(.close(reason)) }
+    }
+
+    func encode<Response: KafkaResponse>(_ response: Response, context: RequestContext, retained: [AnyObject] = []) -> ResponseAction {
+        do {
+            let chunks = try WireWriter.encodeResponseFrame(
+                response, version: context.header.apiVersion, correlationId: context.header.correlationId,
+                allocator: context.allocator, zeroCopyThreshold: 64 * 1024)
+            return .send(ResponseFrame(chunks: chunks, retained: retained))
+        } catch {
+            logger.error("encoding response failed", metadata: ["api": "\(Response.apiKey.name)", "error": "\(error)"])
+            return .close("cannot encode \(Response.apiKey.name) response: \(error)")
+        }
+    }
+
+    // MARK: ApiVersions
+
+    func handleApiVersions(_ context: RequestContext, body: ByteBuffer, respond: Responder) {
+        let version = context.header.apiVersion
+        let range = ApiVersionsRequest.lowestSupportedVersion...ApiVersionsRequest.highestSupportedVersion
+        guard range.contains(version) else {
+            // KIP-511: answer in the v0 layout with UNSUPPORTED_VERSION and our ApiVersions range.
+            var v0 = context
+            v0.header.apiVersion = 0
+            let response = ApiVersionsResponse(
+                errorCode: KafkaErrorCode.unsupportedVersion.rawValue,
+                apiKeys: [.init(apiKey: APIKey.apiVersions.rawValue, minVersion: range.lowerBound, maxVersion: range.upperBound)])
+            respond(encode(response, context: v0))
+            return
+        }
+        var body = body
+        var errorCode = KafkaErrorCode.none
+        do {
+            let request = try ApiVersionsRequest(from: &body, version: version)
+            if version >= 3, !Self.isValidClientSoftware(request.clientSoftwareName) || !Self.isValidClientSoftware(request.clientSoftwareVersion) {
+                errorCode = .invalidRequest
+            }
+        } catch {
+            errorCode = .invalidRequest
+        }
+        var keys = advertisedAPIs.map {
+            ApiVersionsResponse.ApiVersion(apiKey: $0.key.rawValue, minVersion: $0.versions.lowerBound, maxVersion: $0.versions.upperBound)
+        }
+        keys.append(.init(apiKey: APIKey.apiVersions.rawValue, minVersion: range.lowerBound, maxVersion: range.upperBound))
+        keys.sort { $0.apiKey < $1.apiKey }
+        respond(encode(ApiVersionsResponse(errorCode: errorCode.rawValue, apiKeys: errorCode == .none ? keys : [], throttleTimeMs: 0), context: context))
+    }
+
+    /// Kafka's rule for ClientSoftwareName/Version: `[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?`.
+    static func isValidClientSoftware(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard let first = bytes.first, let last = bytes.last else { return false }
+        func alnum(_ b: UInt8) -> Bool { (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) }
+        return alnum(first) && alnum(last) && bytes.allSatisfy { alnum($0) || $0 == 0x2D || $0 == 0x2E }
+    }
+}

@@ -1,0 +1,118 @@
+/// Broker settings, with Kafka's broker config names. Built from defaults, then a
+/// `server.properties` file, then `--set key=value` overrides, validated once.
+public struct BrokerConfiguration: Sendable {
+    /// Address to listen on. Kafka: `listeners` (`PLAINTEXT://HOST:PORT`). Default: 127.0.0.1:9092.
+    public var listenHost: String = "127.0.0.1"
+    public var listenPort: Int = 9092
+    /// Host/port advertised in Metadata. Kafka: `advertised.listeners`. Default: the listen address.
+    public var advertisedHost: String?
+    public var advertisedPort: Int?
+    /// Data directory. Kafka: `log.dirs` / `log.dir`. Default: `./petrel-data`.
+    public var dataDirectory: String = "./petrel-data"
+    /// Kafka: `node.id` (or `broker.id`). Default: 0 (Kafka's `broker.id` default is -1 = generated).
+    public var nodeId: Int32 = 0
+    /// Kafka: `num.partitions`. Default: 1.
+    public var numPartitions: Int32 = 1
+    /// Kafka: `default.replication.factor`. Default: 1 (the only valid value on one node).
+    public var defaultReplicationFactor: Int16 = 1
+    /// Kafka: `auto.create.topics.enable`. Default: true.
+    public var autoCreateTopics: Bool = true
+    /// Kafka: `message.max.bytes` (largest batch). Default: 1048588.
+    public var messageMaxBytes: Int = 1_048_588
+    /// Kafka: `socket.request.max.bytes` (largest request frame). Default: 104857600.
+    public var socketRequestMaxBytes: Int = 104_857_600
+    /// Kafka: `delete.topic.enable`. Default: true.
+    public var deleteTopicEnable: Bool = true
+    /// Kafka: `group.initial.rebalance.delay.ms`. Default: 3000.
+    public var groupInitialRebalanceDelayMs: Int64 = 3000
+    /// Kafka: `log.retention.check.interval.ms`. Default: 300000.
+    public var retentionCheckIntervalMs: Int64 = 300_000
+    /// Petrel: `petrel.io.engine` = `uring` (default, falls back to posix when unavailable) or `posix`.
+    public var ioEngine: String = "uring"
+    /// Petrel: `petrel.fetch.zero.copy` — serve fetches with sendfile (default true) or pread copies.
+    public var fetchZeroCopy: Bool = true
+
+    /// Every static key=value given (file and `--set`), including topic-default synonyms such as
+    /// `log.retention.hours`; used to resolve topic config defaults and for DescribeConfigs(BROKER).
+    public private(set) var staticConfigs: [String: String] = [:]
+
+    public init() {}
+
+    public var advertisedAddress: (host: String, port: Int) {
+        (advertisedHost ?? (listenHost == "0.0.0.0" || listenHost == "::" ? "127.0.0.1" : listenHost), advertisedPort ?? listenPort)
+    }
+
+    /// Applies one broker config; unknown keys are kept (Kafka warns and ignores them) unless the
+    /// value is invalid for a key we know.
+    public mutating func apply(key: String, value: String) throws(ConfigurationError) {
+        func int<T: FixedWidthInteger>(_ type: T.Type) throws(ConfigurationError) -> T {
+            guard let number = T(value) else { throw ConfigurationError("invalid value '\(value)' for \(key): expected an integer") }
+            return number
+        }
+        func bool() throws(ConfigurationError) -> Bool {
+            switch value.lowercased() {
+            case "true": return true
+            case "false": return false
+            default: throw ConfigurationError("invalid value '\(value)' for \(key): expected true or false")
+            }
+        }
+        switch key {
+        case "listeners", "listen":
+            let (host, port) = try Self.parseListener(value)
+            listenHost = host
+            listenPort = port
+        case "advertised.listeners":
+            let (host, port) = try Self.parseListener(value)
+            advertisedHost = host
+            advertisedPort = port
+        case "log.dirs", "log.dir":
+            guard let first = value.split(separator: ",").first else { throw ConfigurationError("\(key) is empty") }
+            dataDirectory = String(first)
+        case "node.id", "broker.id": nodeId = try int(Int32.self)
+        case "num.partitions":
+            numPartitions = try int(Int32.self)
+            guard numPartitions >= 1 else { throw ConfigurationError("num.partitions must be at least 1") }
+        case "default.replication.factor":
+            defaultReplicationFactor = try int(Int16.self)
+            guard defaultReplicationFactor == 1 else { throw ConfigurationError("default.replication.factor must be 1 on a single node") }
+        case "auto.create.topics.enable": autoCreateTopics = try bool()
+        case "delete.topic.enable": deleteTopicEnable = try bool()
+        case "message.max.bytes":
+            messageMaxBytes = try int(Int.self)
+            guard messageMaxBytes > 0 else { throw ConfigurationError("message.max.bytes must be positive") }
+        case "socket.request.max.bytes":
+            socketRequestMaxBytes = try int(Int.self)
+            guard socketRequestMaxBytes > 0 else { throw ConfigurationError("socket.request.max.bytes must be positive") }
+        case "group.initial.rebalance.delay.ms": groupInitialRebalanceDelayMs = try int(Int64.self)
+        case "log.retention.check.interval.ms": retentionCheckIntervalMs = try int(Int64.self)
+        case "petrel.io.engine":
+            guard ["uring", "posix"].contains(value) else { throw ConfigurationError("petrel.io.engine must be uring or posix") }
+            ioEngine = value
+        case "petrel.fetch.zero.copy": fetchZeroCopy = try bool()
+        default:
+            // Topic-default synonyms are validated with the topic config they feed.
+            for definition in TopicConfigs.all where definition.brokerSynonyms.contains(where: { $0.name == key }) {
+                let factor = definition.brokerSynonyms.first { $0.name == key }!.factor
+                let checked = factor == 1 ? value : (Int64(value).map { String($0 * factor) } ?? value)
+                if let reason = definition.validate(checked) {
+                    throw ConfigurationError("invalid value '\(value)' for \(key): \(reason)")
+                }
+            }
+        }
+        staticConfigs[key] = value
+    }
+
+    /// Accepts `HOST:PORT`, `PLAINTEXT://HOST:PORT` and `[v6]:PORT`.
+    public static func parseListener(_ text: String) throws(ConfigurationError) -> (String, Int) {
+        var rest = Substring(text.split(separator: ",").first ?? "")
+        if let scheme = text.split(separator: ",").first, let marker = scheme.firstRange(of: "://") { rest = scheme[marker.upperBound...] }
+        guard let colon = rest.lastIndex(of: ":") else { throw ConfigurationError("expected HOST:PORT, got '\(text)'") }
+        var host = String(rest[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.isEmpty { host = "0.0.0.0" }
+        guard let port = Int(rest[rest.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ConfigurationError("invalid port in '\(text)'")
+        }
+        return (host, port)
+    }
+}

@@ -1,0 +1,302 @@
+import CommitLog
+import KafkaWire
+
+/// Kafka's config resource types.
+enum ConfigResourceType: Int8 {
+    case topic = 2
+    case broker = 4
+    case brokerLogger = 8
+}
+
+extension Broker {
+    func handleCreateTopics(_ context: RequestContext, _ request: CreateTopicsRequest) -> CreateTopicsResponse {
+        var response = CreateTopicsResponse(throttleTimeMs: 0, topics: [])
+        var seen: [String: Int] = [:]
+        for topic in request.topics { seen[topic.name, default: 0] += 1 }
+        for topic in request.topics {
+            var result = CreateTopicsResponse.CreatableTopicResult(name: topic.name, errorCode: 0, errorMessage: nil)
+            guard seen[topic.name] == 1 else {
+                result.errorCode = KafkaErrorCode.invalidRequest.rawValue
+                result.errorMessage = "Create topics request from client contains multiple entries for topic \(topic.name)"
+                response.topics.append(result)
+                continue
+            }
+            var partitions = topic.numPartitions
+            var factor = topic.replicationFactor
+            if !topic.assignments.isEmpty {
+                guard topic.numPartitions == -1 && topic.replicationFactor == -1 else {
+                    result.errorCode = KafkaErrorCode.invalidRequest.rawValue
+                    result.errorMessage = "Both numPartitions or replicationFactor and replicasAssignments were set."
+                    response.topics.append(result)
+                    continue
+                }
+                let valid = topic.assignments.allSatisfy { $0.brokerIds == [configuration.nodeId] }
+                    && Set(topic.assignments.map(\.partitionIndex)) == Set(0..<Int32(topic.assignments.count))
+                guard valid else {
+                    result.errorCode = KafkaErrorCode.invalidReplicaAssignment.rawValue
+                    result.errorMessage = "Replica assignments must place each partition on broker \(configuration.nodeId) only."
+                    response.topics.append(result)
+                    continue
+                }
+                partitions = Int32(topic.assignments.count)
+                factor = 1
+            }
+            var configs: [String: String] = [:]
+            for config in topic.configs {
+                if let value = config.value { configs[config.name] = value }
+            }
+            do {
+                let created = try topics.createTopic(
+                    name: topic.name, partitions: partitions, replicationFactor: factor, configs: configs,
+                    validateOnly: request.validateOnly)
+                let count = partitions == -1 ? configuration.numPartitions : partitions
+                result.topicId = created?.id ?? .zero
+                result.numPartitions = count
+                result.replicationFactor = 1
+                result.configs = configuration.resolveTopicConfigs(overrides: configs).map {
+                    .init(name: $0.name, value: $0.value, readOnly: false, configSource: $0.source.rawValue, isSensitive: false)
+                }
+            } catch {
+                result.errorCode = error.code.rawValue
+                result.errorMessage = error.message
+            }
+            response.topics.append(result)
+        }
+        return response
+    }
+
+    func handleDeleteTopics(_ context: RequestContext, _ request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+        var response = DeleteTopicsResponse(throttleTimeMs: 0, responses: [])
+        // v0-5 name the topics; v6 names or ids.
+        var targets: [(name: String?, id: KafkaUUID)] = request.topicNames.map { ($0, .zero) }
+        targets += request.topics.map { ($0.name, $0.topicId) }
+        for target in targets {
+            var result = DeleteTopicsResponse.DeletableTopicResult(name: target.name, topicId: target.id, errorCode: 0)
+            let name: String?
+            if let targetName = target.name {
+                name = targetName
+            } else {
+                name = topics.topic(id: target.id)?.name
+                result.name = name
+            }
+            guard let name else {
+                result.errorCode = KafkaErrorCode.unknownTopicId.rawValue
+                result.errorMessage = "Topic id \(target.id) not found."
+                response.responses.append(result)
+                continue
+            }
+            if let topic = topics.topic(named: name) { result.topicId = topic.id }
+            do {
+                try topics.deleteTopic(name: name)
+            } catch {
+                result.errorCode = error.code.rawValue
+                result.errorMessage = error.message
+            }
+            response.responses.append(result)
+        }
+        return response
+    }
+
+    func handleCreatePartitions(_ context: RequestContext, _ request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+        var response = CreatePartitionsResponse(throttleTimeMs: 0, results: [])
+        for topic in request.topics {
+            var result = CreatePartitionsResponse.CreatePartitionsTopicResult(name: topic.name, errorCode: 0, errorMessage: nil)
+            if let assignments = topic.assignments, !assignments.allSatisfy({ $0.brokerIds == [configuration.nodeId] }) {
+                result.errorCode = KafkaErrorCode.invalidReplicaAssignment.rawValue
+                result.errorMessage = "New partitions can only be placed on broker \(configuration.nodeId)."
+            } else {
+                do {
+                    try topics.createPartitions(name: topic.name, count: topic.count, validateOnly: request.validateOnly)
+                } catch {
+                    result.errorCode = error.code.rawValue
+                    result.errorMessage = error.message
+                }
+            }
+            response.results.append(result)
+        }
+        return response
+    }
+
+    /// Broker-level configs reported by DescribeConfigs(BROKER): the ones that shape behaviour here.
+    var describedBrokerConfigs: [(name: String, value: String, type: ConfigType)] {
+        let (host, port) = advertisedAddress
+        var configs: [(name: String, value: String, type: ConfigType)] = [
+            ("advertised.listeners", "PLAINTEXT://\(host):\(port)", .string),
+            ("auto.create.topics.enable", String(configuration.autoCreateTopics), .boolean),
+            ("default.replication.factor", String(configuration.defaultReplicationFactor), .int),
+            ("delete.topic.enable", String(configuration.deleteTopicEnable), .boolean),
+            ("group.initial.rebalance.delay.ms", String(configuration.groupInitialRebalanceDelayMs), .int),
+            ("listeners", "PLAINTEXT://\(configuration.listenHost):\(configuration.listenPort)", .string),
+            ("log.dirs", configuration.dataDirectory, .string),
+            ("log.retention.check.interval.ms", String(configuration.retentionCheckIntervalMs), .long),
+            ("message.max.bytes", String(configuration.messageMaxBytes), .int),
+            ("node.id", String(configuration.nodeId), .int),
+            ("num.partitions", String(configuration.numPartitions), .int),
+            ("socket.request.max.bytes", String(configuration.socketRequestMaxBytes), .int),
+        ]
+        let known = Set(configs.map(\.name))
+        for definition in TopicConfigs.all {
+            guard let synonym = definition.brokerSynonyms.first, !known.contains(synonym.name) else { continue }
+            let value = configuration.staticConfigs[synonym.name] ?? (synonym.factor == 1 ? definition.defaultValue : "")
+            if !value.isEmpty { configs.append((synonym.name, value, definition.type)) }
+        }
+        return configs.sorted { $0.name < $1.name }
+    }
+
+    func handleDescribeConfigs(_ context: RequestContext, _ request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+        let version = context.header.apiVersion
+        var response = DescribeConfigsResponse(throttleTimeMs: 0, results: [])
+        for resource in request.resources {
+            var result = DescribeConfigsResponse.DescribeConfigsResult(
+                errorCode: 0, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName, configs: [])
+            let wanted = resource.configurationKeys.map(Set.init)
+            switch ConfigResourceType(rawValue: resource.resourceType) {
+            case .topic:
+                guard let topic = topics.topic(named: resource.resourceName) else {
+                    result.errorCode = KafkaErrorCode.unknownTopicOrPartition.rawValue
+                    result.errorMessage = "Topic \(resource.resourceName) does not exist"
+                    break
+                }
+                for resolved in configuration.resolveTopicConfigs(overrides: topic.overrides) {
+                    if let wanted, !wanted.contains(resolved.name) { continue }
+                    var entry = DescribeConfigsResponse.DescribeConfigsResourceResult(
+                        name: resolved.name, value: resolved.value, readOnly: false,
+                        isDefault: version == 0 && resolved.source == .defaultConfig,
+                        configSource: resolved.source.rawValue, isSensitive: false, synonyms: [],
+                        configType: resolved.type.rawValue, documentation: nil)
+                    if request.includeSynonyms && version >= 1 {
+                        entry.synonyms = resolved.synonyms.map { .init(name: $0.name, value: $0.value, source: $0.source.rawValue) }
+                    }
+                    result.configs.append(entry)
+                }
+            case .broker:
+                guard resource.resourceName.isEmpty || resource.resourceName == String(configuration.nodeId) else {
+                    result.errorCode = KafkaErrorCode.invalidRequest.rawValue
+                    result.errorMessage = "Unexpected broker id, expected \(configuration.nodeId) or empty string, but received \(resource.resourceName)"
+                    break
+                }
+                for config in describedBrokerConfigs {
+                    if let wanted, !wanted.contains(config.name) { continue }
+                    let isStatic = configuration.staticConfigs[config.name] != nil
+                    let source: ConfigSource = isStatic ? .staticBrokerConfig : .defaultConfig
+                    var entry = DescribeConfigsResponse.DescribeConfigsResourceResult(
+                        name: config.name, value: config.value, readOnly: true, isDefault: version == 0 && !isStatic,
+                        configSource: source.rawValue, isSensitive: false, synonyms: [], configType: config.type.rawValue, documentation: nil)
+                    if request.includeSynonyms && version >= 1 {
+                        entry.synonyms = [.init(name: config.name, value: config.value, source: source.rawValue)]
+                    }
+                    result.configs.append(entry)
+                }
+            default:
+                result.errorCode = KafkaErrorCode.invalidRequest.rawValue
+                result.errorMessage = "Unsupported resource type \(resource.resourceType)"
+            }
+            response.results.append(result)
+        }
+        return response
+    }
+
+    func handleAlterConfigs(_ context: RequestContext, _ request: AlterConfigsRequest) -> AlterConfigsResponse {
+        var response = AlterConfigsResponse(throttleTimeMs: 0, responses: [])
+        for resource in request.resources {
+            var result = AlterConfigsResponse.AlterConfigsResourceResponse(
+                errorCode: 0, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName)
+            if ConfigResourceType(rawValue: resource.resourceType) == .topic {
+                do {
+                    // AlterConfigs replaces the whole override set.
+                    try topics.alterConfigs(name: resource.resourceName, validateOnly: request.validateOnly) { _ in
+                        var overrides: [String: String] = [:]
+                        for config in resource.configs {
+                            if let value = config.value { overrides[config.name] = value }
+                        }
+                        return overrides
+                    }
+                } catch {
+                    result.errorCode = error.code.rawValue
+                    result.errorMessage = error.message
+                }
+            } else {
+                result.errorCode = KafkaErrorCode.invalidRequest.rawValue
+                result.errorMessage = "Only topic configs can be altered on this broker"
+            }
+            response.responses.append(result)
+        }
+        return response
+    }
+
+    func handleIncrementalAlterConfigs(_ context: RequestContext, _ request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+        var response = IncrementalAlterConfigsResponse(throttleTimeMs: 0, responses: [])
+        for resource in request.resources {
+            var result = IncrementalAlterConfigsResponse.AlterConfigsResourceResponse(
+                errorCode: 0, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName)
+            if ConfigResourceType(rawValue: resource.resourceType) == .topic {
+                do {
+                    try topics.alterConfigs(name: resource.resourceName, validateOnly: request.validateOnly) { current throws(TopicError) in
+                        var overrides = current
+                        for config in resource.configs {
+                            guard let definition = TopicConfigs.byName[config.name] else {
+                                throw TopicError(.invalidConfig, "Unknown topic config name: \(config.name)")
+                            }
+                            switch config.configOperation {
+                            case 0:  // SET
+                                guard let value = config.value else { throw TopicError(.invalidRequest, "Null value not supported for: \(config.name)") }
+                                overrides[config.name] = value
+                            case 1:  // DELETE
+                                overrides[config.name] = nil
+                            case 2, 3:  // APPEND, SUBTRACT (list configs only)
+                                guard definition.type == .list else {
+                                    throw TopicError(.invalidConfig, "Config value append/subtract is not allowed for config key: \(config.name)")
+                                }
+                                let base = overrides[config.name] ?? configuration.resolveTopicConfigs(overrides: [:]).first { $0.name == config.name }?.value ?? ""
+                                var items = base.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
+                                let changes = (config.value ?? "").split(separator: ",").map { $0.trimmingWhitespace() }
+                                if config.configOperation == 2 {
+                                    for item in changes where !items.contains(item) { items.append(item) }
+                                } else {
+                                    items.removeAll { changes.contains($0) }
+                                }
+                                overrides[config.name] = items.joined(separator: ",")
+                            default:
+                                throw TopicError(.invalidRequest, "Unknown config operation \(config.configOperation)")
+                            }
+                        }
+                        return overrides
+                    }
+                } catch {
+                    result.errorCode = error.code.rawValue
+                    result.errorMessage = error.message
+                }
+            } else {
+                result.errorCode = KafkaErrorCode.invalidRequest.rawValue
+                result.errorMessage = "Only topic configs can be altered on this broker"
+            }
+            response.responses.append(result)
+        }
+        return response
+    }
+
+    func handleDeleteRecords(_ context: RequestContext, _ request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+        var response = DeleteRecordsResponse(throttleTimeMs: 0, topics: [])
+        for topicRequest in request.topics {
+            let topic = topics.topic(named: topicRequest.name)
+            var topicResult = DeleteRecordsResponse.DeleteRecordsTopicResult(name: topicRequest.name, partitions: [])
+            for partition in topicRequest.partitions {
+                var result = DeleteRecordsResponse.DeleteRecordsPartitionResult(
+                    partitionIndex: partition.partitionIndex, lowWatermark: -1, errorCode: 0)
+                if let log = topic?.partition(partition.partitionIndex) {
+                    do {
+                        let target = partition.offset == -1 ? log.highWatermark : partition.offset
+                        result.lowWatermark = try log.deleteRecords(before: target)
+                    } catch {
+                        result.errorCode = Self.errorCode(for: error).rawValue
+                    }
+                } else {
+                    result.errorCode = KafkaErrorCode.unknownTopicOrPartition.rawValue
+                }
+                topicResult.partitions.append(result)
+            }
+            response.topics.append(topicResult)
+        }
+        return response
+    }
+}

@@ -1,0 +1,204 @@
+import CommitLog
+import KafkaWire
+import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Broker {
+    /// One partition of a fetch, resolved to its log (or an error).
+    struct FetchTarget: Sendable {
+        var topicIndex: Int
+        var partitionIndex: Int32
+        var log: PartitionLog?
+        var error: KafkaErrorCode
+        var fetchOffset: Int64
+        var partitionMaxBytes: Int
+    }
+
+    /// What one evaluation of a fetch found: per target either an error or slices of the log.
+    struct FetchEvaluation: Sendable {
+        var results: [(error: KafkaErrorCode, read: LogReadResult?)]
+        var byteCount: Int
+        var hasError: Bool
+    }
+
+    /// Fetch with long poll: answered at once when MinBytes are available (or on any error),
+    /// otherwise parked until an append to one of its partitions satisfies it or MaxWaitMs passes.
+    /// Log bytes are never decoded: responses carry file regions sent with sendfile.
+    func handleFetch(_ context: RequestContext, _ request: FetchRequest, reply: Reply<FetchResponse>) {
+        let version = context.header.apiVersion
+        var targets: [FetchTarget] = []
+        var responseTopics: [FetchResponse.FetchableTopicResponse] = []
+        for (topicIndex, fetchTopic) in request.topics.enumerated() {
+            let topic: Topic?
+            var missing: KafkaErrorCode = .unknownTopicOrPartition
+            if version >= 13 {
+                topic = topics.topic(id: fetchTopic.topicId)
+                missing = .unknownTopicId
+            } else {
+                topic = topics.topic(named: fetchTopic.topic)
+            }
+            responseTopics.append(.init(topic: fetchTopic.topic, topicId: fetchTopic.topicId, partitions: []))
+            for partition in fetchTopic.partitions {
+                var target = FetchTarget(
+                    topicIndex: topicIndex, partitionIndex: partition.partition, log: nil, error: .none,
+                    fetchOffset: partition.fetchOffset, partitionMaxBytes: max(0, Int(partition.partitionMaxBytes)))
+                if let topic, let log = topic.partition(partition.partition) {
+                    target.log = log
+                    if partition.currentLeaderEpoch > 0 { target.error = .unknownLeaderEpoch }
+                } else {
+                    target.error = missing
+                }
+                targets.append(target)
+            }
+        }
+        let maxBytes = version >= 3 ? max(0, Int(request.maxBytes)) : Int(Int32.max)
+        let minBytes = max(0, Int(request.minBytes))
+        let maxWait = max(0, Int64(request.maxWaitMs))
+        let template = FetchResponse(throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses: responseTopics)
+
+        let targetList = targets
+        let first = evaluateFetch(targetList, maxBytes: maxBytes)
+        if first.hasError || first.byteCount >= max(minBytes, 1) || maxWait == 0 || targetList.isEmpty {
+            sendFetchResponse(template, targetList, first, reply: reply)
+            return
+        }
+        // Park: the first of (an append that satisfies MinBytes, the MaxWaitMs timer) answers.
+        let waiter = ParkedFetch()
+        let eventLoop = context.eventLoop
+        let complete: @Sendable (Bool) -> Void = { [self] final in
+            eventLoop.preconditionInEventLoop()
+            guard !waiter.isDone else { return }
+            let evaluation = evaluateFetch(targetList, maxBytes: maxBytes)
+            guard final || evaluation.hasError || evaluation.byteCount >= max(minBytes, 1) else { return }
+            waiter.finish()
+            if let id = waiter.waiterId { fetchWaiters.remove(id) }
+            waiter.timer?.cancel()
+            sendFetchResponse(template, targetList, evaluation, reply: reply)
+        }
+        let partitions = targetList.compactMap { $0.log?.topicPartition }
+        waiter.waiterId = fetchWaiters.add(partitions: partitions) {
+            // Called on the appender thread; coalesce wake-ups into one event-loop task.
+            if waiter.markWakePending() {
+                eventLoop.execute {
+                    waiter.clearWakePending()
+                    complete(false)
+                }
+            }
+        }
+        waiter.timer = eventLoop.scheduleTask(in: .milliseconds(maxWait)) { complete(true) }
+        // An append may have landed between the first evaluation and registering.
+        complete(false)
+    }
+
+    func evaluateFetch(_ targets: [FetchTarget], maxBytes: Int) -> FetchEvaluation {
+        var evaluation = FetchEvaluation(results: [], byteCount: 0, hasError: false)
+        evaluation.results.reserveCapacity(targets.count)
+        for target in targets {
+            guard target.error == .none, let log = target.log else {
+                evaluation.results.append((target.error, nil))
+                evaluation.hasError = true
+                continue
+            }
+            if log.isOffline {
+                evaluation.results.append((.kafkaStorageError, nil))
+                evaluation.hasError = true
+                continue
+            }
+            let remaining = maxBytes - evaluation.byteCount
+            let limit = min(target.partitionMaxBytes, max(remaining, 0))
+            do {
+                var read = try log.read(from: target.fetchOffset, maxBytes: max(limit, 1))
+                // KIP-74: only the first partition with data may exceed the limits (one whole batch).
+                if evaluation.byteCount > 0 && read.byteCount > limit {
+                    read.slices = []
+                    read.byteCount = 0
+                }
+                evaluation.byteCount += read.byteCount
+                evaluation.results.append((.none, read))
+            } catch {
+                let code = Self.errorCode(for: error)
+                evaluation.results.append((code, nil))
+                evaluation.hasError = true
+            }
+        }
+        return evaluation
+    }
+
+    func sendFetchResponse(_ template: FetchResponse, _ targets: [FetchTarget], _ evaluation: FetchEvaluation, reply: Reply<FetchResponse>) {
+        var response = template
+        var retained: [AnyObject] = []
+        for (target, result) in zip(targets, evaluation.results) {
+            var partition = FetchResponse.PartitionData(partitionIndex: target.partitionIndex, errorCode: result.error.rawValue)
+            if let log = target.log {
+                partition.highWatermark = result.read?.highWatermark ?? log.highWatermark
+                partition.lastStableOffset = partition.highWatermark
+                partition.logStartOffset = result.read?.logStartOffset ?? log.logStartOffset
+            } else {
+                partition.highWatermark = -1
+                partition.lastStableOffset = -1
+                partition.logStartOffset = -1
+            }
+            partition.abortedTransactions = nil
+            partition.preferredReadReplica = -1
+            if let read = result.read, read.byteCount > 0 {
+                partition.records = makeRecords(read, retained: &retained)
+            } else {
+                partition.records = Records.empty
+            }
+            response.responses[target.topicIndex].partitions.append(partition)
+        }
+        reply.send(response, retained: retained)
+    }
+
+    /// Turns log slices into response chunks: zero-copy file regions (sendfile) by default, or
+    /// one pread copy per slice when `petrel.fetch.zero.copy=false`.
+    func makeRecords(_ read: LogReadResult, retained: inout [AnyObject]) -> Records {
+        var chunks: [Records.Chunk] = []
+        chunks.reserveCapacity(read.slices.count)
+        for slice in read.slices where slice.length > 0 {
+            if configuration.fetchZeroCopy {
+                // The region borrows the segment's descriptor; `retained` keeps the segment file
+                // open until the frame is written, then the connection releases the region.
+                let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: slice.file.fd)
+                let start = Int(slice.position)
+                chunks.append(.file(FileRegion(fileHandle: handle, readerIndex: start, endIndex: start + slice.length)))
+                retained.append(slice.file)
+            } else {
+                var buffer = ByteBufferAllocator().buffer(capacity: slice.length)
+                let fd = slice.file.fd
+                let position = slice.position
+                let count = slice.length
+                let readCount = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { pointer in
+                    var done = 0
+                    while done < count {
+                        let n = pread(fd, pointer.baseAddress! + done, count - done, off_t(position) + off_t(done))
+                        if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { break }
+                    }
+                    return done
+                }
+                if readCount > 0 { chunks.append(.bytes(buffer)) }
+            }
+        }
+        return Records(chunks: chunks)
+    }
+}
+
+/// State of one parked fetch; touched on its event loop except for the wake flag.
+final class ParkedFetch: @unchecked Sendable {
+    private let flags = Atomic<UInt8>(0)  // bit 0: done, bit 1: wake pending
+    var waiterId: UInt64?
+    var timer: Scheduled<Void>?
+
+    var isDone: Bool { flags.load(ordering: .acquiring) & 1 != 0 }
+    func finish() { flags.bitwiseOr(1, ordering: .acquiringAndReleasing) }
+    /// True if this call set the pending flag (so the caller should schedule the wake-up).
+    func markWakePending() -> Bool {
+        let old = flags.bitwiseOr(2, ordering: .acquiringAndReleasing).oldValue
+        return old & 3 == 0
+    }
+    func clearWakePending() { flags.bitwiseAnd(~2, ordering: .acquiringAndReleasing) }
+}

@@ -1,0 +1,155 @@
+import CommitLog
+import KafkaWire
+import NIOCore
+import RecordFormat
+import Synchronization
+
+extension Broker {
+    /// Produce: validates each partition's batch (exactly one magic-2 batch, CRC, size), hands it to
+    /// the appender, and answers when every partition has completed. Errors are per partition and
+    /// never affect other partitions. acks=0 gets no response.
+    func handleProduce(_ context: RequestContext, _ request: ProduceRequest, reply: Reply<ProduceResponse>) {
+        let version = context.header.apiVersion
+        if version < 3 {
+            // Kafka 4 advertises Produce v0 (librdkafka needs it for its codec checks) but closes
+            // the connection if v0-2 (magic 0/1 message sets) is actually sent (KAFKA-18659).
+            reply.close("Produce v\(version) (message format v0/v1) is not supported")
+            return
+        }
+        let acks = request.acks
+        var immediateError: KafkaErrorCode?
+        if acks != 0 && acks != 1 && acks != -1 { immediateError = .invalidRequiredAcks }
+        if request.transactionalId != nil { immediateError = .transactionalIdAuthorizationFailed }
+
+        let partitionCount = request.topicData.reduce(0) { $0 + $1.partitionData.count }
+        let aggregate = ProduceAggregate(request: request, partitionCount: partitionCount)
+        let eventLoop = context.eventLoop
+        let finish: @Sendable (ProduceResponse) -> Void = { response in
+            // Completions arrive on the appender thread: encode on the connection's event loop.
+            let answer: @Sendable () -> Void = { acks == 0 ? reply.noResponse() : reply.send(response) }
+            if eventLoop.inEventLoop { answer() } else { eventLoop.execute(answer) }
+        }
+        if partitionCount == 0 {
+            finish(aggregate.response())
+            return
+        }
+        for (topicIndex, topicData) in request.topicData.enumerated() {
+            let topic = topics.topic(named: topicData.name)
+            for (partitionIndex, partitionData) in topicData.partitionData.enumerated() {
+                let slot = (topicIndex, partitionIndex)
+                if let immediateError {
+                    aggregate.fail(slot, immediateError, message: nil, finish: finish)
+                    continue
+                }
+                guard let topic, let log = topic.partition(partitionData.index) else {
+                    aggregate.fail(slot, .unknownTopicOrPartition, message: "This server does not host this topic-partition.", finish: finish)
+                    continue
+                }
+                if log.isOffline {
+                    aggregate.fail(slot, .kafkaStorageError, message: "The partition's log is offline after a disk error.", finish: finish)
+                    continue
+                }
+                guard let records = partitionData.records, records.byteCount > 0, let batch = records.singleBuffer else {
+                    aggregate.fail(slot, .invalidRecord, message: "Produce request must contain one record batch", finish: finish)
+                    continue
+                }
+                if batch.readableBytes > log.configuration.maxMessageBytes {
+                    aggregate.fail(
+                        slot, .messageTooLarge,
+                        message: "The batch is \(batch.readableBytes) bytes, larger than max.message.bytes \(log.configuration.maxMessageBytes)",
+                        finish: finish)
+                    continue
+                }
+                let header: RecordBatchHeader
+                do {
+                    header = try RecordBatch.validateFromClient(batch, requireExactLength: true)
+                } catch {
+                    aggregate.fail(slot, Self.errorCode(for: error), message: error.message, finish: finish)
+                    continue
+                }
+                if header.compression == .zstd && version < 7 {
+                    aggregate.fail(slot, .unsupportedCompressionType, message: "zstd needs Produce v7 or later", finish: finish)
+                    continue
+                }
+                logManager.appender.append(batch, to: log) { result in
+                    switch result {
+                    case .success(let appended):
+                        aggregate.succeed(slot, appended, finish: finish)
+                    case .failure(let error):
+                        aggregate.fail(slot, Self.errorCode(for: error), message: error.message, finish: finish)
+                    }
+                }
+            }
+        }
+    }
+
+    static func errorCode(for error: RecordBatchError) -> KafkaErrorCode {
+        switch error.kind {
+        case .truncated, .corrupt: .corruptMessage
+        case .unsupportedMagic, .invalid: .invalidRecord
+        }
+    }
+
+    static func errorCode(for error: CommitLogError) -> KafkaErrorCode {
+        switch error.kind {
+        case .corruptBatch: .corruptMessage
+        case .invalidBatch: .invalidRecord
+        case .messageTooLarge: .messageTooLarge
+        case .offsetOutOfRange: .offsetOutOfRange
+        case .storage, .offline: .kafkaStorageError
+        case .notFound: .unknownTopicOrPartition
+        case .alreadyExists: .topicAlreadyExists
+        case .shuttingDown: .notLeaderOrFollower
+        }
+    }
+}
+
+/// Collects per-partition outcomes of one Produce request; the last one to arrive sends the response.
+final class ProduceAggregate: Sendable {
+    private struct State {
+        var response: ProduceResponse
+        var remaining: Int
+    }
+
+    private let state: Mutex<State>
+
+    init(request: ProduceRequest, partitionCount: Int) {
+        let response = ProduceResponse(
+            responses: request.topicData.map { topic in
+                ProduceResponse.TopicProduceResponse(
+                    name: topic.name,
+                    partitionResponses: topic.partitionData.map { ProduceResponse.PartitionProduceResponse(index: $0.index) })
+            })
+        state = Mutex(State(response: response, remaining: partitionCount))
+    }
+
+    func response() -> ProduceResponse { state.withLock { $0.response } }
+
+    func succeed(_ slot: (Int, Int), _ result: AppendResult, finish: @Sendable (ProduceResponse) -> Void) {
+        complete {
+            $0.responses[slot.0].partitionResponses[slot.1].errorCode = 0
+            $0.responses[slot.0].partitionResponses[slot.1].baseOffset = result.baseOffset
+            $0.responses[slot.0].partitionResponses[slot.1].logAppendTimeMs = result.logAppendTime
+            $0.responses[slot.0].partitionResponses[slot.1].logStartOffset = result.logStartOffset
+        } finish: { finish($0) }
+    }
+
+    func fail(_ slot: (Int, Int), _ code: KafkaErrorCode, message: String?, finish: @Sendable (ProduceResponse) -> Void) {
+        complete {
+            $0.responses[slot.0].partitionResponses[slot.1].errorCode = code.rawValue
+            $0.responses[slot.0].partitionResponses[slot.1].baseOffset = -1
+            $0.responses[slot.0].partitionResponses[slot.1].logAppendTimeMs = -1
+            $0.responses[slot.0].partitionResponses[slot.1].logStartOffset = -1
+            $0.responses[slot.0].partitionResponses[slot.1].errorMessage = message
+        } finish: { finish($0) }
+    }
+
+    private func complete(_ update: (inout ProduceResponse) -> Void, finish: (ProduceResponse) -> Void) {
+        let done: ProduceResponse? = state.withLock {
+            update(&$0.response)
+            $0.remaining -= 1
+            return $0.remaining == 0 ? $0.response : nil
+        }
+        if let done { finish(done) }
+    }
+}

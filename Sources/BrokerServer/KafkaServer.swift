@@ -1,0 +1,120 @@
+import BrokerCore
+import CommitLog
+import DiskIO
+import Foundation
+import KafkaWire
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import URingIO
+
+/// The composition root: picks the IO engine, recovers the logs, starts the broker and the
+/// SwiftNIO listener, runs periodic storage tasks, and shuts everything down in order.
+public final class KafkaServer: @unchecked Sendable {
+    public let configuration: BrokerConfiguration
+    private let logger: Logger
+    private let group: MultiThreadedEventLoopGroup
+    private var channel: (any Channel)?
+    private var broker: Broker?
+    private var maintenance: Thread?
+    private let stopMaintenance = StopFlag()
+    public private(set) var ioEngineName = "posix"
+
+    public init(configuration: BrokerConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
+    }
+
+    /// The bound address (the real port when 0 was asked for).
+    public var localAddress: SocketAddress? { channel?.localAddress }
+
+    public func start() throws {
+        let io: any FileIO
+        if configuration.ioEngine == "uring" {
+            do {
+                io = try URingFileIO(entries: 256)
+                ioEngineName = "io_uring"
+            } catch {
+                logger.warning("io_uring unavailable, using POSIX file IO", metadata: ["error": "\(error)"])
+                io = PosixFileIO()
+            }
+        } else {
+            io = PosixFileIO()
+        }
+        try io.createDirectory(configuration.dataDirectory)
+        let clusterId = try Self.loadOrCreateClusterId(configuration: configuration, io: io)
+        let logManager = try LogManager(dataDirectory: configuration.dataDirectory, io: io, clock: SystemLogClock(), logger: logger)
+        let broker = Broker(
+            configuration: configuration, logManager: logManager, io: io, clock: SystemLogClock(), clusterId: clusterId, logger: logger)
+        try broker.start()
+        self.broker = broker
+
+        let maxFrame = configuration.socketRequestMaxBytes
+        let logger = self.logger
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 512)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 * 1024, maximum: 1 << 20))
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 1 << 20, high: 8 << 20))
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
+                    try channel.pipeline.syncOperations.addHandler(ConnectionHandler(broker: broker, logger: logger))
+                }
+            }
+        channel = try bootstrap.bind(host: configuration.listenHost, port: configuration.listenPort).wait()
+        if let port = channel?.localAddress?.port { broker.setBoundPort(port) }
+        startMaintenance(logManager: logManager)
+    }
+
+    /// Storage housekeeping off the event loops: flush.ms, segment.ms, recovery-point checkpoints.
+    private func startMaintenance(logManager: LogManager) {
+        let stop = stopMaintenance
+        let thread = Thread {
+            while !stop.isSet {
+                Thread.sleep(forTimeInterval: 0.1)
+                logManager.runPeriodicTasks()
+            }
+        }
+        thread.name = "petrel-maintenance"
+        thread.start()
+        maintenance = thread
+    }
+
+    /// Stops accepting, closes connections, flushes and checkpoints the logs, writes the clean
+    /// shutdown marker.
+    public func shutdown() throws {
+        try? channel?.close().wait()
+        stopMaintenance.set()
+        while maintenance?.isFinished == false { Thread.sleep(forTimeInterval: 0.01) }
+        try? group.syncShutdownGracefully()
+        try broker?.shutdown()
+    }
+
+    /// Kafka keeps the cluster id in `meta.properties`; so do we (and create it on first start).
+    static func loadOrCreateClusterId(configuration: BrokerConfiguration, io: any FileIO) throws -> String {
+        let path = configuration.dataDirectory + "/meta.properties"
+        if let bytes = try io.readWholeFile(path),
+            let text = String(bytes: bytes, encoding: .utf8),
+            let entries = try? Properties.parse(text),
+            let id = entries.first(where: { $0.key == "cluster.id" })?.value, !id.isEmpty
+        {
+            return id
+        }
+        let id = KafkaUUID.random().description
+        let text = "#\n#Written by Petrel\nversion=1\ncluster.id=\(id)\nnode.id=\(configuration.nodeId)\n"
+        try io.writeFileAtomically(path, Array(text.utf8))
+        return id
+    }
+}
+
+final class StopFlag: Sendable {
+    private let flag = Mutex(false)
+    var isSet: Bool { flag.withLock { $0 } }
+    func set() { flag.withLock { $0 = true } }
+}

@@ -1,0 +1,86 @@
+import ArgumentParser
+import BrokerCore
+import BrokerServer
+import Dispatch
+import Foundation
+import Logging
+import NIOCore
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the broker.")
+
+    @Option(name: .long, help: "Address to listen on, HOST:PORT (Kafka: listeners).")
+    var listen: String?
+
+    @Option(name: .long, help: "Data directory (Kafka: log.dirs). Default: ./petrel-data")
+    var dataDir: String?
+
+    @Option(name: .long, help: "A server.properties file with Kafka broker config names.")
+    var config: String?
+
+    @Option(name: .customLong("set"), help: "Override one config, key=value (repeatable).")
+    var overrides: [String] = []
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+
+    func run() throws {
+        var configuration = BrokerConfiguration()
+        do {
+            if let config {
+                let text = try String(contentsOfFile: config, encoding: .utf8)
+                for (key, value) in try Properties.parse(text) { try configuration.apply(key: key, value: value) }
+            }
+            for assignment in overrides {
+                let (key, value) = try Properties.parseAssignment(assignment)
+                try configuration.apply(key: key, value: value)
+            }
+            if let listen { try configuration.apply(key: "listeners", value: listen) }
+            if let dataDir { try configuration.apply(key: "log.dirs", value: dataDir) }
+        } catch let error as ConfigurationError {
+            throw ValidationError("invalid configuration: \(error)")
+        }
+
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "petrel")
+        let server = KafkaServer(configuration: configuration, logger: logger)
+        do {
+            try server.start()
+        } catch {
+            logger.critical("failed to start", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+        let port = server.localAddress?.port ?? configuration.listenPort
+        // Written unbuffered: test harnesses and scripts wait for this line.
+        let ready = "petrel listening on \(configuration.listenHost):\(port) (data dir \(configuration.dataDirectory), io \(server.ioEngineName))\n"
+        FileHandle.standardOutput.write(Data(ready.utf8))
+
+        let done = DispatchSemaphore(value: 0)
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGPIPE, SIG_IGN)
+        let queue = DispatchQueue(label: "petrel.signals")
+        var sources: [any DispatchSourceSignal] = []
+        for number in [SIGINT, SIGTERM] {
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler { done.signal() }
+            source.resume()
+            sources.append(source)
+        }
+        done.wait()
+        logger.info("shutting down")
+        do {
+            try server.shutdown()
+        } catch {
+            logger.error("unclean shutdown", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+        withExtendedLifetime(sources) {}
+        logger.info("stopped")
+    }
+}
