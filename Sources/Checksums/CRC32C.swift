@@ -1,4 +1,4 @@
-public import CCRC32C
+import CCRC32C
 
 /// CRC-32C (Castagnoli), the checksum of Kafka record batches (magic 2).
 public struct CRC32C: Sendable {

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Petrel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "petrel",
+        abstract: "A single-node, Kafka-compatible message broker built around its storage engine.",
+        subcommands: [Serve.self, Bench.self]
+    )
+}
