@@ -58,6 +58,9 @@ final class ProducerDriver: @unchecked Sendable {
     private var failed = false
     private var stickyIndex = 0
     private var pool: [ByteBuffer] = []
+    /// Batches of the requests in flight, oldest first (a connection answers in order). Kept here,
+    /// not in the completion closures, so that they are uniquely held again once answered.
+    private var inFlightBatches = CircularBuffer<[ByteBuffer]>(initialCapacity: 8)
     private var value: [UInt8]
     private var rng: SplitMix64
     private var wakeup: Scheduled<Void>?
@@ -178,8 +181,9 @@ final class ProducerDriver: @unchecked Sendable {
         var partitionData: [ProduceRequest.PartitionProduceData] = []
         var batches: [ByteBuffer] = []
         for slot in encoders.indices {
-            guard let encoder = encoders[slot] else { continue }
-            encoders[slot] = nil
+            // `take()` moves the encoder out, so `finish()` sees a uniquely held buffer and
+            // writes the header in place instead of copying the batch.
+            guard let encoder = encoders[slot].take() else { continue }
             guard encoder.count > 0 else {
                 pool.append(encoder.finish())
                 continue
@@ -196,11 +200,13 @@ final class ProducerDriver: @unchecked Sendable {
         requests += 1
         let sentAt = now
         let recordCount = count
-        let sentBatches = batches
+        inFlightBatches.append(batches)
+        batches = []
+        partitionData = []
         if plan.acks == 0 {
             connection.sendWithoutResponse(request, version: produceVersion).whenComplete { result in
                 switch result {
-                case .success: self.completed(first: first, count: recordCount, sentAt: sentAt, batches: sentBatches)
+                case .success: self.completed(first: first, count: recordCount, sentAt: sentAt)
                 case .failure(let error): self.fail(error)
                 }
             }
@@ -211,7 +217,7 @@ final class ProducerDriver: @unchecked Sendable {
                     if let error = Self.firstError(response, topic: self.plan.topic) {
                         self.fail(error)
                     } else {
-                        self.completed(first: first, count: recordCount, sentAt: sentAt, batches: sentBatches)
+                        self.completed(first: first, count: recordCount, sentAt: sentAt)
                     }
                 case .failure(let error): self.fail(error)
                 }
@@ -231,7 +237,7 @@ final class ProducerDriver: @unchecked Sendable {
         return nil
     }
 
-    private func completed(first: Int, count: Int, sentAt: UInt64, batches: [ByteBuffer]) {
+    private func completed(first: Int, count: Int, sentAt: UInt64) {
         let now = Clock.nanos()
         if let schedule {
             for index in first..<(first + count) {
@@ -245,7 +251,9 @@ final class ProducerDriver: @unchecked Sendable {
         counters.producedRecords.add(count, ordering: .relaxed)
         inFlight -= 1
         // The request has been written and answered: nothing else holds these buffers now.
-        pool.append(contentsOf: batches)
+        if var batches = inFlightBatches.popFirst() {
+            while let batch = batches.popLast() { pool.append(batch) }
+        }
         pump()
     }
 

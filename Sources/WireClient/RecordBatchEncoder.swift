@@ -20,8 +20,8 @@ public struct RecordBatchEncoder: Sendable {
     ///
     /// - Parameter buffer: Reused storage; pass back the buffer from an earlier `finish()` once
     ///   nothing else references it.
-    public init(reusing buffer: ByteBuffer) {
-        var buffer = buffer
+    public init(reusing buffer: consuming ByteBuffer) {
+        // `consuming` so a uniquely held buffer stays unique: `clear()` then keeps the storage.
         buffer.clear()
         start = buffer.writerIndex
         buffer.writeRepeatingByte(0, count: RecordBatchHeader.byteCount)

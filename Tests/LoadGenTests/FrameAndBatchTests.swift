@@ -44,7 +44,7 @@ import Testing
         #expect(out == payloads)
     }
 
-    @Test func negativeAndOversizedLengthsAreRejected() {
+    @Test func negativeAndOversizedLengthsAreRejected() throws {
         var negative = ByteBuffer()
         negative.writeInteger(Int32(-5))
         #expect(throws: ClientError.self) { try ResponseFrameDecoder.nextFrame(from: &negative) }
@@ -110,11 +110,11 @@ import Testing
     @Test func reusedBufferKeepsItsStorage() {
         var encoder = RecordBatchEncoder(reusing: ByteBufferAllocator().buffer(capacity: 64 << 10))
         encoder.append(key: nil, value: [UInt8](repeating: 3, count: 1000), timestamp: 1)
-        let first = encoder.finish()
+        let first = (consume encoder).finish()
         let address = first.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
-        var again = RecordBatchEncoder(reusing: first)
+        var again = RecordBatchEncoder(reusing: consume first)
         again.append(key: nil, value: [UInt8](repeating: 4, count: 1000), timestamp: 2)
-        let second = again.finish()
+        let second = (consume again).finish()
         #expect(second.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } == address)
         #expect(second.capacity >= 64 << 10)
         #expect(throws: Never.self) { try RecordBatch.records(in: second) }
