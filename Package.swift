@@ -25,8 +25,8 @@ var targets: [Target] = [
     .target(name: "DiskIOTesting", dependencies: ["DiskIO"], swiftSettings: swiftSettings),
     .target(name: "URingIO", dependencies: ["DiskIO", "CLibURing", "CURingShims"], swiftSettings: swiftSettings),
     .target(name: "CommitLog", dependencies: ["DiskIO", "RecordFormat", logging, nioCore], swiftSettings: swiftSettings),
-    .target(name: "BrokerCore", dependencies: ["CommitLog", "RecordFormat", "KafkaWire", "DiskIO", logging, nioCore], swiftSettings: swiftSettings),
-    .target(name: "BrokerServer", dependencies: ["BrokerCore", "CommitLog", "DiskIO", "URingIO", "KafkaWire", nioCore, nioPosix, logging], swiftSettings: swiftSettings),
+    .target(name: "BrokerCore", dependencies: ["CommitLog", "RecordFormat", "KafkaWire", "DiskIO", "GroupCoordination", logging, nioCore], swiftSettings: swiftSettings),
+    .target(name: "BrokerServer", dependencies: ["BrokerCore", "CommitLog", "DiskIO", "URingIO", "KafkaWire", "GroupCoordination", nioCore, nioPosix, logging], swiftSettings: swiftSettings),
     .target(name: "WireClient", dependencies: ["KafkaWire", "RecordFormat", nioCore, nioPosix], swiftSettings: swiftSettings),
     .target(name: "LoadGen", dependencies: ["WireClient", "KafkaWire", "RecordFormat", nioCore, nioPosix, .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
     .target(name: "GroupCoordination", dependencies: ["KafkaWire", nioCore, logging], swiftSettings: swiftSettings),
@@ -49,7 +49,7 @@ var targets: [Target] = [
     .testTarget(name: "SimulationTests", dependencies: ["CommitLog", "DiskIO", "DiskIOTesting", "RecordFormat", "TestSupport", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "GroupCoordinationTests", dependencies: ["GroupCoordination", "KafkaWire", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "WireClient", "KafkaWire", "RecordFormat", nioCore], swiftSettings: swiftSettings),
-    .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "CommitLog", "KafkaWire", "DiskIO", "RecordFormat", "TestSupport", nioCore, nioPosix, logging], swiftSettings: swiftSettings),
+    .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "GroupCoordination", "CommitLog", "KafkaWire", "DiskIO", "RecordFormat", "TestSupport", nioCore, nioPosix, logging], swiftSettings: swiftSettings),
 ]
 
 var dependencies: [Package.Dependency] = [

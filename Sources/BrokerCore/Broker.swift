@@ -1,5 +1,6 @@
 import CommitLog
 import DiskIO
+import GroupCoordination
 import KafkaWire
 import Logging
 import NIOCore
@@ -42,6 +43,15 @@ public struct RequestContext: Sendable {
     public var eventLoop: any EventLoop
     public var allocator: ByteBufferAllocator
     public var clientAddress: String
+
+    /// The client's IP (Kafka's `clientHost`, e.g. "/127.0.0.1").
+    public var clientHost: String {
+        // NIO prints "[IPv4]127.0.0.1/127.0.0.1:53250".
+        guard let slash = clientAddress.firstIndex(of: "/") else { return clientAddress }
+        let rest = clientAddress[slash...]
+        if let colon = rest.lastIndex(of: ":") { return String(rest[..<colon]) }
+        return String(rest)
+    }
 
     public init(header: RequestHeader, eventLoop: any EventLoop, allocator: ByteBufferAllocator, clientAddress: String = "") {
         self.header = header
@@ -88,8 +98,14 @@ public final class Broker: Sendable {
     }
 
     let routes: [APIKey: Route]
+    /// The classic consumer-group coordinator; its records live in `__consumer_offsets`.
+    public let groupCoordinator: GroupCoordinator
 
-    public init(configuration: BrokerConfiguration, logManager: LogManager, io: any FileIO, clock: any LogClock, clusterId: String, logger: Logger) {
+    /// - Parameter groupScheduler: runs the coordinator's session/rebalance timers (an event loop).
+    public init(
+        configuration: BrokerConfiguration, logManager: LogManager, io: any FileIO, clock: any LogClock, clusterId: String,
+        groupScheduler: any CoordinatorScheduler, logger: Logger
+    ) {
         self.configuration = configuration
         self.logManager = logManager
         self.clock = clock
@@ -97,14 +113,25 @@ public final class Broker: Sendable {
         self.logger = logger
         self.topics = TopicRegistry(configuration: configuration, logManager: logManager, io: io, logger: logger)
         self.routes = Broker.makeRoutes()
+        var groupConfiguration = GroupCoordinatorConfiguration()
+        groupConfiguration.initialRebalanceDelayMs = configuration.groupInitialRebalanceDelayMs
+        groupConfiguration.minSessionTimeoutMs = configuration.groupMinSessionTimeoutMs
+        groupConfiguration.maxSessionTimeoutMs = configuration.groupMaxSessionTimeoutMs
+        groupConfiguration.offsetsRetentionMs = configuration.offsetsRetentionMs
+        let store = DeferredGroupStore()
+        self.groupCoordinator = GroupCoordinator(
+            configuration: groupConfiguration, clock: SystemCoordinatorClock(), scheduler: groupScheduler, store: store, logger: logger)
+        store.target.withLock { $0 = OffsetsTopicStore(broker: self) }
+        groupCoordinator.beginLoading()
         let waiters = fetchWaiters
         logManager.appender.onAppended = { tp, _ in waiters.partitionAppended(tp) }
     }
 
-    /// Loads topics (recovering their logs) and starts the appender.
+    /// Loads topics (recovering their logs), starts the appender, replays consumer groups.
     public func start() throws {
         try topics.load()
         logManager.appender.start()
+        try loadGroups()
     }
 
     public func shutdown() throws {
@@ -170,6 +197,24 @@ public final class Broker: Sendable {
         add(DeleteRecordsRequest.self) { $3.send($0.handleDeleteRecords($1, $2)) }
         add(DescribeClusterRequest.self) { $3.send($0.handleDescribeCluster($1, $2)) }
         add(OffsetForLeaderEpochRequest.self) { $3.send($0.handleOffsetForLeaderEpoch($1, $2)) }
+        // Consumer groups (classic protocol).
+        add(FindCoordinatorRequest.self) { broker, context, request, reply in
+            if request.keyType == 0 { _ = try? broker.ensureOffsetsTopic() }
+            broker.groupCoordinator.handleFindCoordinator(request, version: context.header.apiVersion, node: broker.coordinatorNode) { reply.send($0) }
+        }
+        add(JoinGroupRequest.self) { broker, context, request, reply in
+            let client = GroupClientInfo(clientId: context.header.clientId ?? "", clientHost: context.clientHost)
+            broker.groupCoordinator.handleJoinGroup(request, version: context.header.apiVersion, client: client) { reply.send($0) }
+        }
+        add(SyncGroupRequest.self) { $0.groupCoordinator.handleSyncGroup($2, version: $1.header.apiVersion, completion: $3.send) }
+        add(HeartbeatRequest.self) { $0.groupCoordinator.handleHeartbeat($2, version: $1.header.apiVersion, completion: $3.send) }
+        add(LeaveGroupRequest.self) { $0.groupCoordinator.handleLeaveGroup($2, version: $1.header.apiVersion, completion: $3.send) }
+        add(OffsetCommitRequest.self) { $0.groupCoordinator.handleOffsetCommit($2, version: $1.header.apiVersion, completion: $3.send) }
+        add(OffsetFetchRequest.self) { $0.groupCoordinator.handleOffsetFetch($2, version: $1.header.apiVersion, completion: $3.send) }
+        add(ListGroupsRequest.self) { $0.groupCoordinator.handleListGroups($2, version: $1.header.apiVersion, completion: $3.send) }
+        add(DescribeGroupsRequest.self) { $0.groupCoordinator.handleDescribeGroups($2, version: $1.header.apiVersion, completion: $3.send) }
+        add(DeleteGroupsRequest.self) { $0.groupCoordinator.handleDeleteGroups($2, version: $1.header.apiVersion, completion: $3.send) }
+        add(OffsetDeleteRequest.self) { $0.groupCoordinator.handleOffsetDelete($2, version: $1.header.apiVersion, completion: $3.send) }
         return routes
     }
 
@@ -179,7 +224,9 @@ public final class Broker: Sendable {
         let context: RequestContext
         let respond: Responder
 
-        func send(_ response: Response, retained: [AnyObject] = []) {
+        @Sendable func send(_ response: Response) { send(response, retained: []) }
+
+        func send(_ response: Response, retained: [AnyObject]) {
             respond(broker.encode(response, context: context, retained: retained))
         }
 
@@ -238,5 +285,18 @@ public final class Broker: Sendable {
         guard let first = bytes.first, let last = bytes.last else { return false }
         func alnum(_ b: UInt8) -> Bool { (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) }
         return alnum(first) && alnum(last) && bytes.allSatisfy { alnum($0) || $0 == 0x2D || $0 == 0x2E }
+    }
+}
+
+/// Lets the coordinator be built before the broker it persists through exists.
+final class DeferredGroupStore: GroupStore {
+    let target = Mutex<(any GroupStore)?>(nil)
+
+    func persist(_ records: [CoordinatorRecord], completion: @escaping @Sendable (Bool) -> Void) {
+        guard let store = target.withLock({ $0 }) else {
+            completion(false)
+            return
+        }
+        store.persist(records, completion: completion)
     }
 }

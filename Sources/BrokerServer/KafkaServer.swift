@@ -1,6 +1,7 @@
 import BrokerCore
 import CommitLog
 import DiskIO
+import GroupCoordination
 import Foundation
 import KafkaWire
 import Logging
@@ -47,7 +48,8 @@ public final class KafkaServer: @unchecked Sendable {
         let clusterId = try Self.loadOrCreateClusterId(configuration: configuration, io: io)
         let logManager = try LogManager(dataDirectory: configuration.dataDirectory, io: io, clock: SystemLogClock(), logger: logger)
         let broker = Broker(
-            configuration: configuration, logManager: logManager, io: io, clock: SystemLogClock(), clusterId: clusterId, logger: logger)
+            configuration: configuration, logManager: logManager, io: io, clock: SystemLogClock(), clusterId: clusterId,
+            groupScheduler: EventLoopCoordinatorScheduler(eventLoop: group.next()), logger: logger)
         try broker.start()
         self.broker = broker
 

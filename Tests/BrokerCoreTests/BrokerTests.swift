@@ -1,6 +1,7 @@
 import BrokerCore
 import CommitLog
 import DiskIO
+import GroupCoordination
 import KafkaWire
 import Logging
 import NIOCore
@@ -27,7 +28,9 @@ final class BrokerHarness: @unchecked Sendable {
         let io = PosixFileIO()
         let logger = Logger(label: "test")
         let logManager = try LogManager(dataDirectory: directory.path, io: io, clock: SystemLogClock(), logger: logger)
-        broker = Broker(configuration: configuration, logManager: logManager, io: io, clock: SystemLogClock(), clusterId: "test-cluster", logger: logger)
+        broker = Broker(
+            configuration: configuration, logManager: logManager, io: io, clock: SystemLogClock(), clusterId: "test-cluster",
+            groupScheduler: EventLoopCoordinatorScheduler(eventLoop: group.next()), logger: logger)
         try broker.start()
     }
 

@@ -25,6 +25,14 @@ public struct BrokerConfiguration: Sendable {
     public var deleteTopicEnable: Bool = true
     /// Kafka: `group.initial.rebalance.delay.ms`. Default: 3000.
     public var groupInitialRebalanceDelayMs: Int64 = 3000
+    /// Kafka: `offsets.topic.num.partitions`. Default: 50.
+    public var offsetsTopicPartitions: Int32 = 50
+    /// Kafka: `group.min.session.timeout.ms`. Default: 6000.
+    public var groupMinSessionTimeoutMs: Int32 = 6000
+    /// Kafka: `group.max.session.timeout.ms`. Default: 1800000.
+    public var groupMaxSessionTimeoutMs: Int32 = 1_800_000
+    /// Kafka: `offsets.retention.minutes`, in ms. Default: 7 days.
+    public var offsetsRetentionMs: Int64 = 7 * 24 * 3_600_000
     /// Kafka: `log.retention.check.interval.ms`. Default: 300000.
     public var retentionCheckIntervalMs: Int64 = 300_000
     /// Petrel: `petrel.io.engine` = `uring` (default, falls back to posix when unavailable) or `posix`.
@@ -85,6 +93,12 @@ public struct BrokerConfiguration: Sendable {
             guard socketRequestMaxBytes > 0 else { throw ConfigurationError("socket.request.max.bytes must be positive") }
         case "group.initial.rebalance.delay.ms": groupInitialRebalanceDelayMs = try int(Int64.self)
         case "log.retention.check.interval.ms": retentionCheckIntervalMs = try int(Int64.self)
+        case "offsets.topic.num.partitions":
+            offsetsTopicPartitions = try int(Int32.self)
+            guard offsetsTopicPartitions >= 1 else { throw ConfigurationError("offsets.topic.num.partitions must be at least 1") }
+        case "group.min.session.timeout.ms": groupMinSessionTimeoutMs = try int(Int32.self)
+        case "group.max.session.timeout.ms": groupMaxSessionTimeoutMs = try int(Int32.self)
+        case "offsets.retention.minutes": offsetsRetentionMs = try int(Int64.self) * 60_000
         case "petrel.io.engine":
             guard ["uring", "posix"].contains(value) else { throw ConfigurationError("petrel.io.engine must be uring or posix") }
             ioEngine = value

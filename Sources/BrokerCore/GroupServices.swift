@@ -1,0 +1,130 @@
+import CommitLog
+import GroupCoordination
+import KafkaWire
+import Logging
+import NIOCore
+import RecordFormat
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Persists the group coordinator's records in the internal compacted topic `__consumer_offsets`,
+/// in Kafka's record formats, through the same commit log as every other topic.
+final class OffsetsTopicStore: GroupStore {
+    static let topicName = "__consumer_offsets"
+    private weak let broker: Broker?
+
+    init(broker: Broker) { self.broker = broker }
+
+    func persist(_ records: [CoordinatorRecord], completion: @escaping @Sendable (Bool) -> Void) {
+        guard let broker, !records.isEmpty else {
+            completion(broker != nil)
+            return
+        }
+        let topic: Topic
+        do {
+            topic = try broker.ensureOffsetsTopic()
+        } catch {
+            broker.logger.error("cannot create __consumer_offsets", metadata: ["error": "\(error)"])
+            completion(false)
+            return
+        }
+        // One batch per partition, records in the order given.
+        var order: [Int32] = []
+        var byPartition: [Int32: RecordBatchBuilder] = [:]
+        let now = broker.clock.wallMilliseconds()
+        for record in records {
+            let partition = CoordinatorRecord.offsetsPartition(for: record.groupId, partitionCount: Int32(topic.partitions.count))
+            if byPartition[partition] == nil {
+                order.append(partition)
+                byPartition[partition] = RecordBatchBuilder()
+            }
+            byPartition[partition]!.append(
+                key: Array(buffer: record.key), value: record.value.map { Array(buffer: $0) }, headers: [], timestamp: now)
+        }
+        let remaining = Mutex((count: order.count, ok: true))
+        for partition in order {
+            guard let log = topic.partition(partition) else {
+                completion(false)
+                return
+            }
+            broker.logManager.appender.append(byPartition[partition]!.build(), to: log) { result in
+                let done: (Bool, Bool) = remaining.withLock { state in
+                    if case .failure = result { state.ok = false }
+                    state.count -= 1
+                    return (state.count == 0, state.ok)
+                }
+                if done.0 { completion(done.1) }
+            }
+        }
+    }
+}
+
+extension Broker {
+    /// `__consumer_offsets` (compacted, `offsets.topic.num.partitions` partitions), created on first
+    /// use as Kafka does.
+    @discardableResult
+    func ensureOffsetsTopic() throws(TopicError) -> Topic {
+        if let topic = topics.topic(named: OffsetsTopicStore.topicName) { return topic }
+        do {
+            try topics.createTopic(
+                name: OffsetsTopicStore.topicName, partitions: configuration.offsetsTopicPartitions, replicationFactor: 1,
+                configs: ["cleanup.policy": "compact", "segment.bytes": "104857600"])
+        } catch let error where error.code == .topicAlreadyExists {}
+        guard let topic = topics.topic(named: OffsetsTopicStore.topicName) else {
+            throw TopicError(.coordinatorNotAvailable, "__consumer_offsets is not available")
+        }
+        return topic
+    }
+
+    /// Replays `__consumer_offsets` into the coordinator (last write per key wins).
+    func loadGroups() throws {
+        guard let topic = topics.topic(named: OffsetsTopicStore.topicName) else {
+            groupCoordinator.load([])
+            return
+        }
+        var records: [(key: ByteBuffer, value: ByteBuffer?)] = []
+        for log in topic.partitions {
+            var offset = log.logStartOffset
+            while offset < log.highWatermark {
+                let read = try log.read(from: offset, maxBytes: 4 << 20)
+                guard read.byteCount > 0 else { break }
+                var bytes = ByteBuffer()
+                for slice in read.slices {
+                    let fd = slice.file.fd
+                    let count = slice.length
+                    let position = slice.position
+                    _ = bytes.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { pointer in
+                        var done = 0
+                        while done < count {
+                            let n = pread(fd, pointer.baseAddress! + done, count - done, off_t(position) + off_t(done))
+                            if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { break }
+                        }
+                        return done
+                    }
+                }
+                var next = offset
+                while bytes.readableBytes >= RecordBatchHeader.byteCount {
+                    let header = try RecordBatch.validateFraming(bytes, requireExactLength: false)
+                    let batch = bytes.readSlice(length: header.totalByteCount)!
+                    next = header.nextOffset
+                    if header.isControl { continue }
+                    for record in try RecordBatch.records(in: batch) where header.baseOffset + Int64(record.offsetDelta) >= offset {
+                        if let key = record.key { records.append((key, record.value)) }
+                    }
+                }
+                guard next > offset else { break }
+                offset = next
+            }
+        }
+        groupCoordinator.load(records)
+        logger.info("loaded consumer groups", metadata: ["records": "\(records.count)", "groups": "\(groupCoordinator.describeAllGroups().count)"])
+    }
+
+    var coordinatorNode: CoordinatorNode {
+        let (host, port) = advertisedAddress
+        return CoordinatorNode(nodeId: configuration.nodeId, host: host, port: Int32(port))
+    }
+}
