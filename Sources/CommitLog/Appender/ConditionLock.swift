@@ -86,11 +86,13 @@ final class WorkerThread: @unchecked Sendable {
     }
 }
 
-/// Stable scratch memory for one append group: index entries and patched batch prefixes must stay put
-/// until `submit` returns, so the arena grows by whole chunks and never moves what it handed out.
+/// Stable scratch memory for one append group: index entries and staged batch copies must stay put
+/// until `submit` returns, so the arena hands out pieces of chunks it never moves, and reuses the
+/// chunks for the next group (no fresh pages on the hot path once warm).
 final class ScratchArena {
-    private static let chunkByteCount = 64 << 10
+    private static let chunkByteCount = 1 << 20
     private var chunks: [UnsafeMutableRawBufferPointer] = []
+    /// The chunk being filled, and how much of it is used.
     private var chunkIndex = 0
     private var used = 0
 
@@ -102,16 +104,18 @@ final class ScratchArena {
     }
 
     func allocate(_ byteCount: Int) -> UnsafeMutableRawBufferPointer {
-        precondition(byteCount <= Self.chunkByteCount, "scratch allocation too large")
-        if chunks.isEmpty || used + byteCount > Self.chunkByteCount {
-            if !chunks.isEmpty { chunkIndex += 1 }
-            if chunkIndex == chunks.count {
-                chunks.append(.allocate(byteCount: Self.chunkByteCount, alignment: 16))
-            }
+        let aligned = (byteCount + 15) & ~15
+        while chunkIndex < chunks.count {
+            if used + aligned <= chunks[chunkIndex].count { break }
+            chunkIndex += 1
+            used = 0
+        }
+        if chunkIndex == chunks.count {
+            chunks.append(.allocate(byteCount: max(aligned, Self.chunkByteCount), alignment: 16))
             used = 0
         }
         let slice = UnsafeMutableRawBufferPointer(rebasing: chunks[chunkIndex][used..<(used + byteCount)])
-        used += byteCount
+        used += aligned
         return slice
     }
 }

@@ -31,8 +31,10 @@ public final class LogAppender: @unchecked Sendable {
         var logAppendTime: Int64 = -1
     }
 
-    /// Most operations handed to one submit before the group is split (bounds SQEs and pinned memory).
-    static let groupOperationsMax = 4096
+    /// Most appends in one group (bounds SQEs per submit).
+    static let groupAppendsMax = 2048
+    /// Most batch bytes in one group (bounds staging memory and what one submit pins).
+    static let groupBytesMax = 32 << 20
 
     let io: any FileIO
     let clock: any LogClock
@@ -174,23 +176,28 @@ public final class LogAppender: @unchecked Sendable {
     private func process() {
         var start = 0
         var index = 0
-        var operationCount = 0
+        var appendCount = 0
+        var byteCount = 0
         while index < batchItems.count {
             if let task = batchItems[index].task {
                 if start < index { runGroup(start..<index) }
                 task()
                 index += 1
                 start = index
-                operationCount = 0
+                appendCount = 0
+                byteCount = 0
                 continue
             }
-            operationCount += 2
-            index += 1
-            if operationCount >= Self.groupOperationsMax {
+            let size = batchItems[index].batch.readableBytes
+            if start < index, appendCount + 1 > Self.groupAppendsMax || byteCount + size > Self.groupBytesMax {
                 runGroup(start..<index)
                 start = index
-                operationCount = 0
+                appendCount = 0
+                byteCount = 0
             }
+            appendCount += 1
+            byteCount += size
+            index += 1
         }
         if start < batchItems.count { runGroup(start..<batchItems.count) }
     }
@@ -349,14 +356,15 @@ public final class LogAppender: @unchecked Sendable {
             if patchedInPlace {
                 queueWrite(fd: fd, at: position, batchItems[index].batch, from: 0, log: log)
             } else {
-                // Shared buffer: write a patched copy of the first 16 bytes, then the untouched rest.
-                let prefix = arena.allocate(16)
-                prefix.storeBytes(of: baseOffset.bigEndian, toByteOffset: 0, as: Int64.self)
-                prefix.storeBytes(of: header.batchLength.bigEndian, toByteOffset: 8, as: Int32.self)
-                prefix.storeBytes(of: Int32(0).bigEndian, toByteOffset: 12, as: Int32.self)
-                operations.append(IOOperation(.write(fd: fd, offset: position, bytes: UnsafeRawBufferPointer(prefix))))
+                // Shared buffer: copy it into reused staging memory and patch the copy. One write per
+                // batch keeps the CRC-less first 16 bytes in the same write as the rest, so a torn
+                // write can never leave a valid-looking batch with a stale base offset or epoch.
+                let staged = arena.allocate(byteCount)
+                batchItems[index].batch.withUnsafeReadableBytes { staged.copyMemory(from: $0) }
+                staged.storeBytes(of: baseOffset.bigEndian, toByteOffset: 0, as: Int64.self)
+                staged.storeBytes(of: Int32(0).bigEndian, toByteOffset: 12, as: Int32.self)
+                operations.append(IOOperation(.write(fd: fd, offset: position, bytes: UnsafeRawBufferPointer(staged))))
                 owners.append(log)
-                queueWrite(fd: fd, at: position + 16, batchItems[index].batch, from: 16, log: log)
             }
         }
         log.nextOffset = lastOffset + 1

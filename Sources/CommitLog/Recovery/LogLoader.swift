@@ -61,7 +61,11 @@ struct LogLoader {
             let needsRecovery = !hadCleanShutdown && (nextBase == nil || nextBase! > recoveryPoint)
             let (segment, truncated) = try loadSegment(base: base, nextBase: nextBase, recover: needsRecovery)
             segments.append(segment)
-            if truncated, let nextBase {
+            // A recovered segment that ends short of the next segment's base lost its tail in the crash
+            // (the next segment was created by a roll before this one's data was synced): later
+            // segments cannot hold durable data then, and offsets must stay contiguous.
+            let endsShort = nextBase.map { segment.nextOffset != $0 } ?? false
+            if truncated || endsShort, let nextBase {
                 // Offsets must stay contiguous: nothing after a truncation point survives.
                 for later in logBases[(index + 1)...] {
                     for name in [SegmentFileName.log(later), SegmentFileName.offsetIndex(later), SegmentFileName.timeIndex(later)] {
