@@ -36,7 +36,7 @@ final class BrokerHarness: @unchecked Sendable {
 
     deinit {
         try? broker.shutdown()
-        try? group.syncShutdownGracefully()
+        group.shutdownGracefully { _ in }
         directory.remove()
     }
 
@@ -51,7 +51,8 @@ final class BrokerHarness: @unchecked Sendable {
             header: RequestHeader(apiKey: Request.apiKey, apiVersion: version, correlationId: correlationId, clientId: "test"),
             eventLoop: eventLoop, allocator: ByteBufferAllocator())
         let promise = eventLoop.makePromise(of: ResponseAction.self)
-        eventLoop.execute { self.broker.handle(context, body: body) { promise.succeed($0) } }
+        let broker = self.broker
+        eventLoop.execute { broker.handle(context, body: body) { promise.succeed($0) } }
         return try promise.futureResult.wait()
     }
 
@@ -232,7 +233,8 @@ func fetchRequest(topic: String, offset: Int64, maxWaitMs: Int32 = 0, minBytes: 
         let promise = eventLoop.makePromise(of: ResponseAction.self)
         let body = writer.finishSingleBuffer()!
         let started = ContinuousClock.now
-        eventLoop.execute { harness.broker.handle(context, body: body) { promise.succeed($0) } }
+        let broker = harness.broker
+        eventLoop.execute { broker.handle(context, body: body) { promise.succeed($0) } }
         Thread_sleep(milliseconds: 200)
         _ = try harness.call(produceRequest(topic: "t", batch: makeBatch(["wake"])), version: 9)
         let action = try promise.futureResult.wait()
