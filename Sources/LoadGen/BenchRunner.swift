@@ -56,12 +56,13 @@ public struct BenchRunner: Sendable {
         let partitions = try await prepareTopic(admin)
 
         let counters = BenchCounters()
+        let runId = UInt64.random(in: 1...UInt64.max)
         let ticker = startProgress(on: group.next(), counters: counters)
         defer { ticker?.cancel() }
 
         switch workload.mode {
         case .produce:
-            let (outcomes, _) = try await runProducers(group: group, partitions: partitions, counters: counters, consumer: nil)
+            let (outcomes, _) = try await runProducers(group: group, partitions: partitions, counters: counters, runId: runId)
             return produceResult(outcomes)
         case .consume:
             return try await runConsume(group: group, admin: admin, partitions: partitions, counters: counters)
@@ -73,12 +74,12 @@ public struct BenchRunner: Sendable {
                 client: client,
                 plan: ConsumerPlan(
                     topic: workload.topic, partitions: partitions, startOffsets: starts, endOffsets: nil, recordLimit: nil,
-                    deadlineNanos: nil, maxWaitMs: workload.fetchMaxWaitMs, measureLatency: true
+                    deadlineNanos: nil, maxWaitMs: workload.fetchMaxWaitMs, measureLatency: true, runId: runId
                 ),
                 counters: counters
             )
             let consumed = consumer.start()
-            let (outcomes, produced) = try await runProducers(group: group, partitions: partitions, counters: counters, consumer: consumer)
+            let (outcomes, produced) = try await runProducers(group: group, partitions: partitions, counters: counters, runId: runId)
             consumer.expect(count: produced, giveUpNanos: Clock.nanos() + 30_000_000_000)
             let outcome = try await consumed.get()
             await client.close()
@@ -133,7 +134,7 @@ public struct BenchRunner: Sendable {
     }
 
     private func runProducers(
-        group: any EventLoopGroup, partitions: [Int32], counters: BenchCounters, consumer: ConsumerDriver?
+        group: any EventLoopGroup, partitions: [Int32], counters: BenchCounters, runId: UInt64
     ) async throws -> ([ProducerOutcome], Int) {
         let shares = Self.assign(partitions: partitions, connections: workload.connections)
         var limits: [Int?] = Array(repeating: nil, count: workload.connections)
@@ -155,7 +156,7 @@ public struct BenchRunner: Sendable {
                 acks: workload.acks, batchBytes: workload.batchBytes,
                 lingerNanos: UInt64(lingerSeconds) * 1_000_000_000 + UInt64(lingerAtto / 1_000_000_000),
                 inFlight: workload.inFlight, rate: workload.rate.map { $0 / Double(workload.connections) },
-                recordLimit: limits[index], deadlineNanos: deadline, seed: workload.seed &+ UInt64(index)
+                recordLimit: limits[index], deadlineNanos: deadline, seed: workload.seed &+ UInt64(index), runId: runId
             )
             drivers.append(try ProducerDriver(connection: connection, plan: plan, counters: counters))
         }
@@ -206,7 +207,7 @@ public struct BenchRunner: Sendable {
             clients.append(client)
             let plan = ConsumerPlan(
                 topic: workload.topic, partitions: share, startOffsets: starts, endOffsets: ends, recordLimit: limits[index],
-                deadlineNanos: deadline, maxWaitMs: workload.fetchMaxWaitMs, measureLatency: false
+                deadlineNanos: deadline, maxWaitMs: workload.fetchMaxWaitMs, measureLatency: false, runId: 0
             )
             futures.append(ConsumerDriver(client: client, plan: plan, counters: counters).start())
         }

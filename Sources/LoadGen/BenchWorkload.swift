@@ -118,7 +118,9 @@ public struct BenchWorkload: Sendable, Equatable {
         guard !topic.isEmpty else { throw BenchError("--topic must not be empty") }
         guard partitions >= 1 else { throw BenchError("--partitions must be at least 1") }
         guard recordSize >= 0 else { throw BenchError("--record-size must not be negative") }
-        if mode == .e2e, recordSize < 8 { throw BenchError("e2e needs --record-size of at least 8 (the send time travels in the value)") }
+        if mode == .e2e, recordSize < 16 {
+            throw BenchError("e2e needs --record-size of at least 16 (the send time and a run id travel in the value)")
+        }
         guard batchBytes >= 1 else { throw BenchError("--batch-size must be positive") }
         guard batchBytes <= 64 << 20 else { throw BenchError("--batch-size must be at most 64 MiB") }
         guard linger >= .zero else { throw BenchError("--linger-ms must not be negative") }

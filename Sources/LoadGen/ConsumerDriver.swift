@@ -17,8 +17,10 @@ struct ConsumerPlan: Sendable {
     /// Stop at this uptime.
     var deadlineNanos: UInt64?
     var maxWaitMs: Int32
-    /// e2e: decode values and record now − (send time in the first 8 value bytes).
+    /// e2e: decode values and record now − (send time in the first 8 value bytes), counting only
+    /// records whose bytes 8..<16 hold `runId`.
     var measureLatency: Bool
+    var runId: UInt64
 }
 
 struct ConsumerOutcome: Sendable {
@@ -135,12 +137,12 @@ final class ConsumerDriver: @unchecked Sendable {
                 var iterator = RecordBatchIterator(buffer)
                 while let (position, header) = iterator.next() {
                     guard header.nextOffset > offsets[slot] else { continue }
-                    let count = Int(header.nextOffset - max(header.baseOffset, from))
-                    fresh += count
                     bytes += header.totalByteCount
                     if plan.measureLatency {
                         guard let batch = buffer.getSlice(at: buffer.readerIndex + position, length: header.totalByteCount) else { continue }
-                        try recordLatencies(batch: batch, header: header, from: from, now: now)
+                        fresh += try recordLatencies(batch: batch, header: header, from: from, now: now)
+                    } else {
+                        fresh += Int(header.nextOffset - max(header.baseOffset, from))
                     }
                     offsets[slot] = header.nextOffset
                 }
@@ -153,16 +155,23 @@ final class ConsumerDriver: @unchecked Sendable {
         counters.consumedRecords.add(fresh, ordering: .relaxed)
     }
 
-    private func recordLatencies(batch: ByteBuffer, header: RecordBatchHeader, from: Int64, now: UInt64) throws(ClientError) {
+    /// Records the latencies of this run's records in `batch`; returns how many there were.
+    private func recordLatencies(batch: ByteBuffer, header: RecordBatchHeader, from: Int64, now: UInt64) throws(ClientError) -> Int {
         let decoded: [Record]
         do {
             decoded = try RecordBatch.records(in: batch)
         } catch {
             throw ClientError(.protocolViolation, "cannot decode batch at offset \(header.baseOffset): \(error)")
         }
+        var matched = 0
         for record in decoded where header.baseOffset + Int64(record.offsetDelta) >= from {
-            guard let value = record.value, let sent = value.getInteger(at: value.readerIndex, endianness: .little, as: UInt64.self) else { continue }
+            guard let value = record.value,
+                  let sent = value.getInteger(at: value.readerIndex, endianness: .little, as: UInt64.self),
+                  value.getInteger(at: value.readerIndex + 8, endianness: .little, as: UInt64.self) == plan.runId
+            else { continue }
             LatencyHistogram.record(now &- min(sent, now), in: &histogram)
+            matched += 1
         }
+        return matched
     }
 }

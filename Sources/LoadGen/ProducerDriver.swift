@@ -23,6 +23,9 @@ struct ProducerPlan: Sendable {
     /// Stop generating at this uptime (nil: until the limit).
     var deadlineNanos: UInt64?
     var seed: UInt64
+    /// Written into value bytes 8..<16 (when the value has room) so an e2e consumer can tell this
+    /// run's records from older ones in the same topic.
+    var runId: UInt64
     /// Cap on one request's record bytes over all partitions.
     var requestBytesMax: Int { max(batchBytes, 1 << 20) }
 }
@@ -79,6 +82,9 @@ final class ProducerDriver: @unchecked Sendable {
         // Incompressible-looking filler, so a compressing broker path is not flattered.
         var filler = SplitMix64(seed: plan.seed ^ 0x5EED)
         self.value = (0..<plan.recordSize).map { _ in UInt8(truncatingIfNeeded: filler.next()) }
+        if plan.recordSize >= 16 {
+            value.withUnsafeMutableBytes { $0.storeBytes(of: plan.runId.littleEndian, toByteOffset: 8, as: UInt64.self) }
+        }
         self.encoders = Array(repeating: nil, count: plan.partitions.count)
     }
 

@@ -66,7 +66,7 @@ import WireClient
             { $0.connections = 0 },
             { $0.rate = 0 },
             { $0.stop = .count(0) },
-            { $0.mode = .e2e; $0.recordSize = 4 },
+            { $0.mode = .e2e; $0.recordSize = 15 },
             { $0.mode = .e2e; $0.acks = 0 },
             { $0.batchBytes = 0 },
         ]
