@@ -197,6 +197,7 @@ public final class Broker: Sendable {
         add(DeleteRecordsRequest.self) { $3.send($0.handleDeleteRecords($1, $2)) }
         add(DescribeClusterRequest.self) { $3.send($0.handleDescribeCluster($1, $2)) }
         add(OffsetForLeaderEpochRequest.self) { $3.send($0.handleOffsetForLeaderEpoch($1, $2)) }
+        add(InitProducerIdRequest.self) { $3.send($0.handleInitProducerId($1, $2)) }
         // Consumer groups (classic protocol).
         add(FindCoordinatorRequest.self) { broker, context, request, reply in
             if request.keyType == 0 { _ = try? broker.ensureOffsetsTopic() }

@@ -22,6 +22,14 @@ public struct CommitLogError: Error, Sendable, CustomStringConvertible {
         case alreadyExists
         /// The appender has stopped (`NOT_LEADER_OR_FOLLOWER` / retriable).
         case shuttingDown
+        /// An idempotent batch whose base sequence does not follow the producer's last one, or a
+        /// bumped epoch not starting at 0 (`OUT_OF_ORDER_SEQUENCE_NUMBER`).
+        case outOfOrderSequence
+        /// An idempotent batch from an older (fenced) producer epoch (`INVALID_PRODUCER_EPOCH`).
+        case invalidProducerEpoch
+        /// A transactional batch: there is no transaction coordinator (Kafka answers
+        /// `TRANSACTIONAL_ID_AUTHORIZATION_FAILED` to transactional records without an authorized id).
+        case transactionsUnsupported
     }
 
     public var kind: Kind

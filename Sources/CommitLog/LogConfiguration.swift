@@ -30,6 +30,10 @@ public struct LogConfiguration: Sendable, Equatable {
     /// Petrel only: start write-back (`sync_file_range`) every this many dirty bytes of a partition,
     /// so dirty pages don't pile up in the page cache; 0 turns it off. Default: 1 MiB.
     public var writeBehindBytes: Int = 1 << 20
+    /// Forget an idempotent producer's state this long after its last write to the partition; a later
+    /// batch of it is then accepted with any sequence. Kafka: `producer.id.expiration.ms` (a broker
+    /// config). Default: 1 day.
+    public var producerIdExpirationMs: Int64 = 86_400_000
 
     public init() {}
 

@@ -7,12 +7,14 @@ import Synchronization
 ///
 /// Root files, as Kafka writes them: `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`
 /// (text checkpoints) and the `.kafka_cleanshutdown` marker, present only between an orderly shutdown
-/// and the next `loadLogs`.
+/// and the next `loadLogs`; plus Petrel's `petrel-producer-ids` (see `ProducerIdAllocator`).
 ///
 /// Call `appender.start()` (after setting `appender.onAppended`) once the logs are loaded.
 public final class LogManager: @unchecked Sendable {
     public let dataDirectory: String
     public let appender: LogAppender
+    /// Producer ids for InitProducerId, persisted in blocks in `petrel-producer-ids`.
+    public let producerIds: ProducerIdAllocator
     let io: any FileIO
     let clock: any LogClock
     let logger: Logger
@@ -20,6 +22,9 @@ public final class LogManager: @unchecked Sendable {
     /// How often the recovery-point checkpoint is rewritten when it changed
     /// (Kafka: `log.flush.offset.checkpoint.interval.ms`, 60 s).
     public var recoveryPointCheckpointIntervalMs: Int64 = 60_000
+    /// How often idle producer ids are expired (Kafka: `producer.id.expiration.check.interval.ms`,
+    /// 10 min). Appends treat an expired producer as unknown even before the sweep.
+    public var producerIdExpirationCheckIntervalMs: Int64 = 600_000
 
     private struct PendingDeletion {
         var path: String
@@ -38,6 +43,7 @@ public final class LogManager: @unchecked Sendable {
     // Appender thread (or the caller while the appender is stopped).
     private var lastRecoveryCheckpoint: [TopicPartition: Int64] = [:]
     private var lastRecoveryCheckpointMs: Int64 = 0
+    private var lastProducerExpirationMs: Int64 = 0
 
     /// Creates the data directory if needed. Does not load anything: call `loadLogs`.
     /// - Throws: `.storage` if the directory cannot be created.
@@ -47,6 +53,7 @@ public final class LogManager: @unchecked Sendable {
         self.clock = clock
         self.logger = logger
         self.appender = LogAppender(io: io, clock: clock, logger: logger)
+        self.producerIds = ProducerIdAllocator(dataDirectory: dataDirectory, io: io)
         do { try io.createDirectory(dataDirectory) } catch {
             throw .storage(error, "creating data directory \(dataDirectory)")
         }
@@ -109,6 +116,7 @@ public final class LogManager: @unchecked Sendable {
         }
         lastRecoveryCheckpoint = recoveryPoints
         lastRecoveryCheckpointMs = clock.wallMilliseconds()
+        lastProducerExpirationMs = lastRecoveryCheckpointMs
         if hadCleanShutdown {
             do {
                 try io.unlink(cleanShutdownPath)
@@ -206,8 +214,8 @@ public final class LogManager: @unchecked Sendable {
 
     // MARK: Periodic work
 
-    /// `flush.ms` flushes, `segment.ms` rolls, the recovery-point checkpoint, and removal of deleted
-    /// directories whose delay passed. Runs on the appender thread (queued behind pending appends);
+    /// `flush.ms` flushes, `segment.ms` rolls, the recovery-point checkpoint, producer-id expiry, and
+    /// removal of deleted directories whose delay passed. Runs on the appender thread (queued behind pending appends);
     /// the broker calls it every 100 ms – 1 s.
     public func runPeriodicTasks() {
         let queued = appender.enqueue { [self] in performPeriodicTasks() }
@@ -260,6 +268,10 @@ public final class LogManager: @unchecked Sendable {
             }
         }
         if now - lastRecoveryCheckpointMs >= recoveryPointCheckpointIntervalMs { writeRecoveryCheckpoint(force: false) }
+        if now - lastProducerExpirationMs >= producerIdExpirationCheckIntervalMs {
+            lastProducerExpirationMs = now
+            for log in logs where !log.writerOffline && !log.writerClosed { log.expireProducers(now: now) }
+        }
 
         let due = registry.withLock { r -> [PendingDeletion] in
             let due = r.pendingDeletions.filter { $0.dueMs <= now }
@@ -307,7 +319,8 @@ public final class LogManager: @unchecked Sendable {
     // MARK: Shutdown
 
     /// Stops the appender (finishing queued appends), flushes every log, writes each active segment's
-    /// final time-index entry and trims its indexes, writes both checkpoints, then the clean-shutdown
+    /// final time-index entry and trims its indexes, snapshots its producer state at the log end,
+    /// writes both checkpoints, then the clean-shutdown
     /// marker — only if all of that succeeded and no partition is offline, so the next start trusts
     /// the segments only when it may.
     ///
@@ -340,6 +353,8 @@ public final class LogManager: @unchecked Sendable {
                     if let fd { try io.fdatasync(fd) }
                 }
                 active.closeIndexFiles()
+                // At the log end, so the next load replays nothing.
+                log.writeProducerSnapshotLogging()
             } catch {
                 log.goOffline(error)
                 clean = false

@@ -100,6 +100,9 @@ extension Broker {
         case .notFound: .unknownTopicOrPartition
         case .alreadyExists: .topicAlreadyExists
         case .shuttingDown: .notLeaderOrFollower
+        case .outOfOrderSequence: .outOfOrderSequenceNumber
+        case .invalidProducerEpoch: .invalidProducerEpoch
+        case .transactionsUnsupported: .transactionalIdAuthorizationFailed
         }
     }
 }

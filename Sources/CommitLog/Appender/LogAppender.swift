@@ -16,6 +16,10 @@ import Synchronization
 /// up and form the next group.
 ///
 /// Partitions that need no flush are completed right after the write submit, before the sync submit.
+///
+/// Batches with a producer id go through the partition's `ProducerStateManager` at offset assignment,
+/// in queue order: a retried duplicate completes with its original offsets without being written;
+/// fenced epochs and sequence gaps fail (`.invalidProducerEpoch`, `.outOfOrderSequence`).
 public final class LogAppender: @unchecked Sendable {
     private struct Item {
         var batch: ByteBuffer
@@ -325,6 +329,27 @@ public final class LogAppender: @unchecked Sendable {
         guard byteCount <= configuration.maxMessageBytes else {
             return Outcome(error: CommitLogError(.messageTooLarge, "\(log.topicPartition): batch of \(byteCount) bytes exceeds max.message.bytes \(configuration.maxMessageBytes)"))
         }
+        // Idempotent producers: checked here, in append order, so pipelined batches (several in one
+        // group, too) see the state their predecessors left.
+        if header.producerId >= 0 {
+            if header.isTransactional {
+                return Outcome(error: CommitLogError(.transactionsUnsupported, "\(log.topicPartition): transactional batches are not supported (no transaction coordinator)"))
+            }
+            let decision: ProducerStateManager.Decision
+            do {
+                decision = try log.producers.check(
+                    producerId: header.producerId, epoch: header.producerEpoch, firstSequence: header.baseSequence,
+                    lastSequence: header.lastSequence, now: now, expirationMs: configuration.producerIdExpirationMs)
+            } catch {
+                return Outcome(error: CommitLogError(error.kind, "\(log.topicPartition): \(error.message)"))
+            }
+            if case .duplicate(let original) = decision {
+                // Kafka answers a retried batch with the original offsets and writes nothing.
+                return Outcome(
+                    error: nil, baseOffset: original.firstOffset, lastOffset: original.lastOffset,
+                    logAppendTime: configuration.messageTimestampType == .logAppendTime ? original.maxTimestamp : -1)
+            }
+        }
         let baseOffset = log.nextOffset
         let lastOffset = baseOffset + Int64(header.lastOffsetDelta)
         if log.active.shouldRoll(byteCount: byteCount, lastOffset: lastOffset, now: now, configuration: configuration) {
@@ -366,6 +391,12 @@ public final class LogAppender: @unchecked Sendable {
                 operations.append(IOOperation(.write(fd: fd, offset: position, bytes: UnsafeRawBufferPointer(staged))))
                 owners.append(log)
             }
+        }
+        if header.producerId >= 0 {
+            log.producers.update(
+                producerId: header.producerId, epoch: header.producerEpoch, firstSequence: header.baseSequence,
+                lastSequence: header.lastSequence, firstOffset: baseOffset, lastOffset: lastOffset, maxTimestamp: maxTimestamp,
+                now: now)
         }
         log.nextOffset = lastOffset + 1
         if log.unflushedSegments.last !== segment { log.unflushedSegments.append(segment) }

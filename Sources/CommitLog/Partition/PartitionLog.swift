@@ -44,6 +44,9 @@ public final class PartitionLog: @unchecked Sendable {
     var writerConfiguration: LogConfiguration
     var writerOffline = false
     var writerClosed = false
+    /// Idempotent-producer state: checked and updated at offset assignment, snapshotted on roll and
+    /// shutdown, rebuilt by `LogLoader`.
+    var producers: ProducerStateManager
 
     // Per-group scratch (appender thread).
     var inGroup = false
@@ -59,7 +62,8 @@ public final class PartitionLog: @unchecked Sendable {
 
     init(
         topicPartition: TopicPartition, directory: String, configuration: LogConfiguration, segments: [LogSegment],
-        logStartOffset: Int64, recoveryPoint: Int64, io: any FileIO, clock: any LogClock, logger: Logger
+        logStartOffset: Int64, recoveryPoint: Int64, producers: ProducerStateManager = ProducerStateManager(), io: any FileIO,
+        clock: any LogClock, logger: Logger
     ) {
         precondition(!segments.isEmpty, "a partition log has at least one segment")
         self.topicPartition = topicPartition
@@ -75,6 +79,7 @@ public final class PartitionLog: @unchecked Sendable {
         self.recoveryPoint = min(recoveryPoint, active.nextOffset)
         self.lastFlushMs = clock.wallMilliseconds()
         self.writerConfiguration = configuration
+        self.producers = producers
         self.state = Mutex(
             State(
                 configuration: configuration, segments: segments, highWatermark: active.nextOffset,
@@ -163,7 +168,8 @@ public final class PartitionLog: @unchecked Sendable {
 
     /// Starts a new active segment at `nextOffset`: creates its files, makes the directory entry durable,
     /// then trims the old segment's indexes (its final time entry is left pending for the caller to
-    /// write). Both segments are added to `groupSegments`.
+    /// write). Both segments are added to `groupSegments`. Then snapshots the producer state at the new
+    /// base offset, as Kafka does on roll (a failure there is logged: recovery replays instead).
     func roll(now: Int64) throws(DiskError) {
         let old = active
         let segment = try LogSegment.create(directory: directory, baseOffset: nextOffset, configuration: writerConfiguration, io: io)
@@ -176,6 +182,7 @@ public final class PartitionLog: @unchecked Sendable {
         groupRolled = true
         state.withLock { $0.segments.append(segment) }
         logger.debug("rolled segment", metadata: ["baseOffset": "\(segment.baseOffset)", "previous": "\(old.baseOffset)"])
+        writeProducerSnapshotLogging()
     }
 
     /// Whether the flush policy asks for an fdatasync now.

@@ -14,6 +14,8 @@ import RecordFormat
 /// 3. The log start offset is max(checkpoint, first base offset); if it is past the log end, the
 ///    segments are dropped for an empty one at the log start offset. An empty directory gets an empty
 ///    segment.
+/// 4. Producer state: the newest `N.snapshot` at or below the log end plus a replay of the batch
+///    headers after it (`ProducerStateLoader`); snapshots past the log end are deleted.
 ///
 /// Crash points: every step only deletes what recovery would recreate or what lies past a torn
 /// batch, and truncations are fdatasynced before later segments are deleted, so a crash while
@@ -100,9 +102,12 @@ struct LogLoader {
         let last = segments[segments.count - 1]
         // After a clean shutdown everything is durable; otherwise only what the checkpoint says.
         let effectiveRecoveryPoint = hadCleanShutdown ? last.nextOffset : min(recoveryPoint, last.nextOffset)
+        let producers = try ProducerStateLoader(directory: directory, io: io, clock: clock, logger: logger)
+            .load(segments: segments, logStartOffset: logStart)
         return PartitionLog(
             topicPartition: topicPartition, directory: directory, configuration: configuration, segments: segments,
-            logStartOffset: logStart, recoveryPoint: effectiveRecoveryPoint, io: io, clock: clock, logger: logger)
+            logStartOffset: logStart, recoveryPoint: effectiveRecoveryPoint, producers: producers, io: io, clock: clock,
+            logger: logger)
     }
 
     /// Opens segment `base`; recovers it when asked or when its indexes are not usable. Returns whether

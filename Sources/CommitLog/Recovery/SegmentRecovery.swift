@@ -78,7 +78,7 @@ struct SegmentRecovery {
 }
 
 /// Sequential reads of a segment in large chunks.
-private struct ChunkReader {
+struct ChunkReader {
     static let chunkByteCount = 1 << 20
     let io: any FileIO
     let fd: Int32
