@@ -19,6 +19,9 @@ var targets: [Target] = [
     .systemLibrary(name: "CLibURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
     .target(name: "CURingShims", dependencies: ["CLibURing"]),
 
+    // C: the system compression libraries (zlib, snappy, lz4, zstd) for reading/rewriting compressed batches.
+    .systemLibrary(name: "CCompressionLibs", providers: [.apt(["zlib1g-dev", "libsnappy-dev", "liblz4-dev", "libzstd-dev"])]),
+    .target(name: "RecordCompression", dependencies: ["RecordFormat", "CCompressionLibs", nioCore], swiftSettings: swiftSettings),
     .target(name: "KafkaWire", dependencies: [nioCore], exclude: ["ServedAPIs.json"], swiftSettings: swiftSettings),
     .target(name: "RecordFormat", dependencies: ["Checksums", nioCore], swiftSettings: swiftSettings),
     .target(name: "DiskIO", dependencies: [logging], swiftSettings: swiftSettings),
@@ -44,6 +47,7 @@ var targets: [Target] = [
     .testTarget(name: "ChecksumsTests", dependencies: ["Checksums"], swiftSettings: swiftSettings),
     .testTarget(name: "KafkaWireTests", dependencies: ["KafkaWire", nioCore], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
     .testTarget(name: "RecordFormatTests", dependencies: ["RecordFormat", "TestSupport", nioCore], swiftSettings: swiftSettings),
+    .testTarget(name: "RecordCompressionTests", dependencies: ["RecordCompression", "RecordFormat", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "DiskIOTests", dependencies: ["DiskIO", "DiskIOTesting", "URingIO", "TestSupport"], swiftSettings: swiftSettings),
     .testTarget(name: "CommitLogTests", dependencies: ["CommitLog", "DiskIO", "DiskIOTesting", "URingIO", "RecordFormat", "TestSupport", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "SimulationTests", dependencies: ["CommitLog", "DiskIO", "DiskIOTesting", "RecordFormat", "TestSupport", nioCore], swiftSettings: swiftSettings),
