@@ -188,7 +188,8 @@ def test_sarama_consumer_group(sarama_bin, fb, topic_name, tmp_path, strategy):
         for m, s in ((m1, s1), (m2, s2)):
             assert {e["partition"] for e in m.msgs()} <= set(s["claims"]), m.diag()
             assert m.msgs(), f"{m.name} owning {s['claims']} got nothing"
-            assert not m.of("error"), m.diag()
+            assert not m.of("error"), m.diag() + "\nbroker log (connection closes):\n" + "".join(
+                line for line in fb.output().splitlines(True) if "closing connection" in line)[-2000:]
         got = m1.msgs() + m2.msgs()
         assert sorted(e["value"].encode() for e in got) == sorted(v for vs in vals.values() for v in vs)
         assert sorted((e["partition"], e["offset"]) for e in got) == [(p, o) for p in range(4) for o in range(10)]

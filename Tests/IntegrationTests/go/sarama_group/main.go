@@ -87,6 +87,8 @@ func main() {
 	expect := flag.Int64("expect", 0, "exit after this many messages (0: run until stdin EOF)")
 	timeout := flag.Duration("timeout", 60*time.Second, "give up (exit 2) after this long")
 	verbose := flag.Bool("v", false, "sarama debug log on stderr")
+	retention := flag.Duration("retention", 0, "Consumer.Offsets.Retention (0, sarama's default, makes "+
+		"sarama 1.22 commit with OffsetCommit v1; > 0 uses v2)")
 	flag.Parse()
 	if *topic == "" || *group == "" {
 		fmt.Fprintln(os.Stderr, "usage: sarama_group -bootstrap H:P -topic T -group G [-strategy range|roundrobin] [-expect N]")
@@ -102,6 +104,7 @@ func main() {
 	cfg.Consumer.Return.Errors = true
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	cfg.Consumer.Offsets.CommitInterval = 200 * time.Millisecond
+	cfg.Consumer.Offsets.Retention = *retention
 	cfg.Consumer.Group.Session.Timeout = 10 * time.Second
 	cfg.Consumer.Group.Heartbeat.Interval = 500 * time.Millisecond
 	cfg.Consumer.Group.Rebalance.Timeout = 20 * time.Second
