@@ -5,7 +5,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import ConsumerGroupState, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 
 import petrel_helpers as h
 
@@ -197,6 +197,11 @@ def test_group_admin_list_describe_delete(fb, topic_name):
         by_client = {m.client_id: {tp.partition for tp in m.assignment.topic_partitions
                                    if tp.topic == topic_name} for m in d.members}
         assert [by_client["admin-0"], by_client["admin-1"]] == sets
+
+        offs = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
+                                                 request_timeout=10)[group].result(15)
+        assert sorted((tp.topic, tp.partition, tp.offset) for tp in offs.topic_partitions) == \
+            [(topic_name, p, 3) for p in range(4)]
 
         # Active group: deletion refused.
         with pytest.raises(KafkaException) as ei:
