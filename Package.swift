@@ -37,7 +37,7 @@ var targets: [Target] = [
     .executableTarget(
         name: "PetrelCLI",
         dependencies: [
-            "BrokerServer", "SegmentTool", "WireClient", "LoadGen", "KafkaWire", "RecordFormat", "DiskIO", "URingIO", "CommitLog",
+            "BrokerServer", "SegmentTool", "WireClient", "LoadGen", "KafkaWire", "RecordFormat", "RecordCompression", "DiskIO", "URingIO", "CommitLog",
             .product(name: "ArgumentParser", package: "swift-argument-parser"), logging, nioCore, nioPosix,
         ],
         swiftSettings: swiftSettings

@@ -91,11 +91,17 @@ public final class KafkaServer: @unchecked Sendable {
     /// Stops accepting, closes connections, flushes and checkpoints the logs, writes the clean
     /// shutdown marker.
     public func shutdown() throws {
+        // 1. Stop accepting connections. 2. Stop storage housekeeping. 3. Shut the broker down
+        // while the event loops still run (parked fetches and group timers are answered on their
+        // loops; the appender drains, logs are flushed and checkpointed, the clean-shutdown marker
+        // is written). 4. Close the remaining connections and the loops.
         try? channel?.close().wait()
         stopMaintenance.set()
         while maintenance?.isFinished == false { Thread.sleep(forTimeInterval: 0.01) }
+        var failure: (any Error)?
+        do { try broker?.shutdown() } catch { failure = error }
         try? group.syncShutdownGracefully()
-        try broker?.shutdown()
+        if let failure { throw failure }
     }
 
     /// Kafka keeps the cluster id in `meta.properties`; so do we (and create it on first start).

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KafkaWire
 import NIOCore
+import RecordCompression
 import RecordFormat
 import WireClient
 
@@ -68,14 +69,11 @@ struct Consume: ParsableCommand {
                         var iterator = RecordBatchIterator(buffer, validatingCRC: true)
                         while let (position, header) = iterator.next(), !done {
                             guard header.nextOffset > positions[p]! else { continue }
-                            guard header.compression == CompressionCodec.none else {
-                                let name = header.compression?.name ?? "unknown"
-                                throw ClientError(.invalidArgument, "\(topic)-\(p) offset \(header.baseOffset): \(name)-compressed batches cannot be decoded yet")
-                            }
                             let batch = buffer.getSlice(at: buffer.readerIndex + position, length: header.totalByteCount)!
                             let decoded: [Record]
                             do {
-                                decoded = try RecordBatch.records(in: batch)
+                                // Compressed batches (gzip, snappy, lz4, zstd) are decompressed here.
+                                decoded = try RecordBatch.decodeRecords(in: batch).records
                             } catch {
                                 throw ClientError(.protocolViolation, "\(topic)-\(p) offset \(header.baseOffset): \(error)")
                             }

@@ -2,11 +2,11 @@
 
 import NIOCore
 
-/// Kafka OffsetCommitRequest request, versions 2-9 (flexible from 8).
+/// Kafka OffsetCommitRequest request, versions 0-9 (flexible from 8).
 public struct OffsetCommitRequest: KafkaRequest, Equatable {
     public typealias Response = OffsetCommitResponse
     public static let apiKey: APIKey = .offsetCommit
-    public static let lowestSupportedVersion: Int16 = 2
+    public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 9
 
     /// The unique group identifier.
@@ -49,17 +49,21 @@ public struct OffsetCommitRequest: KafkaRequest, Equatable {
     }
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
-        guard version >= 2 && version <= 9 else {
+        guard version >= 0 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 8, version: version)
         }
         self.init()
         self.groupId = try buffer.readWireString(compact: version >= 8)
-        self.generationIdOrMemberEpoch = try buffer.readWireInt32()
-        self.memberId = try buffer.readWireString(compact: version >= 8)
+        if version >= 1 {
+            self.generationIdOrMemberEpoch = try buffer.readWireInt32()
+        }
+        if version >= 1 {
+            self.memberId = try buffer.readWireString(compact: version >= 8)
+        }
         if version >= 7 {
             self.groupInstanceId = try buffer.readWireNullableString(compact: version >= 8, nullable: true)
         }
-        if version <= 4 {
+        if (version >= 2 && version <= 4) {
             self.retentionTimeMs = try buffer.readWireInt64()
         }
         do {
@@ -77,18 +81,22 @@ public struct OffsetCommitRequest: KafkaRequest, Equatable {
     }
 
     public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
-        guard version >= 2 && version <= 9 else {
+        guard version >= 0 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 8, version: version)
         }
         try writer.buffer.writeWireString(self.groupId, compact: version >= 8)
-        writer.buffer.writeWireInt32(self.generationIdOrMemberEpoch)
-        try writer.buffer.writeWireString(self.memberId, compact: version >= 8)
+        if version >= 1 {
+            writer.buffer.writeWireInt32(self.generationIdOrMemberEpoch)
+        }
+        if version >= 1 {
+            try writer.buffer.writeWireString(self.memberId, compact: version >= 8)
+        }
         if version >= 7 {
             try writer.buffer.writeWireNullableString(self.groupInstanceId, compact: version >= 8, nullable: true)
         } else if self.groupInstanceId != nil {
             throw WireError.fieldNotInVersion("GroupInstanceId", version: version)
         }
-        if version <= 4 {
+        if (version >= 2 && version <= 4) {
             writer.buffer.writeWireInt64(self.retentionTimeMs)
         }
         try writer.buffer.writeWireArrayCount(self.topics.count, compact: version >= 8)
@@ -156,6 +164,8 @@ public struct OffsetCommitRequest: KafkaRequest, Equatable {
         public var committedOffset: Int64
         /// The leader epoch of this partition.
         public var committedLeaderEpoch: Int32
+        /// The timestamp of the commit.
+        public var commitTimestamp: Int64
         /// Any associated metadata the client wants to keep.
         public var committedMetadata: String?
 
@@ -163,11 +173,13 @@ public struct OffsetCommitRequest: KafkaRequest, Equatable {
             partitionIndex: Int32 = 0,
             committedOffset: Int64 = 0,
             committedLeaderEpoch: Int32 = -1,
+            commitTimestamp: Int64 = -1,
             committedMetadata: String? = ""
         ) {
             self.partitionIndex = partitionIndex
             self.committedOffset = committedOffset
             self.committedLeaderEpoch = committedLeaderEpoch
+            self.commitTimestamp = commitTimestamp
             self.committedMetadata = committedMetadata
         }
 
@@ -176,6 +188,7 @@ public struct OffsetCommitRequest: KafkaRequest, Equatable {
             self.partitionIndex = 0
             self.committedOffset = 0
             self.committedLeaderEpoch = -1
+            self.commitTimestamp = -1
             self.committedMetadata = ""
         }
 
@@ -185,6 +198,9 @@ public struct OffsetCommitRequest: KafkaRequest, Equatable {
             self.committedOffset = try buffer.readWireInt64()
             if version >= 6 {
                 self.committedLeaderEpoch = try buffer.readWireInt32()
+            }
+            if version == 1 {
+                self.commitTimestamp = try buffer.readWireInt64()
             }
             self.committedMetadata = try buffer.readWireNullableString(compact: version >= 8, nullable: true)
             if version >= 8 {
@@ -197,6 +213,11 @@ public struct OffsetCommitRequest: KafkaRequest, Equatable {
             writer.buffer.writeWireInt64(self.committedOffset)
             if version >= 6 {
                 writer.buffer.writeWireInt32(self.committedLeaderEpoch)
+            }
+            if version == 1 {
+                writer.buffer.writeWireInt64(self.commitTimestamp)
+            } else if self.commitTimestamp != -1 {
+                throw WireError.fieldNotInVersion("CommitTimestamp", version: version)
             }
             try writer.buffer.writeWireNullableString(self.committedMetadata, compact: version >= 8, nullable: true)
             if version >= 8 {

@@ -2,10 +2,10 @@
 
 import NIOCore
 
-/// Kafka OffsetCommitResponse response, versions 2-9 (flexible from 8).
+/// Kafka OffsetCommitResponse response, versions 0-9 (flexible from 8).
 public struct OffsetCommitResponse: KafkaResponse, Equatable {
     public static let apiKey: APIKey = .offsetCommit
-    public static let lowestSupportedVersion: Int16 = 2
+    public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 9
 
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -28,7 +28,7 @@ public struct OffsetCommitResponse: KafkaResponse, Equatable {
     }
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
-        guard version >= 2 && version <= 9 else {
+        guard version >= 0 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 8, version: version)
         }
         self.init()
@@ -50,7 +50,7 @@ public struct OffsetCommitResponse: KafkaResponse, Equatable {
     }
 
     public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
-        guard version >= 2 && version <= 9 else {
+        guard version >= 0 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 8, version: version)
         }
         if version >= 3 {

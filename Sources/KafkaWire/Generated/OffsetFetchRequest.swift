@@ -2,11 +2,11 @@
 
 import NIOCore
 
-/// Kafka OffsetFetchRequest request, versions 1-9 (flexible from 6).
+/// Kafka OffsetFetchRequest request, versions 0-9 (flexible from 6).
 public struct OffsetFetchRequest: KafkaRequest, Equatable {
     public typealias Response = OffsetFetchResponse
     public static let apiKey: APIKey = .offsetFetch
-    public static let lowestSupportedVersion: Int16 = 1
+    public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 9
 
     /// The group to fetch offsets for.
@@ -39,7 +39,7 @@ public struct OffsetFetchRequest: KafkaRequest, Equatable {
     }
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
-        guard version >= 1 && version <= 9 else {
+        guard version >= 0 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 9, version: version)
         }
         self.init()
@@ -78,7 +78,7 @@ public struct OffsetFetchRequest: KafkaRequest, Equatable {
     }
 
     public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
-        guard version >= 1 && version <= 9 else {
+        guard version >= 0 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 9, version: version)
         }
         if version <= 7 {

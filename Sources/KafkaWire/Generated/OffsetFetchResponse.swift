@@ -2,10 +2,10 @@
 
 import NIOCore
 
-/// Kafka OffsetFetchResponse response, versions 1-9 (flexible from 6).
+/// Kafka OffsetFetchResponse response, versions 0-9 (flexible from 6).
 public struct OffsetFetchResponse: KafkaResponse, Equatable {
     public static let apiKey: APIKey = .offsetFetch
-    public static let lowestSupportedVersion: Int16 = 1
+    public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 9
 
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -38,7 +38,7 @@ public struct OffsetFetchResponse: KafkaResponse, Equatable {
     }
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
-        guard version >= 1 && version <= 9 else {
+        guard version >= 0 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 9, version: version)
         }
         self.init()
@@ -76,7 +76,7 @@ public struct OffsetFetchResponse: KafkaResponse, Equatable {
     }
 
     public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
-        guard version >= 1 && version <= 9 else {
+        guard version >= 0 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 9, version: version)
         }
         if version >= 3 {
