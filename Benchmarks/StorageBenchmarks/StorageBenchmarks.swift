@@ -106,7 +106,7 @@ final class StoreWorkload: @unchecked Sendable {
         logger.logLevel = .error
         guard let io = makeIO(),
             let manager = try? LogManager(dataDirectory: directory + "/data", io: io, clock: SystemLogClock(), logger: logger),
-            let log = try? manager.createLog(TopicPartition(topic: "bench", partition: 0), configuration: LogConfiguration())
+            let log = try? manager.createLog(TopicPartition(topic: "bench", partition: 0), configuration: benchConfiguration())
         else { preconditionFailure("benchmark setup failed") }
         manager.appender.start()
         self.manager = manager
@@ -186,4 +186,13 @@ final class RawWorkload: @unchecked Sendable {
         io = nil
         try? PosixFileIO().removeDirectory(directory)
     }
+}
+
+/// Kafka's defaults; `PETREL_BENCH_WRITE_BEHIND=<bytes>` overrides Petrel's write-behind (0 = off).
+func benchConfiguration() -> LogConfiguration {
+    var configuration = LogConfiguration()
+    if let text = getenv("PETREL_BENCH_WRITE_BEHIND"), let bytes = Int(String(cString: text)) {
+        configuration.writeBehindBytes = bytes
+    }
+    return configuration
 }
