@@ -35,6 +35,24 @@ public struct LogConfiguration: Sendable, Equatable {
     /// config). Default: 1 day.
     public var producerIdExpirationMs: Int64 = 86_400_000
 
+    /// Whether old segments are deleted (`delete`), compacted (`compact`) or both. Kafka:
+    /// `cleanup.policy`. Default: `delete`.
+    public var cleanupPolicy: CleanupPolicy = .delete
+    /// How long a tombstone survives after the cleaner first retained it (its batch's delete horizon).
+    /// Kafka: `delete.retention.ms`. Default: 1 day.
+    public var deleteRetentionMs: Int64 = 86_400_000
+    /// Compact once dirty bytes / (clean + dirty bytes) exceeds this. Kafka:
+    /// `min.cleanable.dirty.ratio`. Default: 0.5.
+    public var minCleanableDirtyRatio: Double = 0.5
+    /// Records younger than this are never compacted. Kafka: `min.compaction.lag.ms`. Default: 0.
+    public var minCompactionLagMs: Int64 = 0
+    /// Compact regardless of the dirty ratio once the oldest dirty record is this old. Kafka:
+    /// `max.compaction.lag.ms`. Default: `Int64.max`.
+    public var maxCompactionLagMs: Int64 = .max
+    /// Largest random reduction of `segment.ms` per segment, so partitions do not roll together.
+    /// Kafka: `segment.jitter.ms`. Default: 0.
+    public var segmentJitterMs: Int64 = 0
+
     public init() {}
 
     /// Offset-index entries that fit in `segmentIndexBytes` (8 bytes each).
@@ -43,4 +61,27 @@ public struct LogConfiguration: Sendable, Equatable {
     var timeIndexEntriesMax: Int { max(2, segmentIndexBytes / TimeIndex.entryByteCount) }
     /// `segmentBytes` clamped to what a u32 index position can address (Kafka caps it at Int32.max).
     var segmentBytesClamped: Int { min(max(segmentBytes, 1), Int(Int32.max)) }
+}
+
+/// Kafka's `cleanup.policy`: a list of `delete` and/or `compact`.
+public struct CleanupPolicy: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// Time/size retention deletes whole old segments.
+    public static let delete = CleanupPolicy(rawValue: 1)
+    /// The cleaner keeps the latest record per key.
+    public static let compact = CleanupPolicy(rawValue: 2)
+
+    /// Parses Kafka's comma-separated list (`delete`, `compact`, `compact,delete`); unknown words are
+    /// ignored (the broker validated the value).
+    public init(kafkaValue: String) {
+        var policy: CleanupPolicy = []
+        for part in kafkaValue.split(separator: ",") {
+            let word = part.trimmingWhitespace.lowercased()
+            if word == "delete" { policy.insert(.delete) }
+            if word == "compact" { policy.insert(.compact) }
+        }
+        self = policy
+    }
 }

@@ -25,6 +25,14 @@ public final class LogManager: @unchecked Sendable {
     /// How often idle producer ids are expired (Kafka: `producer.id.expiration.check.interval.ms`,
     /// 10 min). Appends treat an expired producer as unknown even before the sweep.
     public var producerIdExpirationCheckIntervalMs: Int64 = 600_000
+    /// How often time/size retention runs (Kafka: `log.retention.check.interval.ms`, 300 s).
+    public var retentionCheckIntervalMs: Int64 = 300_000
+    /// Segment files renamed `.deleted`, unlinked after `file.delete.delay.ms` (Retention/).
+    let fileDeleter: SegmentFileDeleter
+    /// The compaction thread, once `startCleaner` ran (Compaction/LogCleaner.swift).
+    let cleanerSlot = Mutex<LogCleaner?>(nil)
+    /// Maintenance thread (the `runPeriodicTasks` caller): when retention last ran.
+    let lastRetentionCheckMs = Mutex<Int64>(0)
 
     private struct PendingDeletion {
         var path: String
@@ -54,6 +62,7 @@ public final class LogManager: @unchecked Sendable {
         self.logger = logger
         self.appender = LogAppender(io: io, clock: clock, logger: logger)
         self.producerIds = ProducerIdAllocator(dataDirectory: dataDirectory, io: io)
+        self.fileDeleter = SegmentFileDeleter(io: io, logger: logger)
         do { try io.createDirectory(dataDirectory) } catch {
             throw .storage(error, "creating data directory \(dataDirectory)")
         }
@@ -130,6 +139,7 @@ public final class LogManager: @unchecked Sendable {
 
     private func register(_ log: PartitionLog) {
         log.onLogStartOffsetChanged = { [weak self] _ in self?.checkpointLogStartOffsets() }
+        log.fileDeleter = fileDeleter
         registry.withLock { $0.logs[log.topicPartition] = log }
     }
 
@@ -220,6 +230,8 @@ public final class LogManager: @unchecked Sendable {
     public func runPeriodicTasks() {
         let queued = appender.enqueue { [self] in performPeriodicTasks() }
         if !queued, !registry.withLock({ $0.isShutDown }) { performPeriodicTasks() }
+        // Off the appender thread: retention renames files, which must not delay appends.
+        runRetentionIfDue()
     }
 
     private func performPeriodicTasks() {
@@ -304,7 +316,7 @@ public final class LogManager: @unchecked Sendable {
 
     /// Writes `log-start-offset-checkpoint` (after DeleteRecords, deletions, shutdown).
     @discardableResult
-    private func checkpointLogStartOffsets() -> DiskError? {
+    func checkpointLogStartOffsets() -> DiskError? {
         var starts: [TopicPartition: Int64] = [:]
         for log in allLogs { starts[log.topicPartition] = log.logStartOffset }
         do {
@@ -328,6 +340,7 @@ public final class LogManager: @unchecked Sendable {
     /// recovery point; the marker is written last, atomically.
     /// - Throws: `.storage` with the first disk error (the marker is then not written).
     public func shutdown() throws(CommitLogError) {
+        stopCleaner()
         appender.shutdown()
         let alreadyDown = registry.withLock { r -> Bool in
             defer { r.isShutDown = true }

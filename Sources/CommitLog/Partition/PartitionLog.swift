@@ -59,6 +59,12 @@ public final class PartitionLog: @unchecked Sendable {
 
     /// Told when `deleteRecords` moved the log start offset, so the manager checkpoints it.
     var onLogStartOffsetChanged: (@Sendable (PartitionLog) -> Void)?
+    /// Unlinks `.deleted` segment files after `file.delete.delay.ms` (set by `LogManager`; without
+    /// one, removed segments are unlinked at once).
+    var fileDeleter: SegmentFileDeleter?
+    /// Held by whoever removes segments from the list and renames their files (retention,
+    /// DeleteRecords, the cleaner's swap), so those never interleave. Never taken by appends or reads.
+    let segmentFilesLock = Mutex(())
 
     init(
         topicPartition: TopicPartition, directory: String, configuration: LogConfiguration, segments: [LogSegment],
@@ -126,6 +132,10 @@ public final class PartitionLog: @unchecked Sendable {
     /// deletes whole segments that lie entirely below it. Returns the new log start offset.
     /// - Throws: `.offsetOutOfRange` if `offset` is above the high watermark.
     public func deleteRecords(before offset: Int64) throws(CommitLogError) -> Int64 {
+        try segmentFilesLock.withLock { _ throws(CommitLogError) -> Int64 in try deleteRecordsLocked(before: offset) }
+    }
+
+    private func deleteRecordsLocked(before offset: Int64) throws(CommitLogError) -> Int64 {
         let (newStart, moved, removed) = try state.withLock { (s) throws(CommitLogError) -> (Int64, Bool, [LogSegment]) in
             guard !s.isClosed else { throw CommitLogError(.notFound, "\(topicPartition) was deleted") }
             let target = offset == -1 ? s.highWatermark : offset
@@ -143,15 +153,8 @@ public final class PartitionLog: @unchecked Sendable {
             }
             return (s.logStartOffset, moved, removed)
         }
-        for segment in removed {
-            // Open descriptors (fetches in flight, the writer's flush list) keep the bytes alive.
-            for path in [segment.logPath, segment.offsetIndexPath, segment.timeIndexPath] {
-                do { try io.unlink(path) } catch {
-                    logger.warning("could not delete segment file", metadata: ["path": "\(path)", "error": "\(error)"])
-                }
-            }
-            logger.info("deleted segment below log start offset", metadata: ["baseOffset": "\(segment.baseOffset)", "logStartOffset": "\(newStart)"])
-        }
+        // Renamed to `.deleted` and unlinked later (Retention/PartitionLog+Retention.swift).
+        removeSegmentFiles(removed, reason: "below the log start offset \(newStart)")
         if moved { onLogStartOffsetChanged?(self) }
         return newStart
     }

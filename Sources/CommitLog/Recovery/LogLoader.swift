@@ -31,6 +31,8 @@ struct LogLoader {
     func load(hadCleanShutdown: Bool, recoveryPoint checkpointRecoveryPoint: Int64?, logStartOffset checkpointLogStart: Int64?)
         throws(DiskError) -> PartitionLog
     {
+        // Finish or roll back a cleaner swap cut short by a crash (Compaction/SegmentSwap.swift).
+        try SegmentSwap.recover(directory: directory, io: io, logger: logger)
         let names = try io.listDirectory(directory)
         var logBases: [Int64] = []
         var indexFiles: [(name: String, base: Int64)] = []

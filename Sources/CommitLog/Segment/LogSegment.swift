@@ -43,6 +43,8 @@ final class LogSegment: @unchecked Sendable {
     var timeIndexFD: Int32?
     /// Wall-clock ms of the segment's first batch (for `segment.ms`); nil while empty.
     var rollingBaseMs: Int64?
+    /// This segment's random reduction of `segment.ms` (Kafka's `rollJitterMs`, from `segment.jitter.ms`).
+    var rollJitterMs: Int64 = 0
     /// Bytes known durable (covered by an fdatasync).
     var flushedSize: Int64
     /// Where the next write-behind (`sync_file_range`) range starts.
@@ -116,12 +118,15 @@ final class LogSegment: @unchecked Sendable {
             io.close(timeFD)
             throw error
         }
-        return LogSegment(
+        let segment = LogSegment(
             baseOffset: baseOffset, file: file, offsetIndexPath: offsetIndexPath, timeIndexPath: timeIndexPath, io: io,
             size: 0, nextOffset: baseOffset, offsetIndex: OffsetIndex(baseOffset: baseOffset),
             timeIndex: TimeIndex(baseOffset: baseOffset),
             indexer: SegmentIndexer(baseOffset: baseOffset, intervalBytes: configuration.indexIntervalBytes),
             offsetIndexFD: offsetFD, timeIndexFD: timeFD, isActive: true)
+        let jitterMax = min(configuration.segmentJitterMs, configuration.segmentMs)
+        if jitterMax > 0 { segment.rollJitterMs = Int64.random(in: 0..<jitterMax) }
+        return segment
     }
 
     // MARK: Writer operations
@@ -132,7 +137,7 @@ final class LogSegment: @unchecked Sendable {
     func shouldRoll(byteCount: Int, lastOffset: Int64, now: Int64, configuration: LogConfiguration) -> Bool {
         guard size > 0 else { return false }
         if size > Int64(configuration.segmentBytesClamped) - Int64(byteCount) { return true }
-        if let base = rollingBaseMs, now - base > configuration.segmentMs { return true }
+        if let base = rollingBaseMs, now - base > configuration.segmentMs - rollJitterMs { return true }
         if offsetEntryCount >= configuration.offsetIndexEntriesMax { return true }
         if timeEntryCount >= configuration.timeIndexEntriesMax - 1 { return true }
         if lastOffset - baseOffset > Int64(Int32.max) { return true }
@@ -142,7 +147,7 @@ final class LogSegment: @unchecked Sendable {
     /// Whether `segment.ms` has passed since the first batch (for rolls without an append).
     func isDueForTimeRoll(now: Int64, configuration: LogConfiguration) -> Bool {
         guard size > 0, let base = rollingBaseMs else { return false }
-        return now - base > configuration.segmentMs
+        return now - base > configuration.segmentMs - rollJitterMs
     }
 
     /// Reserves the next `byteCount` bytes for a batch and stages the index entries it earns.

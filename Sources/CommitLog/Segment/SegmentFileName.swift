@@ -16,6 +16,24 @@ enum SegmentFileName {
     static let recoveryPointCheckpoint = "recovery-point-offset-checkpoint"
     static let logStartOffsetCheckpoint = "log-start-offset-checkpoint"
     static let cleanShutdownMarker = ".kafka_cleanshutdown"
+    static let cleanerOffsetCheckpoint = "cleaner-offset-checkpoint"
+
+    /// The three files of a segment, `.log` first.
+    static func segmentFiles(_ baseOffset: Int64) -> [String] { [log(baseOffset), offsetIndex(baseOffset), timeIndex(baseOffset)] }
+
+    /// A transient name: `name` plus `.cleaned`, `.swap` or `.deleted`.
+    static func with(_ name: String, suffix: String) -> String { name + suffix }
+
+    /// For a transient file name (`<stem>.<kind><suffix>`, e.g. `00000000000000000042.index.swap`):
+    /// its base offset and the segment file name it stands for (`00000000000000000042.index`).
+    static func transient(_ name: String, suffix: String) -> (baseOffset: Int64, segmentFile: String)? {
+        guard name.hasSuffix(suffix) else { return nil }
+        let plain = String(name.dropLast(suffix.count))
+        for kind in [logSuffix, offsetIndexSuffix, timeIndexSuffix] {
+            if let base = baseOffset(of: plain, suffix: kind) { return (base, plain) }
+        }
+        return nil
+    }
 
     /// `00000000000000000042` for 42.
     static func stem(_ baseOffset: Int64) -> String {
