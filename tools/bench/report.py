@@ -18,7 +18,7 @@ SCENARIOS = [
     ("produce-1k-p16", "produce 1 KiB, acks=1, 16 partitions", "buffered-write-1m"),
     ("produce-100b-p1", "produce 100 B, acks=1, 1 partition, 2 connections", "buffered-write-1m"),
     ("produce-1k-acks-all-durable", "produce 1 KiB, acks=all; Petrel flush.messages=1 (fsync), Tansu memory", "fdatasync-write-1m"),
-    ("produce-1k-p1000", "produce 1 KiB, acks=1, 1000 partitions, random keys", "buffered-write-1m"),
+    ("produce-1k-p1000", "produce 1 KiB, acks=1, 1000 partitions, random keys, 16 KiB batches", "buffered-write-1m"),
     ("e2e-20k-p1", "end-to-end at 20k records/s, 1 KiB, 1 partition", None),
     ("e2e-20k-p16", "end-to-end at 20k records/s, 1 KiB, 16 partitions", None),
     ("e2e-half-peak-p1", "end-to-end at 50% of each broker's own peak, 1 KiB, 1 partition", None),

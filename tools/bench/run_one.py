@@ -85,6 +85,17 @@ def main():
     stderr = ""
     if error is None:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+        def stop(signum, _frame):
+            # bench runs in its own session (so a timeout can kill its whole group): pass the stop on.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            sys.exit(128 + signum)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
         try:
             stdout, stderr = proc.communicate(timeout=args.timeout)
             if proc.returncode != 0:
