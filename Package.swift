@@ -33,7 +33,7 @@ var targets: [Target] = [
     .target(name: "WireClient", dependencies: ["KafkaWire", "RecordFormat", nioCore, nioPosix], swiftSettings: swiftSettings),
     .target(name: "LoadGen", dependencies: ["WireClient", "KafkaWire", "RecordFormat", nioCore, nioPosix, .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
     .target(name: "GroupCoordination", dependencies: ["KafkaWire", nioCore, logging], swiftSettings: swiftSettings),
-    .target(name: "SegmentTool", dependencies: ["CommitLog", "DiskIO", "RecordFormat", nioCore], swiftSettings: swiftSettings),
+    .target(name: "SegmentTool", dependencies: ["CommitLog", "DiskIO", "RecordFormat", "RecordCompression", nioCore], swiftSettings: swiftSettings),
     .executableTarget(
         name: "PetrelCLI",
         dependencies: [

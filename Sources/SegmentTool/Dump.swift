@@ -1,5 +1,6 @@
 public import DiskIO
 import NIOCore
+import RecordCompression
 import RecordFormat
 
 /// Dumps (and with `verify`, checks) segment files, like Kafka's `kafka-dump-log.sh`.
@@ -424,7 +425,7 @@ struct Dumper {
 
     mutating func printRecords(_ batch: ByteBuffer, header: RecordBatchHeader) {
         let records: [Record]
-        do { records = try RecordBatch.records(in: batch) } catch {
+        do { records = try RecordBatch.decodeRecords(in: batch).records } catch {
             emit(text: "| records not decoded: \(error)", json: [("type", .string("note")), ("offset", .int(header.baseOffset)), ("message", .string("\(error)"))])
             return
         }
