@@ -123,6 +123,12 @@ def lat(key):
     return get
 
 
+def client_cpu(line):
+    records = line.get("records") or 0
+    cpu = line.get("clientCpuSeconds")
+    return cpu * 1e6 / records if records and cpu is not None else None
+
+
 def field(key):
     return lambda line: line.get(key)
 
@@ -248,6 +254,7 @@ def main():
             row("", "produce records/s", "produce", scenario, field("recordsPerSecond"))
             row("", "broker CPU µs/record (lower is better)", "produce", scenario, field("brokerCpuMicrosPerRecord"))
             row("", "ack p99 ms (lower is better)", "produce", scenario, lat("p99"))
+            row("", "client CPU µs/record (petrel bench)", "produce", scenario, client_cpu)
             targets.append(target_ratio(f"produce ≥ {TARGET_PRODUCE:g}× peer: {title}", p, t, TARGET_PRODUCE))
             if any(l.get("scenario") == scenario and l.get("benchMode") == "consume" for l in runs):
                 p, t = row("", "consume from start MiB/s", "consume", scenario, field("mibPerSecond"), "loopback-tcp")
