@@ -13,6 +13,7 @@ import Dispatch
         configuration.segmentBytes = 2000
         configuration.indexIntervalBytes = 200
         configuration.segmentIndexBytes = 1024
+        configuration.retentionMs = -1  // the batches carry 1970s timestamps
         return configuration
     }
 
