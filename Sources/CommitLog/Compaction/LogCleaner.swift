@@ -149,12 +149,13 @@ public final class LogCleaner: @unchecked Sendable {
 
     // MARK: One pass
 
-    /// Cleans the filthiest eligible partition once, on the calling thread. Returns nil when no
-    /// partition is eligible (or the round failed: see `errorCount`).
+    /// Cleans the filthiest eligible partition once, on the calling thread; if that round fails
+    /// (logged, counted, the partition backs off) the next eligible one is tried. Returns nil when no
+    /// partition is eligible or every eligible one failed (see `errorCount`).
     @discardableResult
     public func cleanOnce() -> Pass? {
         let now = manager.clock.wallMilliseconds()
-        var best: (log: PartitionLog, plan: CompactionPlanner.Plan)?
+        var candidates: [(log: PartitionLog, plan: CompactionPlanner.Plan)] = []
         for log in manager.allLogs {
             let configuration = log.configuration
             guard configuration.cleanupPolicy.contains(.compact), !log.isOffline else { continue }
@@ -163,11 +164,18 @@ public final class LogCleaner: @unchecked Sendable {
             let plan = CompactionPlanner.plan(
                 segments: segmentInfos(log), logStartOffset: log.logStartOffset, checkpoint: state.firstDirtyOffset,
                 configuration: configuration, now: now, pendingDeleteHorizonMs: state.pendingDeleteHorizonMs)
-            guard plan.isEligible else { continue }
-            if best == nil || plan.ratio > best!.plan.ratio || (plan.lagExceeded && !best!.plan.lagExceeded) { best = (log, plan) }
+            if plan.isEligible { candidates.append((log, plan)) }
         }
-        guard let (log, plan) = best else { return nil }
-        return clean(log, plan: plan, now: now)
+        // Overdue (max.compaction.lag.ms) first, then the highest dirty ratio.
+        candidates.sort { ($0.plan.lagExceeded ? 1 : 0, $0.plan.ratio) > ($1.plan.lagExceeded ? 1 : 0, $1.plan.ratio) }
+        for (log, plan) in candidates {
+            switch clean(log, plan: plan, now: now) {
+            case .cleaned(let pass): return pass
+            case .failed: continue
+            case .stop: return nil
+            }
+        }
+        return nil
     }
 
     /// Runs passes until no partition is eligible (tests, benchmarks); returns them.
@@ -178,7 +186,15 @@ public final class LogCleaner: @unchecked Sendable {
         return passes
     }
 
-    private func clean(_ log: PartitionLog, plan: CompactionPlanner.Plan, now: Int64) -> Pass? {
+    private enum Result {
+        case cleaned(Pass)
+        /// This partition failed or changed under the round; others may still be cleaned.
+        case failed
+        /// The test crash hook fired: behave as a dead process.
+        case stop
+    }
+
+    private func clean(_ log: PartitionLog, plan: CompactionPlanner.Plan, now: Int64) -> Result {
         let topicPartition = log.topicPartition
         let started = manager.clock.monotonicNanoseconds()
         // The last batch of each active idempotent producer (writer state: read on the appender thread).
@@ -197,10 +213,10 @@ public final class LogCleaner: @unchecked Sendable {
         } catch let interrupted as SegmentSwap.Interrupted {
             logger.warning("cleaning interrupted by the test crash hook", metadata: ["partition": "\(topicPartition)", "step": "\(interrupted.step)"])
             shared.withLock { $0.stopping = true }
-            return nil
+            return .stop
         } catch let changed as CompactionRound.LogChanged {
             logger.debug("cleaning stopped: the log changed", metadata: ["partition": "\(topicPartition)", "reason": "\(changed)"])
-            return nil
+            return .failed
         } catch {
             let retryMs = shared.withLock { s -> Int64 in
                 s.errorCount += 1
@@ -213,7 +229,7 @@ public final class LogCleaner: @unchecked Sendable {
             }
             logger.error(
                 "cleaning failed; will retry", metadata: ["partition": "\(topicPartition)", "error": "\(error)", "retryInMs": "\(retryMs)"])
-            return nil
+            return .failed
         }
         let elapsed = manager.clock.monotonicNanoseconds() &- started
         shared.withLock { s in
@@ -238,9 +254,9 @@ public final class LogCleaner: @unchecked Sendable {
                 "bytesRead": "\(statistics.bytesRead)", "bytesWritten": "\(statistics.bytesWritten)",
                 "recordsRemoved": "\(statistics.recordsRemoved)", "ms": "\(elapsed / 1_000_000)",
             ])
-        return Pass(
+        return .cleaned(Pass(
             topicPartition: topicPartition, bytesRead: statistics.bytesRead, bytesWritten: statistics.bytesWritten,
-            recordsRemoved: statistics.recordsRemoved, endOffset: outcome.endOffset, elapsedNanoseconds: elapsed)
+            recordsRemoved: statistics.recordsRemoved, endOffset: outcome.endOffset, elapsedNanoseconds: elapsed))
     }
 
     /// The planner's view of a partition's segments; reads the first batch header of each closed
