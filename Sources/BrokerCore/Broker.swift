@@ -129,8 +129,10 @@ public final class Broker: Sendable {
 
     /// Loads topics (recovering their logs), starts the appender, replays consumer groups.
     public func start() throws {
+        logManager.retentionCheckIntervalMs = configuration.retentionCheckIntervalMs
         try topics.load()
         logManager.appender.start()
+        logManager.startCleaner(configuration.cleaner)
         try loadGroups()
     }
 

@@ -1,3 +1,5 @@
+public import CommitLog
+
 /// Broker settings, with Kafka's broker config names. Built from defaults, then a
 /// `server.properties` file, then `--set key=value` overrides, validated once.
 public struct BrokerConfiguration: Sendable {
@@ -33,8 +35,14 @@ public struct BrokerConfiguration: Sendable {
     public var groupMaxSessionTimeoutMs: Int32 = 1_800_000
     /// Kafka: `offsets.retention.minutes`, in ms. Default: 7 days.
     public var offsetsRetentionMs: Int64 = 7 * 24 * 3_600_000
+    /// Kafka: `producer.id.expiration.ms`. Default: 86400000 (1 day).
+    public var producerIdExpirationMs: Int64 = 86_400_000
     /// Kafka: `log.retention.check.interval.ms`. Default: 300000.
     public var retentionCheckIntervalMs: Int64 = 300_000
+    /// The log cleaner: Kafka `log.cleaner.enable`, `log.cleaner.dedupe.buffer.size`,
+    /// `log.cleaner.io.buffer.size`, `log.cleaner.backoff.ms`, `log.cleaner.io.max.bytes.per.second`,
+    /// `log.cleaner.threads` (accepted; Petrel runs one thread). Defaults as Kafka's.
+    public var cleaner = CleanerConfiguration()
     /// Petrel: `petrel.io.engine` = `uring` (default, falls back to posix when unavailable) or `posix`.
     public var ioEngine: String = "uring"
     /// Petrel: `petrel.fetch.zero.copy` — serve fetches with sendfile (default true) or pread copies.
@@ -92,10 +100,30 @@ public struct BrokerConfiguration: Sendable {
             socketRequestMaxBytes = try int(Int.self)
             guard socketRequestMaxBytes > 0 else { throw ConfigurationError("socket.request.max.bytes must be positive") }
         case "group.initial.rebalance.delay.ms": groupInitialRebalanceDelayMs = try int(Int64.self)
-        case "log.retention.check.interval.ms": retentionCheckIntervalMs = try int(Int64.self)
+        case "log.retention.check.interval.ms":
+            retentionCheckIntervalMs = try int(Int64.self)
+            guard retentionCheckIntervalMs >= 1 else { throw ConfigurationError("log.retention.check.interval.ms must be at least 1") }
+        case "log.cleaner.enable": cleaner.enabled = try bool()
+        case "log.cleaner.dedupe.buffer.size":
+            cleaner.dedupeBufferBytes = try int(Int.self)
+            guard cleaner.dedupeBufferBytes >= 24 * 2 else { throw ConfigurationError("log.cleaner.dedupe.buffer.size is too small") }
+        case "log.cleaner.io.buffer.size":
+            cleaner.ioBufferBytes = try int(Int.self)
+            guard cleaner.ioBufferBytes > 0 else { throw ConfigurationError("log.cleaner.io.buffer.size must be positive") }
+        case "log.cleaner.backoff.ms":
+            cleaner.backoffMs = try int(Int64.self)
+            guard cleaner.backoffMs >= 0 else { throw ConfigurationError("log.cleaner.backoff.ms must not be negative") }
+        case "log.cleaner.io.max.bytes.per.second":
+            guard let rate = Double(value), rate > 0 else { throw ConfigurationError("invalid value '\(value)' for \(key): expected a positive number") }
+            cleaner.ioMaxBytesPerSecond = rate
+        case "log.cleaner.threads":
+            guard try int(Int.self) >= 1 else { throw ConfigurationError("log.cleaner.threads must be at least 1") }
         case "offsets.topic.num.partitions":
             offsetsTopicPartitions = try int(Int32.self)
             guard offsetsTopicPartitions >= 1 else { throw ConfigurationError("offsets.topic.num.partitions must be at least 1") }
+        case "producer.id.expiration.ms":
+            producerIdExpirationMs = try int(Int64.self)
+            guard producerIdExpirationMs >= 1 else { throw ConfigurationError("producer.id.expiration.ms must be positive") }
         case "group.min.session.timeout.ms": groupMinSessionTimeoutMs = try int(Int32.self)
         case "group.max.session.timeout.ms": groupMaxSessionTimeoutMs = try int(Int32.self)
         case "offsets.retention.minutes": offsetsRetentionMs = try int(Int64.self) * 60_000

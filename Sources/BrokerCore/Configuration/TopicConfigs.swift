@@ -177,6 +177,13 @@ extension BrokerConfiguration {
         configuration.maxMessageBytes = Int(long("max.message.bytes"))
         configuration.fileDeleteDelayMs = long("file.delete.delay.ms")
         configuration.messageTimestampType = values["message.timestamp.type"] == "LogAppendTime" ? .logAppendTime : .createTime
+        configuration.producerIdExpirationMs = producerIdExpirationMs
+        configuration.cleanupPolicy = CleanupPolicy(kafkaValue: values["cleanup.policy"] ?? "delete")
+        configuration.deleteRetentionMs = long("delete.retention.ms")
+        configuration.minCleanableDirtyRatio = Double(values["min.cleanable.dirty.ratio"] ?? "") ?? 0.5
+        configuration.minCompactionLagMs = long("min.compaction.lag.ms")
+        configuration.maxCompactionLagMs = long("max.compaction.lag.ms")
+        configuration.segmentJitterMs = long("segment.jitter.ms")
         return configuration
     }
 }

@@ -1,6 +1,7 @@
 import CommitLog
 import KafkaWire
 import NIOCore
+import RecordCompression
 import RecordFormat
 import Synchronization
 
@@ -71,6 +72,10 @@ extension Broker {
                     aggregate.fail(slot, .unsupportedCompressionType, message: "zstd needs Produce v7 or later", finish: finish)
                     continue
                 }
+                if log.configuration.cleanupPolicy.contains(.compact), let problem = Self.keylessRecordProblem(batch, log: log) {
+                    aggregate.fail(slot, problem.code, message: problem.message, finish: finish)
+                    continue
+                }
                 logManager.appender.append(batch, to: log) { result in
                     switch result {
                     case .success(let appended):
@@ -81,6 +86,17 @@ extension Broker {
                 }
             }
         }
+    }
+
+    /// Kafka refuses records without a key on compacted topics (INVALID_RECORD, "Compacted topic
+    /// cannot accept message without key"); the records are decoded (decompressed) to check.
+    static func keylessRecordProblem(_ batch: ByteBuffer, log: PartitionLog) -> (code: KafkaErrorCode, message: String)? {
+        let records: [Record]
+        do { records = try RecordBatch.decodeRecords(in: batch).records } catch {
+            return (.corruptMessage, "The batch's records could not be decoded: \(error)")
+        }
+        guard records.contains(where: { $0.key == nil }) else { return nil }
+        return (.invalidRecord, "Compacted topic cannot accept message without key in topic partition \(log.topicPartition).")
     }
 
     static func errorCode(for error: RecordBatchError) -> KafkaErrorCode {
