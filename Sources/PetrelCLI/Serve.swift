@@ -4,6 +4,7 @@ import BrokerServer
 import Dispatch
 import Foundation
 import Logging
+import Synchronization
 import NIOCore
 
 struct Serve: ParsableCommand {
@@ -60,7 +61,10 @@ struct Serve: ParsableCommand {
         let ready = "petrel listening on \(configuration.listenHost):\(port) (data dir \(configuration.dataDirectory), io \(server.ioEngineName))\n"
         FileHandle.standardOutput.write(Data(ready.utf8))
 
+        // Only a SIGINT/SIGTERM ends the loop: a semaphore wait can return early (e.g. around
+        // SIGSTOP/SIGCONT), so the handler also sets a flag that the loop checks.
         let done = DispatchSemaphore(value: 0)
+        let stopRequested = Mutex(false)
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
         signal(SIGPIPE, SIG_IGN)
@@ -68,11 +72,16 @@ struct Serve: ParsableCommand {
         var sources: [any DispatchSourceSignal] = []
         for number in [SIGINT, SIGTERM] {
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler { done.signal() }
+            source.setEventHandler {
+                stopRequested.withLock { $0 = true }
+                done.signal()
+            }
             source.resume()
             sources.append(source)
         }
-        done.wait()
+        while !stopRequested.withLock({ $0 }) {
+            _ = done.wait(timeout: .now() + .seconds(1))
+        }
         logger.info("shutting down")
         do {
             try server.shutdown()
