@@ -40,6 +40,11 @@ if [ "$FAILED" != 0 ]; then exit 1; fi
 step "build (release petrel)" swift build -c release --product petrel
 BUILD_OK=$FAILED
 
+if [ "$BUILD_OK" = 0 ]; then
+  # Unit tests that drive a real broker (LoadGenTests) use the release binary too.
+  export PETREL_BIN="$(swift build -c release --show-bin-path)/petrel"
+fi
+
 if [ "${SKIP_UNIT:-0}" != 1 ]; then
   step "unit tests (swift test)" swift test
 fi
