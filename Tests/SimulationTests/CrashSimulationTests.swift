@@ -1,4 +1,4 @@
-import CommitLog
+@testable import CommitLog
 import DiskIO
 import DiskIOTesting
 import Logging
@@ -70,6 +70,10 @@ final class EpochState: @unchecked Sendable {
     var outstanding = 0
     var acknowledgements = 0
     var failures: [String] = []
+    /// Partitions given an injected disk fault: their appends may fail (and the partition go offline).
+    var faulty: Set<Int> = []
+    /// Partitions that saw a failed append before the crash.
+    var failedPartitions: Set<Int> = []
 }
 
 struct Simulation {
@@ -142,6 +146,9 @@ struct Simulation {
             tearWeight: Int.random(in: 1...3, using: &rng), tornWritesLeaveGarbage: Bool.random(using: &rng),
             keepTruncateWeight: Int.random(in: 0...2, using: &rng))
         let crashBox = CrashBox(disk: disk, io: io, generator: crashGenerator, options: crashOptions)
+        // Some epochs inject EIO/ENOSPC into one partition's files; some end with an orderly shutdown.
+        let injectFaults = Int.random(in: 0..<3, using: &rng) == 0
+        let endCleanly = Int.random(in: 0..<4, using: &rng) == 0
 
         for _ in 0..<operationCount {
             let roll = Int.random(in: 0..<100, using: &rng)
@@ -176,12 +183,25 @@ struct Simulation {
                             state.acknowledgements += 1
                             crashNow = shouldCrashInFlight && state.acknowledgements == crashAfterAcks
                         case .failure(let error):
-                            if !io.isKilled { state.failures.append("append \(index) failed before the crash: \(error)") }
+                            guard !io.isKilled else { return }
+                            if state.faulty.contains(partition) {
+                                state.failedPartitions.insert(partition)
+                            } else {
+                                state.failures.append("append \(index) failed before the crash: \(error)")
+                            }
                         }
                     }
                     // Power loss right after this acknowledgement, with the appender mid-group.
                     if crashNow { crashBox.crash() }
                 }
+            } else if roll < 83 && injectFaults {
+                // A failing disk under one partition: EIO or ENOSPC on writes, syncs, truncations or opens.
+                let partition = Int.random(in: 0..<partitions.count, using: &rng)
+                let operation = [DiskError.Operation.submit, .sync, .truncate, .open].randomElement(using: &rng)!
+                state.lock.withLock { _ in _ = state.faulty.insert(partition) }
+                disk.injectFault(
+                    operation, errno: [5, 28].randomElement(using: &rng)!, after: Int.random(in: 0...4, using: &rng),
+                    path: "/data/\(partitions[partition].topicPartition.directoryName)/", persistent: Bool.random(using: &rng))
             } else if roll < 88 {
                 clock.advance(by: Int64.random(in: 0...3000, using: &rng))
                 manager.runPeriodicTasks()
@@ -199,6 +219,61 @@ struct Simulation {
             }
         }
         waitForOutstanding(state)
+        // Partitions that failed an append are offline; the others never are.
+        state.lock.withLock { _ in
+            guard !io.isKilled else { return }
+            for (index, log) in ordered.enumerated() {
+                if state.failedPartitions.contains(index) && !log.isOffline {
+                    state.failures.append("\(log.topicPartition) failed an append but is not offline")
+                }
+                if !state.faulty.contains(index) && log.isOffline {
+                    state.failures.append("\(log.topicPartition) went offline without a disk fault")
+                }
+            }
+        }
+        let crashedInFlight = io.isKilled
+        if !crashedInFlight {
+            // Before the crash, the live logs serve only valid batches.
+            for log in ordered {
+                do { _ = try readAll(log, io: disk) } catch {
+                    state.lock.withLock { _ in state.failures.append("before the crash: \(error)") }
+                }
+            }
+            // The recovery point's promise: every segment below it is durable as it is.
+            for log in ordered {
+                let recoveryPoint = manager.appender.perform { log.recoveryPoint }
+                let bases = log.segmentBaseOffsets
+                for (i, base) in bases.enumerated() where i + 1 < bases.count && bases[i + 1] <= recoveryPoint {
+                    let path = log.directory + "/" + SegmentFileName.log(base)
+                    if disk.currentContents(of: path) != disk.durableContents(of: path) {
+                        state.lock.withLock { _ in
+                            state.failures.append("\(log.topicPartition): segment \(base) is below the recovery point \(recoveryPoint) but not durable (offline \(log.isOffline))")
+                        }
+                    }
+                }
+            }
+        }
+        if endCleanly && !crashedInFlight {
+            // Orderly shutdown, then power loss: every acknowledged batch of a healthy partition was
+            // flushed by the shutdown, so nothing acknowledged may be lost.
+            try? manager.shutdown()
+            disk.clearFaults()
+            state.lock.withLock { _ in
+                for index in state.attempts.indices where state.attempts[index].acknowledged
+                    && !state.failedPartitions.contains(state.attempts[index].partition)
+                {
+                    state.attempts[index].durable = true
+                }
+            }
+            var generator = SeededGenerator(seed: rng.next())
+            io.kill()
+            disk.crash(using: &generator, options: crashOptions)
+        }
+        disk.clearFaults()
+        if getenv("PETREL_SIM_STATS") != nil {
+            let (failed, acks) = state.lock.withLock { _ in (state.failedPartitions.count, state.acknowledgements) }
+            print("sim \(seed) epoch \(epoch): acks \(acks) faults \(injectFaults) failedPartitions \(failed) clean \(endCleanly && !crashedInFlight) crashedInFlight \(crashedInFlight)")
+        }
         if !io.isKilled { crashBox.crash() }  // crash when idle (or after everything, if never triggered)
         manager.appender.shutdown()
         failures += state.failures
@@ -308,7 +383,9 @@ struct Simulation {
             while buffer.readableBytes > 0 {
                 let header: RecordBatchHeader
                 do { header = try RecordBatch.validate(buffer, requireExactLength: false) } catch {
-                    throw SimulationError("\(log.topicPartition): served a batch that fails validation at offset \(offset): \(error)")
+                    let files = (try? disk.listDirectory(log.directory))?.map { "\($0):\(disk.currentContents(of: log.directory + "/" + $0)?.count ?? -1)" } ?? []
+                    let checkpoint = disk.currentContents(of: "/data/recovery-point-offset-checkpoint").map { String(decoding: $0, as: UTF8.self) } ?? "none"
+                    throw SimulationError("\(log.topicPartition): served a batch that fails validation at offset \(offset) (slices \(read.slices.map { "\($0.file.path)@\($0.position)+\($0.length)" })): \(error); segments \(log.segmentBaseOffsets), files \(files), checkpoint \(checkpoint.split(separator: "\n"))")
                 }
                 result.append((header.baseOffset, Array(buffer.readableBytesView.prefix(header.totalByteCount))))
                 buffer.moveReaderIndex(forwardBy: header.totalByteCount)

@@ -234,6 +234,8 @@ public final class LogAppender: @unchecked Sendable {
         for log in groupLogs {
             if let failure = log.groupFailure {
                 log.goOffline(failure)
+            } else if log.writerOffline || log.writerClosed {
+                continue  // its appends failed early; nothing to publish or flush
             } else if log.flushDue(now: now) {
                 log.groupNeedsFlush = true
                 flushLogs.append(log)

@@ -190,6 +190,9 @@ public final class PartitionLog: @unchecked Sendable {
 
     /// Whether the flush policy asks for an fdatasync now.
     func flushDue(now: Int64) -> Bool {
+        // An offline log's reservations may cover bytes that never reached the disk: never flush it
+        // (that would move the recovery point over them).
+        guard !writerOffline, !writerClosed else { return false }
         guard nextOffset > recoveryPoint || unflushedSegments.contains(where: { !$0.isActive }) else { return false }
         let configuration = writerConfiguration
         if nextOffset - recoveryPoint >= configuration.flushMessages { return true }
