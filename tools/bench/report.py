@@ -256,6 +256,8 @@ def main():
             row("", "broker CPU µs/record (lower is better)", "produce", scenario, field("brokerCpuMicrosPerRecord"))
             row("", "ack p99 ms (lower is better)", "produce", scenario, lat("p99"))
             row("", "client CPU µs/record (petrel bench)", "produce", scenario, client_cpu)
+            row("", "broker peak RSS MiB (lower is better)", "produce", scenario,
+                lambda l: l["brokerPeakRssKiB"] / 1024 if l.get("brokerPeakRssKiB") else None)
             targets.append(target_ratio(f"produce ≥ {TARGET_PRODUCE:g}× peer: {title}", p, t, TARGET_PRODUCE))
             if any(l.get("scenario") == scenario and l.get("benchMode") == "consume" for l in runs):
                 p, t = row("", "consume from start MiB/s", "consume", scenario, field("mibPerSecond"), "loopback-tcp")
