@@ -78,6 +78,17 @@ if ProcessInfo.processInfo.environment["PETREL_BENCHMARKS"] != nil {
     ))
 }
 
+// The compaction benchmark is a plain executable (no ordo-one package needed):
+// PETREL_BENCHMARKS=1 or PETREL_COMPACTION_BENCH=1 swift run -c release CompactionBenchmark [logMiB] [dir]
+if ProcessInfo.processInfo.environment["PETREL_BENCHMARKS"] != nil || ProcessInfo.processInfo.environment["PETREL_COMPACTION_BENCH"] != nil {
+    targets.append(.executableTarget(
+        name: "CompactionBenchmark",
+        dependencies: ["CommitLog", "DiskIO", "RecordFormat", nioCore, logging],
+        path: "Benchmarks/CompactionBenchmark",
+        swiftSettings: swiftSettings
+    ))
+}
+
 let package = Package(
     name: "Petrel",
     platforms: [.macOS(.v15)],
