@@ -137,6 +137,7 @@ public final class Broker: Sendable {
     }
 
     public func shutdown() throws {
+        groupCoordinator.shutdown()
         fetchWaiters.cancelAll()
         try logManager.shutdown()
     }

@@ -68,6 +68,26 @@ public final class GroupCoordinator: @unchecked Sendable {
         retentionTimer?.cancel()
     }
 
+    /// Cancels every timer (offset retention, sessions, rebalances) while the scheduler's event
+    /// loop still runs; call before shutting the loops down. Parked requests are not answered.
+    public func shutdown() {
+        withState {
+            retentionTimer?.cancel()
+            retentionTimer = nil
+            for group in groups.values {
+                group.rebalanceTimer?.cancel()
+                group.rebalanceTimer = nil
+                group.pendingSyncTimer?.cancel()
+                group.pendingSyncTimer = nil
+                for timer in group.pendingMembers.values { timer.cancel() }
+                for member in group.orderedMembers {
+                    member.sessionTimer?.cancel()
+                    member.sessionTimer = nil
+                }
+            }
+        }
+    }
+
     /// Makes group requests answer COORDINATOR_LOAD_IN_PROGRESS until `load(_:)` finishes; call it
     /// before serving requests if `__consumer_offsets` is replayed after the listener is up.
     public func beginLoading() {
