@@ -92,19 +92,7 @@ extension Broker {
                 let read = try log.read(from: offset, maxBytes: 4 << 20)
                 guard read.byteCount > 0 else { break }
                 var bytes = ByteBuffer()
-                for slice in read.slices {
-                    let fd = slice.file.fd
-                    let count = slice.length
-                    let position = slice.position
-                    _ = bytes.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { pointer in
-                        var done = 0
-                        while done < count {
-                            let n = pread(fd, pointer.baseAddress! + done, count - done, off_t(position) + off_t(done))
-                            if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { break }
-                        }
-                        return done
-                    }
-                }
+                for slice in read.slices { slice.read(appendingTo: &bytes) }
                 var next = offset
                 while bytes.readableBytes >= RecordBatchHeader.byteCount {
                     let header = try RecordBatch.validateFraming(bytes, requireExactLength: false)

@@ -169,17 +169,7 @@ extension Broker {
                 retained.append(slice.file)
             } else {
                 var buffer = ByteBufferAllocator().buffer(capacity: slice.length)
-                let fd = slice.file.fd
-                let position = slice.position
-                let count = slice.length
-                let readCount = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { pointer in
-                    var done = 0
-                    while done < count {
-                        let n = pread(fd, pointer.baseAddress! + done, count - done, off_t(position) + off_t(done))
-                        if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { break }
-                    }
-                    return done
-                }
+                let readCount = slice.read(appendingTo: &buffer)
                 if readCount > 0 { chunks.append(.bytes(buffer)) }
             }
         }
