@@ -37,6 +37,9 @@ step() { # name cmd...
 step "install-deps" tools/install-deps.sh
 if [ "$FAILED" != 0 ]; then exit 1; fi
 
+# Generated protocol code must match Kafka's schemas (skipped with a note when ../shared is absent).
+step "generated code up to date" tools/check-generated.sh
+
 step "build (release petrel)" swift build -c release --product petrel
 BUILD_OK=$FAILED
 

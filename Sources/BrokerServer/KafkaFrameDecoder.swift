@@ -9,7 +9,9 @@ struct KafkaFrameDecoder: ByteToMessageDecoder {
     struct FrameTooLarge: Error, CustomStringConvertible {
         var size: Int32
         var limit: Int
-        var description: String { "request frame of \(size) bytes exceeds socket.request.max.bytes \(limit)" }
+        var description: String {
+            size < 8 ? "invalid request frame size \(size)" : "request frame of \(size) bytes exceeds socket.request.max.bytes \(limit)"
+        }
     }
 
     let maxFrameBytes: Int
