@@ -70,7 +70,7 @@ def test_garbage_and_unknown_apis_close_the_connection_without_harm(broker_facto
         s.close()
     # An ApiVersions from the future is answered in the v0 layout with UNSUPPORTED_VERSION (KIP-511).
     s = _connect(b.bootstrap)
-    body = struct.pack(">hhih", 18, 99, 42, 4) + b"test"
+    body = struct.pack(">hhih", 18, 99, 42, 4) + b"test" + b"\x00"  # header v2: empty tagged fields
     s.sendall(struct.pack(">i", len(body)) + body)
     frame = _read_frame(s)
     correlation, error = struct.unpack(">ih", frame[:6])
