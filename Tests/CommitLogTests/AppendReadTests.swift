@@ -4,6 +4,7 @@ import DiskIOTesting
 import NIOCore
 import RecordFormat
 import Testing
+import Dispatch
 
 @Suite struct AppendReadTests {
     @Test func appendsAssignOffsetsAndReadsReturnWholeBatches() async throws {
@@ -62,6 +63,29 @@ import Testing
         let stored = try h.bytes(of: try log.read(from: 1, maxBytes: 1 << 20))
         #expect(Array(stored[16...]) == Array(original[16...]))
         #expect(try Harness.batches(in: stored).first?.baseOffset == 1)
+    }
+
+    @Test func consecutiveBatchesOfAPartitionGoDownAsOneWrite() async throws {
+        let h = try Harness()
+        var configuration = testConfiguration()
+        configuration.indexIntervalBytes = 100
+        let log = try h.createLog(configuration: configuration)
+        let shared = makeBatch(recordCount: 2, valueBytes: 200)  // one buffer for all: staged copies
+        let gate = DispatchSemaphore(value: 0)
+        h.manager.appender.enqueue { gate.wait() }
+        let writesBefore = h.disk.counters.writes
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<20 { group.addTask { _ = try await h.appendOK(shared, to: log) } }
+            await waitUntil { h.manager.appender.queuedCount >= 20 }
+            gate.signal()
+            try await group.waitForAll()
+        }
+        // One write for the 20 batches, one for the offset-index entries, one for the time-index entries.
+        #expect(h.disk.counters.writes - writesBefore == 3)
+        let headers = try h.allBatches(log)
+        #expect(headers.map(\.baseOffset) == (0..<20).map { Int64($0 * 2) })
+        #expect(log.currentSegments[0].offsetIndex.count > 5)
+        for header in headers { #expect(try log.read(from: header.lastOffset, maxBytes: 1).slices.first.map { Int64($0.length) } == Int64(header.totalByteCount)) }
     }
 
     @Test func invalidAndOversizedBatchesAreRefused() async throws {

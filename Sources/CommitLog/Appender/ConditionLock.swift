@@ -90,7 +90,7 @@ final class WorkerThread: @unchecked Sendable {
 /// until `submit` returns, so the arena hands out pieces of chunks it never moves, and reuses the
 /// chunks for the next group (no fresh pages on the hot path once warm).
 final class ScratchArena {
-    private static let chunkByteCount = 1 << 20
+    private static let chunkByteCount = 4 << 20
     private var chunks: [UnsafeMutableRawBufferPointer] = []
     /// The chunk being filled, and how much of it is used.
     private var chunkIndex = 0
@@ -103,19 +103,21 @@ final class ScratchArena {
         used = 0
     }
 
-    func allocate(_ byteCount: Int) -> UnsafeMutableRawBufferPointer {
-        let aligned = (byteCount + 15) & ~15
+    /// `aligned: false` packs allocations back to back (staged batch copies), so consecutive ones are
+    /// contiguous and their writes can be joined.
+    func allocate(_ byteCount: Int, aligned alignResult: Bool = true) -> UnsafeMutableRawBufferPointer {
+        if alignResult { used = (used + 15) & ~15 }
         while chunkIndex < chunks.count {
-            if used + aligned <= chunks[chunkIndex].count { break }
+            if used + byteCount <= chunks[chunkIndex].count { break }
             chunkIndex += 1
             used = 0
         }
         if chunkIndex == chunks.count {
-            chunks.append(.allocate(byteCount: max(aligned, Self.chunkByteCount), alignment: 16))
+            chunks.append(.allocate(byteCount: max(byteCount, Self.chunkByteCount), alignment: 16))
             used = 0
         }
         let slice = UnsafeMutableRawBufferPointer(rebasing: chunks[chunkIndex][used..<(used + byteCount)])
-        used += aligned
+        used += byteCount
         return slice
     }
 }
