@@ -46,6 +46,8 @@ public final class LogManager: @unchecked Sendable {
     }
 
     private let registry = Mutex(Registry())
+    /// A periodic-task run is queued on the appender and has not started yet.
+    private let periodicTaskQueued = Atomic<Bool>(false)
     /// Serializes checkpoint writes.
     private let checkpointLock = Mutex(())
     // Appender thread (or the caller while the appender is stopped).
@@ -228,8 +230,17 @@ public final class LogManager: @unchecked Sendable {
     /// removal of deleted directories whose delay passed. Runs on the appender thread (queued behind pending appends);
     /// the broker calls it every 100 ms – 1 s.
     public func runPeriodicTasks() {
-        let queued = appender.enqueue { [self] in performPeriodicTasks() }
-        if !queued, !registry.withLock({ $0.isShutDown }) { performPeriodicTasks() }
+        // At most one run waits on the appender: calls while it is busy (a slow fsync) coalesce.
+        if !periodicTaskQueued.exchange(true, ordering: .acquiringAndReleasing) {
+            let queued = appender.enqueue { [self] in
+                periodicTaskQueued.store(false, ordering: .releasing)
+                performPeriodicTasks()
+            }
+            if !queued {
+                periodicTaskQueued.store(false, ordering: .releasing)
+                if !registry.withLock({ $0.isShutDown }) { performPeriodicTasks() }
+            }
+        }
         // Off the appender thread: retention renames files, which must not delay appends.
         runRetentionIfDue()
     }
