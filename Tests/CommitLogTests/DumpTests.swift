@@ -1,6 +1,3 @@
-// Needs "SegmentTool" among CommitLogTests' dependencies in Package.swift; until then these tests
-// are compiled only where PETREL_SEGMENT_TOOL_TESTS is defined.
-#if PETREL_SEGMENT_TOOL_TESTS
 @testable import CommitLog
 import DiskIO
 import DiskIOTesting
@@ -144,4 +141,3 @@ import Testing
         #expect(lines == ["ERROR: /nope.log: no such file or directory"])
     }
 }
-#endif
