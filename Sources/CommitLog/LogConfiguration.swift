@@ -22,6 +22,12 @@ public struct LogConfiguration: Sendable, Equatable {
     /// Largest batch accepted (bytes, including the 12-byte log overhead). Kafka: `max.message.bytes`.
     /// Default: 1048588.
     public var maxMessageBytes: Int = 1_048_588
+    /// How far before the broker's clock a CreateTime timestamp may be. Kafka:
+    /// `message.timestamp.before.max.ms`. Default: Int64.max (unchecked).
+    public var messageTimestampBeforeMaxMs: Int64 = .max
+    /// How far after the broker's clock a CreateTime timestamp may be. Kafka:
+    /// `message.timestamp.after.max.ms`. Default: Int64.max (unchecked).
+    public var messageTimestampAfterMaxMs: Int64 = .max
     /// Whether batches keep the producer's timestamps or get the broker's append time.
     /// Kafka: `message.timestamp.type`. Default: `CreateTime`.
     public var messageTimestampType: TimestampType = .createTime

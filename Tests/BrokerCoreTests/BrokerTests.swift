@@ -304,3 +304,32 @@ func fetchRequest(topic: String, offset: Int64, maxWaitMs: Int32 = 0, minBytes: 
 func Thread_sleep(milliseconds: Int) {
     usleep(useconds_t(milliseconds * 1000))
 }
+
+@Suite(.serialized) struct TimestampWindowTests {
+    @Test func createTimeOutsideTheTopicWindowIsRefused() throws {
+        let harness = try BrokerHarness()
+        _ = try harness.call(
+            CreateTopicsRequest(topics: [
+                .init(name: "w", numPartitions: 1, replicationFactor: 1, configs: [
+                    .init(name: "message.timestamp.before.max.ms", value: "3600000"),
+                    .init(name: "message.timestamp.after.max.ms", value: "60000"),
+                ])
+            ]), version: 7)
+        func batch(at timestamp: Int64) -> ByteBuffer {
+            var builder = RecordBatchBuilder()
+            builder.append(key: Array("k".utf8), value: Array("v".utf8), headers: [], timestamp: timestamp)
+            return builder.build()
+        }
+        let wall = SystemLogClock().wallMilliseconds()
+        let ok = try harness.call(produceRequest(topic: "w", batch: batch(at: wall)), version: 9)
+        #expect(ok.responses[0].partitionResponses[0].errorCode == 0)
+        let future = try harness.call(produceRequest(topic: "w", batch: batch(at: wall + 3_600_000)), version: 9)
+        #expect(future.responses[0].partitionResponses[0].errorCode == KafkaErrorCode.invalidTimestamp.rawValue)
+        let past = try harness.call(produceRequest(topic: "w", batch: batch(at: wall - 2 * 3_600_000)), version: 9)
+        #expect(past.responses[0].partitionResponses[0].errorCode == KafkaErrorCode.invalidTimestamp.rawValue)
+        // The default (unchecked) topic accepts both.
+        _ = try harness.call(CreateTopicsRequest(topics: [.init(name: "any", numPartitions: 1, replicationFactor: 1)]), version: 7)
+        let anyTime = try harness.call(produceRequest(topic: "any", batch: batch(at: 1)), version: 9)
+        #expect(anyTime.responses[0].partitionResponses[0].errorCode == 0)
+    }
+}

@@ -178,6 +178,8 @@ extension BrokerConfiguration {
         configuration.fileDeleteDelayMs = long("file.delete.delay.ms")
         configuration.messageTimestampType = values["message.timestamp.type"] == "LogAppendTime" ? .logAppendTime : .createTime
         configuration.producerIdExpirationMs = producerIdExpirationMs
+        configuration.messageTimestampBeforeMaxMs = long("message.timestamp.before.max.ms")
+        configuration.messageTimestampAfterMaxMs = long("message.timestamp.after.max.ms")
         configuration.cleanupPolicy = CleanupPolicy(kafkaValue: values["cleanup.policy"] ?? "delete")
         configuration.deleteRetentionMs = long("delete.retention.ms")
         configuration.minCleanableDirtyRatio = Double(values["min.cleanable.dirty.ratio"] ?? "") ?? 0.5

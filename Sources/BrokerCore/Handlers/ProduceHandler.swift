@@ -68,6 +68,10 @@ extension Broker {
                     aggregate.fail(slot, Self.errorCode(for: error), message: error.message, finish: finish)
                     continue
                 }
+                if let problem = Self.timestampProblem(header, configuration: log.configuration, now: clock.wallMilliseconds()) {
+                    aggregate.fail(slot, .invalidTimestamp, message: problem, finish: finish)
+                    continue
+                }
                 if header.compression == .zstd && version < 7 {
                     aggregate.fail(slot, .unsupportedCompressionType, message: "zstd needs Produce v7 or later", finish: finish)
                     continue
@@ -97,6 +101,22 @@ extension Broker {
         }
         guard records.contains(where: { $0.key == nil }) else { return nil }
         return (.invalidRecord, "Compacted topic cannot accept message without key in topic partition \(log.topicPartition).")
+    }
+
+    /// Kafka's CreateTime window (`message.timestamp.before.max.ms` / `after.max.ms`), checked on
+    /// the batch header without decoding records: the newest timestamp (maxTimestamp) against the
+    /// upper bound, the first record's (baseTimestamp) against the lower bound.
+    static func timestampProblem(_ header: RecordBatchHeader, configuration: LogConfiguration, now: Int64) -> String? {
+        guard configuration.messageTimestampType == .createTime else { return nil }
+        let after = configuration.messageTimestampAfterMaxMs
+        if after != .max, header.maxTimestamp > now &+ after {
+            return "Timestamp \(header.maxTimestamp) of a record in the batch is more than \(after) ms after the broker time \(now) (message.timestamp.after.max.ms)"
+        }
+        let before = configuration.messageTimestampBeforeMaxMs
+        if before != .max, header.baseTimestamp >= 0, header.baseTimestamp < now &- before {
+            return "Timestamp \(header.baseTimestamp) of a record in the batch is more than \(before) ms before the broker time \(now) (message.timestamp.before.max.ms)"
+        }
+        return nil
     }
 
     static func errorCode(for error: RecordBatchError) -> KafkaErrorCode {
