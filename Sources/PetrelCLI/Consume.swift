@@ -4,12 +4,13 @@ import KafkaWire
 import NIOCore
 import RecordCompression
 import RecordFormat
+import Synchronization
 import WireClient
 
-/// Console consumer: direct partition fetch, no group.
+/// Console consumer: direct partition fetch, or a classic-protocol group member (`--group`).
 struct Consume: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print records of a topic (direct partition fetch; no consumer group).",
+        abstract: "Print records of a topic (direct partition fetch, or as a member of a consumer group with --group).",
         discussion: """
         --format tokens: %k key, %v value, %o offset, %p partition, %t timestamp (ms), %h headers \
         (k=v,...), %T topic, %% a percent sign; \\n and \\t are escapes. A newline ends each record.
@@ -17,6 +18,11 @@ struct Consume: ParsableCommand {
     )
     @OptionGroup var connection: ConnectionOptions
     @Option(help: "Topic to read.") var topic: String
+    @Option(
+        help: ArgumentHelp(
+            "Consume as a member of this consumer group (classic protocol, range assignor): start at the group's committed offsets, commit every 5 s and at exit.",
+            discussion: "Without a committed offset a partition starts at the log end, or the log start with --from-beginning."
+        )) var group: String?
     @Option(help: "Only this partition (default: all).") var partition: Int32?
     @Flag(help: "Start at the log start offset (default: the log end, i.e. new records only).") var fromBeginning = false
     @Option(help: "Start at this offset.") var offset: Int64?
@@ -29,10 +35,35 @@ struct Consume: ParsableCommand {
         if let offset, offset < 0 { throw ValidationError("--offset must not be negative") }
         if let maxMessages, maxMessages < 1 { throw ValidationError("--max-messages must be at least 1") }
         if let timeoutMs, timeoutMs < 0 { throw ValidationError("--timeout-ms must not be negative") }
+        if let group {
+            if group.isEmpty { throw ValidationError("--group must not be empty") }
+            if partition != nil { throw ValidationError("--partition cannot be used with --group (the group assigns partitions)") }
+            if offset != nil { throw ValidationError("--offset cannot be used with --group (the group's committed offsets decide)") }
+        }
     }
 
     func run() throws {
         let pattern = try RecordFormatter(format)
+        if let group {
+            let options = GroupConsumer.Options(
+                group: group, topic: topic, fromBeginning: fromBeginning, maxMessages: maxMessages, timeoutMs: timeoutMs)
+            // SIGINT/SIGTERM: commit and leave the group before exiting (a second signal exits at once).
+            let signals = ([SIGINT, SIGTERM] as [Int32]).map { signo -> any DispatchSourceSignal in
+                signal(signo, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: signo, queue: .global())
+                source.setEventHandler {
+                    if groupConsumerStopRequested.exchange(true, ordering: .relaxed) { Foundation.exit(128 + signo) }
+                }
+                source.resume()
+                return source
+            }
+            defer { signals.forEach { $0.cancel() } }
+            try connection.withClient { client in
+                var member = GroupConsumer(client: client, options: options, pattern: pattern)
+                try await member.run()
+            }
+            return
+        }
         let (topic, partition, fromBeginning, offset, maxMessages, timeoutMs) = (topic, partition, fromBeginning, offset, maxMessages, timeoutMs)
         try connection.withClient { client in
             guard let metadata = try await client.topic(topic) else {
@@ -59,40 +90,13 @@ struct Consume: ParsableCommand {
                     topic: topic, partitions: partitions.map { ($0, positions[$0] ?? 0) }, maxWaitMs: maxWait
                 )
                 var out: [UInt8] = []
-                var done = false
-                for topicResponse in response.responses {
-                    for data in topicResponse.partitions.sorted(by: { $0.partitionIndex < $1.partitionIndex }) where !done {
-                        let p = data.partitionIndex
-                        guard let from = positions[p] else { continue }
-                        try ClientError.check(data.errorCode, "fetch from \(topic)-\(p) at offset \(from)")
-                        guard let records = data.records, records.byteCount > 0, let buffer = records.singleBuffer else { continue }
-                        var iterator = RecordBatchIterator(buffer, validatingCRC: true)
-                        while let (position, header) = iterator.next(), !done {
-                            guard header.nextOffset > positions[p]! else { continue }
-                            let batch = buffer.getSlice(at: buffer.readerIndex + position, length: header.totalByteCount)!
-                            let decoded: [Record]
-                            do {
-                                // Compressed batches (gzip, snappy, lz4, zstd) are decompressed here.
-                                decoded = try RecordBatch.decodeRecords(in: batch).records
-                            } catch {
-                                throw ClientError(.protocolViolation, "\(topic)-\(p) offset \(header.baseOffset): \(error)")
-                            }
-                            for record in decoded {
-                                let recordOffset = header.baseOffset + Int64(record.offsetDelta)
-                                guard recordOffset >= positions[p]! else { continue }
-                                let timestamp = header.isLogAppendTime ? header.maxTimestamp : header.baseTimestamp + record.timestampDelta
-                                pattern.append(record, topic: topic, partition: p, offset: recordOffset, timestamp: timestamp, to: &out)
-                                positions[p] = recordOffset + 1
-                                printed += 1
-                                if let maxMessages, printed >= maxMessages { done = true; break }
-                            }
-                            if !done { positions[p] = max(positions[p]!, header.nextOffset) }
-                        }
-                        if let invalid = iterator.invalidBatch {
-                            throw ClientError(.protocolViolation, "\(topic)-\(p): bad batch in fetch response: \(invalid.error)")
-                        }
-                    }
+                let remaining = maxMessages.map { $0 - printed }
+                printed += try FetchedRecords.append(
+                    response, topic: topic, positions: &positions, pattern: pattern, limit: remaining, to: &out
+                ) { p, code, at in
+                    try ClientError.check(code, "fetch from \(topic)-\(p) at offset \(at)")
                 }
+                let done = maxMessages.map { printed >= $0 } ?? false
                 if !out.isEmpty {
                     FileHandle.standardOutput.write(Data(out))
                     lastProgress = .now
@@ -101,6 +105,60 @@ struct Consume: ParsableCommand {
                 if let timeoutMs, ContinuousClock.now - lastProgress >= .milliseconds(timeoutMs) { return }
             }
         }
+    }
+}
+
+/// Turns fetch responses into formatted output; shared by the direct and the group consumer.
+enum FetchedRecords {
+    /// Appends to `out` the records of `response` at or past `positions` (only partitions that have a
+    /// position), advancing the positions; stops after `limit` records.
+    ///
+    /// - Parameter partitionError: Called for a partition with a non-zero error code and its position
+    ///   (its data is skipped); throw to stop.
+    /// - Returns: The number of records appended.
+    static func append(
+        _ response: FetchResponse, topic: String, positions: inout [Int32: Int64], pattern: RecordFormatter, limit: Int?,
+        to out: inout [UInt8], partitionError: (_ partition: Int32, _ code: Int16, _ position: Int64) throws -> Void
+    ) throws -> Int {
+        var printed = 0
+        var done = false
+        for topicResponse in response.responses {
+            for data in topicResponse.partitions.sorted(by: { $0.partitionIndex < $1.partitionIndex }) where !done {
+                let p = data.partitionIndex
+                guard positions[p] != nil else { continue }
+                if data.errorCode != 0 {
+                    try partitionError(p, data.errorCode, positions[p]!)
+                    continue
+                }
+                guard let records = data.records, records.byteCount > 0, let buffer = records.singleBuffer else { continue }
+                var iterator = RecordBatchIterator(buffer, validatingCRC: true)
+                while let (position, header) = iterator.next(), !done {
+                    guard header.nextOffset > positions[p]! else { continue }
+                    let batch = buffer.getSlice(at: buffer.readerIndex + position, length: header.totalByteCount)!
+                    let decoded: [Record]
+                    do {
+                        // Compressed batches (gzip, snappy, lz4, zstd) are decompressed here.
+                        decoded = try RecordBatch.decodeRecords(in: batch).records
+                    } catch {
+                        throw ClientError(.protocolViolation, "\(topic)-\(p) offset \(header.baseOffset): \(error)")
+                    }
+                    for record in decoded {
+                        let recordOffset = header.baseOffset + Int64(record.offsetDelta)
+                        guard recordOffset >= positions[p]! else { continue }
+                        let timestamp = header.isLogAppendTime ? header.maxTimestamp : header.baseTimestamp + record.timestampDelta
+                        pattern.append(record, topic: topic, partition: p, offset: recordOffset, timestamp: timestamp, to: &out)
+                        positions[p] = recordOffset + 1
+                        printed += 1
+                        if let limit, printed >= limit { done = true; break }
+                    }
+                    if !done { positions[p] = max(positions[p]!, header.nextOffset) }
+                }
+                if let invalid = iterator.invalidBatch {
+                    throw ClientError(.protocolViolation, "\(topic)-\(p): bad batch in fetch response: \(invalid.error)")
+                }
+            }
+        }
+        return printed
     }
 }
 
