@@ -53,7 +53,7 @@ var targets: [Target] = [
     .testTarget(name: "SimulationTests", dependencies: ["CommitLog", "DiskIO", "DiskIOTesting", "RecordFormat", "RecordCompression", "TestSupport", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "GroupCoordinationTests", dependencies: ["GroupCoordination", "KafkaWire", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "WireClient", "KafkaWire", "RecordFormat", nioCore], swiftSettings: swiftSettings),
-    .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "GroupCoordination", "CommitLog", "KafkaWire", "DiskIO", "RecordFormat", "TestSupport", nioCore, nioPosix, logging], swiftSettings: swiftSettings),
+    .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "GroupCoordination", "CommitLog", "KafkaWire", "DiskIO", "RecordFormat", "RecordCompression", "TestSupport", nioCore, nioPosix, logging], swiftSettings: swiftSettings),
 ]
 
 var dependencies: [Package.Dependency] = [

@@ -1,3 +1,4 @@
+public import RecordFormat
 /// How a partition log rolls, indexes, flushes and retains. Each property documents its Kafka topic
 /// config key and default; the broker fills them from topic overrides and broker defaults.
 public struct LogConfiguration: Sendable, Equatable {
@@ -22,6 +23,9 @@ public struct LogConfiguration: Sendable, Equatable {
     /// Largest batch accepted (bytes, including the 12-byte log overhead). Kafka: `max.message.bytes`.
     /// Default: 1048588.
     public var maxMessageBytes: Int = 1_048_588
+    /// The codec batches are stored with: nil keeps the producer's (Kafka `compression.type` =
+    /// `producer`, the default); `.none` is Kafka's `uncompressed`.
+    public var compressionType: CompressionCodec? = nil
     /// How far before the broker's clock a CreateTime timestamp may be. Kafka:
     /// `message.timestamp.before.max.ms`. Default: Int64.max (unchecked).
     public var messageTimestampBeforeMaxMs: Int64 = .max

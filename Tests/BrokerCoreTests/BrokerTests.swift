@@ -6,6 +6,7 @@ import KafkaWire
 import Logging
 import NIOCore
 import NIOPosix
+import RecordCompression
 import RecordFormat
 import TestSupport
 import Testing
@@ -331,5 +332,25 @@ func Thread_sleep(milliseconds: Int) {
         _ = try harness.call(CreateTopicsRequest(topics: [.init(name: "any", numPartitions: 1, replicationFactor: 1)]), version: 7)
         let anyTime = try harness.call(produceRequest(topic: "any", batch: batch(at: 1)), version: 9)
         #expect(anyTime.responses[0].partitionResponses[0].errorCode == 0)
+    }
+}
+
+@Suite(.serialized) struct TopicCompressionTests {
+    @Test func topicCompressionTypeReencodesBatches() throws {
+        let harness = try BrokerHarness(sets: ["petrel.fetch.zero.copy": "false"])
+        _ = try harness.call(
+            CreateTopicsRequest(topics: [
+                .init(name: "z", numPartitions: 1, replicationFactor: 1, configs: [.init(name: "compression.type", value: "zstd")])
+            ]), version: 7)
+        let values = (0..<40).map { "value-\($0)-" + String(repeating: "x", count: 50) }
+        let produced = try harness.call(produceRequest(topic: "z", batch: makeBatch(values)), version: 9)
+        #expect(produced.responses[0].partitionResponses[0].errorCode == 0)
+        let fetched = try harness.call(fetchRequest(topic: "z", offset: 0), version: 12)
+        let bytes = fetched.responses[0].partitions[0].records!.singleBuffer!
+        let header = try RecordBatch.validate(bytes, requireExactLength: true)
+        #expect(header.compression == .zstd)
+        let decoded = try RecordBatch.decodeRecords(in: bytes)
+        #expect(decoded.records.map { String(buffer: $0.value!) } == values)
+        #expect(decoded.records.map(\.offsetDelta) == (0..<40).map { Int32($0) })
     }
 }

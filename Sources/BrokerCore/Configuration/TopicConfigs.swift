@@ -1,4 +1,5 @@
 import CommitLog
+import RecordFormat
 
 /// Kafka's `ConfigEntry.ConfigType` as sent in DescribeConfigs v3+.
 public enum ConfigType: Int8, Sendable {
@@ -178,6 +179,14 @@ extension BrokerConfiguration {
         configuration.fileDeleteDelayMs = long("file.delete.delay.ms")
         configuration.messageTimestampType = values["message.timestamp.type"] == "LogAppendTime" ? .logAppendTime : .createTime
         configuration.producerIdExpirationMs = producerIdExpirationMs
+        switch values["compression.type"] ?? "producer" {
+        case "uncompressed": configuration.compressionType = CompressionCodec.none
+        case "gzip": configuration.compressionType = .gzip
+        case "snappy": configuration.compressionType = .snappy
+        case "lz4": configuration.compressionType = .lz4
+        case "zstd": configuration.compressionType = .zstd
+        default: configuration.compressionType = nil
+        }
         configuration.messageTimestampBeforeMaxMs = long("message.timestamp.before.max.ms")
         configuration.messageTimestampAfterMaxMs = long("message.timestamp.after.max.ms")
         configuration.cleanupPolicy = CleanupPolicy(kafkaValue: values["cleanup.policy"] ?? "delete")

@@ -80,7 +80,17 @@ extension Broker {
                     aggregate.fail(slot, problem.code, message: problem.message, finish: finish)
                     continue
                 }
-                logManager.appender.append(batch, to: log) { result in
+                var stored = batch
+                if let target = log.configuration.compressionType, header.compression != target {
+                    // The topic sets compression.type: re-encode with its codec, as Kafka does.
+                    do {
+                        stored = try Self.recompress(batch, header: header, to: target)
+                    } catch {
+                        aggregate.fail(slot, .corruptMessage, message: "cannot re-encode the batch with \(target.name): \(error)", finish: finish)
+                        continue
+                    }
+                }
+                logManager.appender.append(stored, to: log) { result in
                     switch result {
                     case .success(let appended):
                         aggregate.succeed(slot, appended, finish: finish)
@@ -117,6 +127,15 @@ extension Broker {
             return "Timestamp \(header.baseTimestamp) of a record in the batch is more than \(before) ms before the broker time \(now) (message.timestamp.before.max.ms)"
         }
         return nil
+    }
+
+    /// Re-encodes a validated batch with `codec` (offsets, producer fields and timestamps kept).
+    static func recompress(_ batch: ByteBuffer, header: RecordBatchHeader, to codec: CompressionCodec) throws -> ByteBuffer {
+        var plain = batch
+        if let current = header.compression, current != .none {
+            plain = try RecordBatch.decompressed(batch, header: header, codec: current)
+        }
+        return codec == .none ? plain : try RecordBatch.compressed(plain, codec: codec)
     }
 
     static func errorCode(for error: RecordBatchError) -> KafkaErrorCode {
