@@ -96,3 +96,43 @@ def test_two_cli_members_split_partitions(broker_factory, topic_name):
     assert {line.split(":", 1)[1] for line in lines} == {v.decode() for v in values}
     committed = h.committed_offsets(b.bootstrap, "pair", topic_name, 4)
     assert committed == {p: 10 for p in range(4)}
+
+
+def test_cli_and_librdkafka_members_share_a_group(broker_factory, topic_name):
+    """A CLI member next to a librdkafka member: each decodes the other's subscription/assignment."""
+    import time
+    b = broker_factory(sets=FAST_GROUPS)
+    h.create_topic(b.bootstrap, topic_name, partitions=2)
+    c = h.group_consumer(b.bootstrap, "mixed", **{"partition.assignment.strategy": "range"})
+    cli = None
+    try:
+        c.subscribe([topic_name])
+        h.wait_assignment([c], topic_name, 2)
+        cli = subprocess.Popen(
+            [str(petrel_bin()), "consume", "--group", "mixed", "--topic", topic_name, "--from-beginning",
+             "--max-messages", "5", "--timeout-ms", "20000", "--format", "%p:%v", "--bootstrap", b.bootstrap],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # The CLI's join rebalances the group: librdkafka (the leader) range-assigns one partition each.
+        deadline = time.monotonic() + 30
+        mine: set[int] = set()
+        while time.monotonic() < deadline:
+            assert c.poll(0.2) is None
+            mine = {tp.partition for tp in c.assignment()}
+            if len(mine) == 1:
+                break
+        assert len(mine) == 1, f"librdkafka member still owns {mine}"
+        other = 1 - next(iter(mine))
+        h.produce_values(b.bootstrap, topic_name, {p: [f"{p}-{i}".encode() for i in range(5)] for p in range(2)})
+        out, err = cli.communicate(timeout=30)
+        assert cli.returncode == 0, err.decode()
+        assert out.decode().splitlines() == [f"{other}:{other}-{i}" for i in range(5)]
+        # The CLI committed and left: librdkafka takes its partition over at the CLI's commit (nothing
+        # from it again); its own uncommitted partition may be read twice across that rebalance.
+        got = h.poll_group([c], 5, extra_wait=3.0)[0]
+        assert {m.value() for m in got} == {f"{next(iter(mine))}-{i}".encode() for i in range(5)}
+        assert {tp.partition for tp in c.assignment()} == {0, 1}
+        assert h.committed_offsets(b.bootstrap, "mixed", topic_name, 2)[other] == 5
+    finally:
+        if cli and cli.poll() is None:
+            cli.kill()
+        c.close()
