@@ -31,7 +31,7 @@ var targets: [Target] = [
     .target(name: "BrokerCore", dependencies: ["CommitLog", "RecordFormat", "RecordCompression", "KafkaWire", "DiskIO", "GroupCoordination", logging, nioCore], swiftSettings: swiftSettings),
     .target(name: "BrokerServer", dependencies: ["BrokerCore", "CommitLog", "DiskIO", "URingIO", "KafkaWire", "GroupCoordination", nioCore, nioPosix, logging], swiftSettings: swiftSettings),
     .target(name: "WireClient", dependencies: ["KafkaWire", "RecordFormat", nioCore, nioPosix], swiftSettings: swiftSettings),
-    .target(name: "LoadGen", dependencies: ["WireClient", "KafkaWire", "RecordFormat", nioCore, nioPosix, .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
+    .target(name: "LoadGen", dependencies: ["WireClient", "KafkaWire", "RecordFormat", "RecordCompression", nioCore, nioPosix, .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
     .target(name: "GroupCoordination", dependencies: ["KafkaWire", nioCore, logging], swiftSettings: swiftSettings),
     .target(name: "SegmentTool", dependencies: ["CommitLog", "DiskIO", "RecordFormat", "RecordCompression", nioCore], swiftSettings: swiftSettings),
     .executableTarget(

@@ -3,6 +3,7 @@ public import Histogram
 import KafkaWire
 import NIOCore
 import NIOPosix
+import RecordFormat
 import Synchronization
 import WireClient
 
@@ -153,7 +154,7 @@ public struct BenchRunner: Sendable {
             let (lingerSeconds, lingerAtto) = workload.linger.components
             let plan = ProducerPlan(
                 topic: workload.topic, partitions: shares[index], recordSize: workload.recordSize, keys: workload.keys,
-                acks: workload.acks, batchBytes: workload.batchBytes,
+                acks: workload.acks, batchBytes: workload.batchBytes, codec: workload.compressionCodec ?? CompressionCodec.none,
                 lingerNanos: UInt64(lingerSeconds) * 1_000_000_000 + UInt64(lingerAtto / 1_000_000_000),
                 inFlight: workload.inFlight, rate: workload.rate.map { $0 / Double(workload.connections) },
                 recordLimit: limits[index], deadlineNanos: deadline, seed: workload.seed &+ UInt64(index), runId: runId

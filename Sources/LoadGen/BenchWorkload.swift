@@ -1,3 +1,4 @@
+public import RecordFormat
 public import WireClient
 
 /// What `petrel bench` runs, validated once from the command line.
@@ -54,8 +55,10 @@ public struct BenchWorkload: Sendable, Equatable {
     /// How long a partly filled batch may wait for more records (rate-limited runs only; an
     /// unthrottled producer always has a full batch). Kafka: `linger.ms`. Default 5 ms.
     public var linger: Duration
-    /// Only `none` for now.
+    /// Batch compression: none, gzip, snappy, lz4 or zstd. Kafka: `compression.type`.
     public var compression: String
+    /// `compression` as a codec (nil when it names none of Kafka's codecs).
+    public var compressionCodec: CompressionCodec? { CompressionCodec.allCases.first { $0.name == compression } }
     /// Produce requests outstanding per connection. Kafka: `max.in.flight.requests.per.connection`. Default 5.
     public var inFlight: Int
     /// Producer connections (each on its own event loop).
@@ -124,7 +127,9 @@ public struct BenchWorkload: Sendable, Equatable {
         guard batchBytes >= 1 else { throw BenchError("--batch-size must be positive") }
         guard batchBytes <= 64 << 20 else { throw BenchError("--batch-size must be at most 64 MiB") }
         guard linger >= .zero else { throw BenchError("--linger-ms must not be negative") }
-        guard compression == "none" else { throw BenchError("--compression \(compression) is not supported yet (only none)") }
+        guard compressionCodec != nil else {
+            throw BenchError("--compression must be one of \(CompressionCodec.allCases.map(\.name).joined(separator: ", ")), not '\(compression)'")
+        }
         guard (1...1024).contains(inFlight) else { throw BenchError("--in-flight must be within 1...1024") }
         guard (1...256).contains(connections) else { throw BenchError("--connections must be within 1...256") }
         if let rate { guard rate > 0, rate.isFinite else { throw BenchError("--rate must be positive") } }

@@ -1,6 +1,7 @@
 import Histogram
 import KafkaWire
 import NIOCore
+import RecordCompression
 import RecordFormat
 import Synchronization
 import WireClient
@@ -159,7 +160,9 @@ final class ConsumerDriver: @unchecked Sendable {
     private func recordLatencies(batch: ByteBuffer, header: RecordBatchHeader, from: Int64, now: UInt64) throws(ClientError) -> Int {
         let decoded: [Record]
         do {
-            decoded = try RecordBatch.records(in: batch)
+            // Compressed batches (bench produce --compression) are decompressed first.
+            decoded = header.compression == CompressionCodec.none
+                ? try RecordBatch.records(in: batch) : try RecordBatch.decodeRecords(in: batch).records
         } catch {
             throw ClientError(.protocolViolation, "cannot decode batch at offset \(header.baseOffset): \(error)")
         }

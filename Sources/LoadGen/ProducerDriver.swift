@@ -2,6 +2,7 @@ import Foundation
 import Histogram
 import KafkaWire
 import NIOCore
+import RecordCompression
 import RecordFormat
 import Synchronization
 import WireClient
@@ -14,6 +15,8 @@ struct ProducerPlan: Sendable {
     var keys: BenchWorkload.Keys
     var acks: Int16
     var batchBytes: Int
+    /// Codec for each batch's records (the batch is built plain, then its payload compressed).
+    var codec: CompressionCodec = .none
     var lingerNanos: UInt64
     var inFlight: Int
     /// Records per second for this connection; nil: unthrottled.
@@ -186,6 +189,7 @@ final class ProducerDriver: @unchecked Sendable {
 
         var partitionData: [ProduceRequest.PartitionProduceData] = []
         var batches: [ByteBuffer] = []
+        var compressionError: (any Error)?
         for slot in encoders.indices {
             // `take()` moves the encoder out, so `finish()` sees a uniquely held buffer and
             // writes the header in place instead of copying the batch.
@@ -194,9 +198,30 @@ final class ProducerDriver: @unchecked Sendable {
                 pool.append(encoder.finish())
                 continue
             }
-            let batch = encoder.finish()
-            batches.append(batch)
+            let plain = encoder.finish()
+            let batch: ByteBuffer
+            if plan.codec == .none {
+                batch = plain
+                batches.append(plain)
+            } else {
+                // One compression per batch (the codec's output array and one new buffer); the plain
+                // batch goes straight back to the pool, the compressed one lives with the request.
+                do {
+                    batch = try RecordBatch.compressed(plain, codec: plan.codec)
+                } catch {
+                    compressionError = error
+                    pool.append(plain)
+                    continue
+                }
+                pool.append(plain)
+            }
             partitionData.append(ProduceRequest.PartitionProduceData(index: plan.partitions[slot], records: Records(batch)))
+        }
+        if let compressionError {
+            inFlight += 1  // fail() accounts for one request
+            for batch in batches { pool.append(batch) }
+            fail(ClientError(.invalidArgument, "compress a \(plan.codec.name) batch: \(compressionError)"))
+            return
         }
         let request = ProduceRequest(
             transactionalId: nil, acks: plan.acks, timeoutMs: 30_000,

@@ -53,7 +53,7 @@ struct BenchOptions: ParsableArguments {
     var batchSize = 1 << 20
     @Option(help: "Milliseconds a partly filled batch may wait when rate-limited (Kafka linger.ms).")
     var lingerMs: Double = 5
-    @Option(help: "Compression: none (the only one for now).")
+    @Option(help: "Compression of each batch: none, gzip, snappy, lz4 or zstd (Kafka compression.type).")
     var compression = "none"
     @Option(help: "Produce requests outstanding per connection.")
     var inFlight = 5

@@ -2,6 +2,7 @@ import Foundation
 import KafkaWire
 import NIOCore
 import NIOPosix
+import RecordCompression
 import RecordFormat
 import Testing
 import WireClient
@@ -145,6 +146,48 @@ struct BrokerRoundTripTests {
             #expect(e2e.report.records > 4_000)
             #expect(e2e.report.latencyNanos?.count == UInt64(e2e.report.records))
             #expect(e2e.report.correctedForCoordinatedOmission)
+        }
+    }
+
+    @Test(arguments: ["gzip", "snappy", "lz4", "zstd"])
+    func benchProducesCompressedBatches(compression: String) async throws {
+        try await TestBroker.withBootstrap { address in
+            let topic = TestBroker.uniqueTopic("bench-\(compression)")
+            var workload = BenchWorkload(
+                mode: .produce, bootstrap: address, topic: topic, partitions: 2, recordSize: 300, stop: .count(5_000),
+                keys: .random, acks: -1, batchBytes: 32 << 10, compression: compression, inFlight: 2, connections: 1
+            )
+            let produced = try await BenchRunner(workload: workload).run()
+            #expect(produced.report.records == 5_000)
+
+            // What the broker stored is compressed with this codec and decodes to all records.
+            let client = try await KafkaClient.connect(to: address, on: MultiThreadedEventLoopGroup.singleton)
+            var total = 0
+            for partition in Int32(0)..<2 {
+                var offset: Int64 = 0
+                let end = try await client.listOffsets(topic, partitions: [partition], timestamp: KafkaClient.latest)[partition] ?? 0
+                while offset < end {
+                    let response = try await client.fetch(topic: topic, partitions: [(partition, offset)], maxWaitMs: 100)
+                    let data = try #require(response.responses.first?.partitions.first)
+                    let buffer = try #require(data.records?.singleBuffer)
+                    var iterator = RecordBatchIterator(buffer, validatingCRC: true)
+                    while let (position, header) = iterator.next() {
+                        guard header.nextOffset > offset else { continue }
+                        #expect(header.compression?.name == compression)
+                        let batch = buffer.getSlice(at: buffer.readerIndex + position, length: header.totalByteCount)!
+                        let records = try RecordBatch.decodeRecords(in: batch).records
+                        #expect(records.allSatisfy { $0.value?.readableBytes == 300 })
+                        total += records.count
+                        offset = header.nextOffset
+                    }
+                }
+            }
+            await client.close()
+            #expect(total == 5_000)
+
+            workload.mode = .consume
+            let consumed = try await BenchRunner(workload: workload).run()
+            #expect(consumed.report.records == 5_000)
         }
     }
 }
