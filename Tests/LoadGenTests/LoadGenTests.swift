@@ -61,7 +61,7 @@ import WireClient
         let bad: [(inout BenchWorkload) -> Void] = [
             { $0.topic = "" },
             { $0.partitions = 0 },
-            { $0.compression = "zstd" },
+            { $0.compression = "brotli" },
             { $0.inFlight = 0 },
             { $0.connections = 0 },
             { $0.rate = 0 },
