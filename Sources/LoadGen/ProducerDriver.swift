@@ -73,6 +73,9 @@ final class ProducerDriver: @unchecked Sendable {
     private var startNanos: UInt64 = 0
     private var encoders: [RecordBatchEncoder?]
 
+    /// Generates per-record payloads when compressing.
+    private var filler: SplitMix64
+
     init(connection: KafkaConnection, plan: ProducerPlan, counters: BenchCounters) throws(ClientError) {
         precondition(!plan.partitions.isEmpty, "a producer needs partitions")
         self.connection = connection
@@ -82,9 +85,10 @@ final class ProducerDriver: @unchecked Sendable {
         self.produceVersion = try connection.version(for: ProduceRequest.self)
         self.promise = connection.eventLoop.makePromise()
         self.rng = SplitMix64(seed: plan.seed)
-        // Incompressible-looking filler, so a compressing broker path is not flattered.
+        // Random filler (refreshed per record when compressing, see sendRequest).
         var filler = SplitMix64(seed: plan.seed ^ 0x5EED)
         self.value = (0..<plan.recordSize).map { _ in UInt8(truncatingIfNeeded: filler.next()) }
+        self.filler = filler
         if plan.recordSize >= 16 {
             value.withUnsafeMutableBytes { $0.storeBytes(of: plan.runId.littleEndian, toByteOffset: 8, as: UInt64.self) }
         }
@@ -154,6 +158,7 @@ final class ProducerDriver: @unchecked Sendable {
         var requestBytes = 0
         var count = 0
         let keyed = plan.keys != .none
+        let compressing = plan.codec != .none
         let stickySlot = stickyIndex % plan.partitions.count
         stickyIndex &+= 1
         value.withUnsafeMutableBytes { valueBytes in
@@ -161,6 +166,20 @@ final class ProducerDriver: @unchecked Sendable {
                 let index = first + count
                 let intended = schedule?.intendedNanos(index) ?? now
                 if valueBytes.count >= 8 { valueBytes.storeBytes(of: intended.littleEndian, toByteOffset: 0, as: UInt64.self) }
+                if compressing && valueBytes.count > 16 {
+                    // A fresh payload per record when compressing, random uppercase letters like
+                    // kafka-producer-perf-test's, so codecs see realistic entropy rather than one
+                    // repeated value.
+                    var position = 16
+                    while position < valueBytes.count {
+                        var word = filler.next()
+                        for _ in 0..<8 where position < valueBytes.count {
+                            valueBytes[position] = 65 &+ UInt8(truncatingIfNeeded: (word & 0xFF) % 26)
+                            word >>= 8
+                            position += 1
+                        }
+                    }
+                }
                 var key: UInt64 = 0
                 let slot: Int
                 switch plan.keys {
