@@ -73,6 +73,8 @@ public final class Broker: Sendable {
     let logger: Logger
     let clock: any LogClock
     let fetchWaiters = FetchWaiters()
+    /// Set at shutdown: parked fetches then answer with what they have.
+    let isShuttingDown = Atomic<Bool>(false)
     /// The port actually bound (differs from the configured one when that was 0).
     private let boundPort = Atomic<Int>(0)
 
@@ -138,6 +140,7 @@ public final class Broker: Sendable {
 
     public func shutdown() throws {
         groupCoordinator.shutdown()
+        isShuttingDown.store(true, ordering: .releasing)
         fetchWaiters.cancelAll()
         try logManager.shutdown()
     }

@@ -211,6 +211,11 @@ func fetchRequest(topic: String, offset: Int64, maxWaitMs: Int32 = 0, minBytes: 
             Issue.record("acks=0 must not be answered")
             return
         }
+        // A failed acks=0 produce closes the connection (Kafka), since no response can carry the error.
+        guard case .close = try harness.action(produceRequest(topic: "no-such-topic", batch: makeBatch(["a"]), acks: 0), version: 9) else {
+            Issue.record("a failed acks=0 produce must close the connection")
+            return
+        }
         // Produce v0-2 is advertised (min 0, as Kafka 4) but closes the connection when used.
         var context = RequestContext(
             header: RequestHeader(apiKey: .produce, apiVersion: 2, correlationId: 1), eventLoop: harness.group.next(), allocator: ByteBufferAllocator())

@@ -73,7 +73,8 @@ extension Broker {
             eventLoop.preconditionInEventLoop()
             guard !waiter.isDone else { return }
             let evaluation = evaluateFetch(targetList, maxBytes: maxBytes)
-            guard final || evaluation.hasError || evaluation.byteCount >= max(minBytes, 1) else { return }
+            let answerNow = final || isShuttingDown.load(ordering: .acquiring)
+            guard answerNow || evaluation.hasError || evaluation.byteCount >= max(minBytes, 1) else { return }
             waiter.finish()
             if let id = waiter.waiterId { fetchWaiters.remove(id) }
             waiter.timer?.cancel()

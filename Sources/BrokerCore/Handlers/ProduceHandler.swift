@@ -27,7 +27,17 @@ extension Broker {
         let eventLoop = context.eventLoop
         let finish: @Sendable (ProduceResponse) -> Void = { response in
             // Completions arrive on the appender thread: encode on the connection's event loop.
-            let answer: @Sendable () -> Void = { acks == 0 ? reply.noResponse() : reply.send(response) }
+            let answer: @Sendable () -> Void = {
+                if acks != 0 {
+                    reply.send(response)
+                } else if let failed = response.responses.lazy.flatMap(\.partitionResponses).first(where: { $0.errorCode != 0 }) {
+                    // acks=0 has no response to carry the error: like Kafka, close the connection so
+                    // the producer notices and refreshes its metadata.
+                    reply.close("acks=0 produce failed: \(KafkaErrorCode(rawValue: failed.errorCode)) \(failed.errorMessage ?? "")")
+                } else {
+                    reply.noResponse()
+                }
+            }
             if eventLoop.inEventLoop { answer() } else { eventLoop.execute(answer) }
         }
         if partitionCount == 0 {

@@ -493,6 +493,7 @@ public final class LogAppender: @unchecked Sendable {
         let previous: Int64
         (previous, log.groupLogStartOffset) = log.state.withLock { s in
             for segment in log.groupSegments { segment.commitLocked() }
+            log.publishPendingSegmentsLocked(&s)
             let previous = s.highWatermark
             s.highWatermark = log.nextOffset
             return (previous, s.logStartOffset)

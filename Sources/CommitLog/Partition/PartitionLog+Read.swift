@@ -36,9 +36,11 @@ extension PartitionLog {
                             .offsetOutOfRange,
                             "\(topicPartition): offset \(offset) is outside [\(s.logStartOffset), \(s.highWatermark)]")
                     }
-                    highWatermark = s.highWatermark
                     logStartOffset = s.logStartOffset
                 }
+                // Committed sizes and the high watermark are published together under this lock:
+                // the last pass's high watermark bounds every byte returned.
+                highWatermark = s.highWatermark
                 guard offset < s.highWatermark else { return nil }
                 let index: Int
                 if let exhausted = exhaustedSegmentBase {

@@ -53,6 +53,11 @@ public final class PartitionLog: @unchecked Sendable {
     var groupSegments: [LogSegment] = []
     var groupFailure: DiskError?
     var groupRolled = false
+    /// Segments created by rolls whose appends are not published yet. They join the reader-visible
+    /// list only together with those appends (`publishPendingSegmentsLocked`): until then the old
+    /// segment stays the last one, so retention and the cleaner never treat it as closed while it
+    /// still has in-flight, unpublished batches.
+    var pendingSegments: [LogSegment] = []
     var groupNeedsFlush = false
     var groupLogStartOffset: Int64 = 0
     var groupAdvanced = false
@@ -183,7 +188,7 @@ public final class PartitionLog: @unchecked Sendable {
         groupSegments.append(segment)
         active = segment
         groupRolled = true
-        state.withLock { $0.segments.append(segment) }
+        pendingSegments.append(segment)
         logger.debug("rolled segment", metadata: ["baseOffset": "\(segment.baseOffset)", "previous": "\(old.baseOffset)"])
         writeProducerSnapshotLogging()
     }
@@ -260,11 +265,20 @@ public final class PartitionLog: @unchecked Sendable {
     /// them.
     func commitOutOfGroup() throws(DiskError) {
         for segment in groupSegments { try segment.writePendingIndexEntries() }
-        state.withLock { _ in
+        state.withLock { s in
             for segment in groupSegments { segment.commitLocked() }
+            publishPendingSegmentsLocked(&s)
         }
         groupSegments.removeAll(keepingCapacity: true)
         groupRolled = false
+    }
+
+    /// Makes rolled segments visible to readers, retention and the cleaner; call under `state`'s lock
+    /// in the same critical section that publishes their appends.
+    func publishPendingSegmentsLocked(_ s: inout State) {
+        guard !pendingSegments.isEmpty else { return }
+        s.segments.append(contentsOf: pendingSegments)
+        pendingSegments.removeAll(keepingCapacity: true)
     }
 
     /// Marks the log closed (deleted or shut down): further appends fail.
