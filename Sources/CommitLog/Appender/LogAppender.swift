@@ -4,6 +4,10 @@ public import NIOCore
 import RecordFormat
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The single writer of every partition log.
 ///
 /// One dedicated thread takes all queued appends (across partitions) as a group: it assigns offsets
@@ -154,7 +158,14 @@ public final class LogAppender: @unchecked Sendable {
                 box.done.broadcast()
             }
         }
-        guard queued else { return body() }
+        guard queued else {
+            // Refused because the appender is stopping: it may still be draining its queue. Wait
+            // until shutdown has joined it, so `body` never races the appender over the same files.
+            if thread != nil {
+                while lock.withLock({ running }) { usleep(1000) }
+            }
+            return body()
+        }
         box.done.lock()
         while box.value == nil { box.done.wait() }
         let value = box.value!
