@@ -117,8 +117,10 @@ public final class LogAppender: @unchecked Sendable {
     ///
     /// `batch` is one already-validated (CRC, magic) record batch v2 exactly as received: its readable
     /// bytes are the whole batch. Its header is patched in place when the buffer is uniquely owned;
-    /// otherwise the patched first 16 bytes are written from scratch memory and the rest from the
-    /// caller's bytes, so the payload is never copied. `completion` runs on the appender thread.
+    /// otherwise (e.g. a slice of a request frame) the batch is copied once into reused staging memory
+    /// and patched there, so the patched header and the payload always go to disk in one write (a
+    /// separate header write could tear apart from the payload). `completion` runs on the appender
+    /// thread.
     public func append(
         _ batch: ByteBuffer, to log: PartitionLog,
         completion: @escaping @Sendable (Result<AppendResult, CommitLogError>) -> Void
