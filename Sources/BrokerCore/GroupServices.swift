@@ -6,9 +6,6 @@ import NIOCore
 import RecordFormat
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Persists the group coordinator's records in the internal compacted topic `__consumer_offsets`,
 /// in Kafka's record formats, through the same commit log as every other topic.
@@ -92,7 +89,7 @@ extension Broker {
                 let read = try log.read(from: offset, maxBytes: 4 << 20)
                 guard read.byteCount > 0 else { break }
                 var bytes = ByteBuffer()
-                for slice in read.slices { slice.read(appendingTo: &bytes) }
+                for slice in read.slices { try slice.read(appendingTo: &bytes) }
                 var next = offset
                 while bytes.readableBytes >= RecordBatchHeader.byteCount {
                     let header = try RecordBatch.validateFraming(bytes, requireExactLength: false)

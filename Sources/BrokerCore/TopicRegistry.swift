@@ -174,10 +174,14 @@ public final class TopicRegistry: Sendable {
     public func deleteTopic(name: String) throws(TopicError) {
         guard configuration.deleteTopicEnable else { throw TopicError(.topicDeletionDisabled, "Topic deletion is disabled.") }
         try adminLock.withLock { _ throws(TopicError) in
-            guard let topic = state.withLock({ $0.topics.removeValue(forKey: name) }) else {
+            let removed = state.withLock { state -> Topic? in
+                guard let topic = state.topics.removeValue(forKey: name) else { return nil }
+                state.byId[topic.id] = nil
+                return topic
+            }
+            guard let topic = removed else {
                 throw TopicError(.unknownTopicOrPartition, "This server does not host this topic-partition.")
             }
-            state.withLock { _ = $0.byId.removeValue(forKey: topic.id) }
             var failure: (any Error)?
             for log in topic.partitions {
                 do { try logManager.deleteLog(log.topicPartition) } catch { failure = error }

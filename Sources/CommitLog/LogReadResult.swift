@@ -1,4 +1,5 @@
-import DiskIO
+public import DiskIO
+public import NIOCore
 
 /// An open segment file. Closes its descriptor (through the `FileIO` that opened it) when the last
 /// reference goes, so a fetch response still sending from a segment keeps the file alive even after
@@ -59,5 +60,31 @@ public struct AppendResult: Sendable, Equatable {
         self.lastOffset = lastOffset
         self.logAppendTime = logAppendTime
         self.logStartOffset = logStartOffset
+    }
+}
+
+extension FileSlice {
+    /// Appends this slice's bytes to `buffer` through the `FileIO` that opened the file (a copy; the
+    /// fetch path normally sends slices with sendfile instead).
+    /// - Returns: bytes read, fewer only if the file is shorter than the slice.
+    /// - Throws: the read's `DiskError`.
+    @discardableResult
+    public func read(appendingTo buffer: inout ByteBuffer) throws(DiskError) -> Int {
+        buffer.reserveCapacity(minimumWritableBytes: length)
+        let io = file.io
+        let fd = file.fd
+        let position = self.position
+        let count = length
+        var failure: DiskError?
+        let done = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { pointer in
+            do throws(DiskError) {
+                return try io.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: pointer[..<count]), at: position)
+            } catch {
+                failure = error
+                return 0
+            }
+        }
+        if let failure { throw failure }
+        return done
     }
 }

@@ -3,9 +3,6 @@ import KafkaWire
 import NIOCore
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#endif
 
 extension Broker {
     /// One partition of a fetch, resolved to its log (or an error).
@@ -156,7 +153,7 @@ extension Broker {
     }
 
     /// Turns log slices into response chunks: zero-copy file regions (sendfile) by default, or
-    /// one pread copy per slice when `petrel.fetch.zero.copy=false`.
+    /// one read (copy) per slice when `petrel.fetch.zero.copy=false`.
     func makeRecords(_ read: LogReadResult, retained: inout [AnyObject]) -> Records {
         var chunks: [Records.Chunk] = []
         chunks.reserveCapacity(read.slices.count)
@@ -169,9 +166,9 @@ extension Broker {
                 chunks.append(.file(FileRegion(fileHandle: handle, readerIndex: start, endIndex: start + slice.length)))
                 retained.append(slice.file)
             } else {
+                // A failed read leaves the slice out; the client fetches again from where it got to.
                 var buffer = ByteBufferAllocator().buffer(capacity: slice.length)
-                let readCount = slice.read(appendingTo: &buffer)
-                if readCount > 0 { chunks.append(.bytes(buffer)) }
+                if let readCount = try? slice.read(appendingTo: &buffer), readCount > 0 { chunks.append(.bytes(buffer)) }
             }
         }
         return Records(chunks: chunks)

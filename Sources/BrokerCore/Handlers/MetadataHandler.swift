@@ -32,8 +32,7 @@ extension Broker {
                     response.topics.append(describe(topic))
                     continue
                 }
-                if let reason = TopicRegistry.validateName(name) {
-                    _ = reason
+                if TopicRegistry.validateName(name) != nil {
                     response.topics.append(.init(errorCode: KafkaErrorCode.invalidTopicException.rawValue, name: name, isInternal: false))
                     continue
                 }

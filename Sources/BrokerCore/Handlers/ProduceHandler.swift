@@ -78,7 +78,7 @@ extension Broker {
                     aggregate.fail(slot, Self.errorCode(for: error), message: error.message, finish: finish)
                     continue
                 }
-                if let problem = Self.timestampProblem(header, configuration: log.configuration, now: clock.wallMilliseconds()) {
+                if let problem = Self.timestampProblem(header, configuration: log.configuration, clock: clock) {
                     aggregate.fail(slot, .invalidTimestamp, message: problem, finish: finish)
                     continue
                 }
@@ -126,13 +126,15 @@ extension Broker {
     /// Kafka's CreateTime window (`message.timestamp.before.max.ms` / `after.max.ms`), checked on
     /// the batch header without decoding records: the newest timestamp (maxTimestamp) against the
     /// upper bound, the first record's (baseTimestamp) against the lower bound.
-    static func timestampProblem(_ header: RecordBatchHeader, configuration: LogConfiguration, now: Int64) -> String? {
-        guard configuration.messageTimestampType == .createTime else { return nil }
+    static func timestampProblem(_ header: RecordBatchHeader, configuration: LogConfiguration, clock: any LogClock) -> String? {
         let after = configuration.messageTimestampAfterMaxMs
+        let before = configuration.messageTimestampBeforeMaxMs
+        // Unchecked by default: no clock read on the produce path then.
+        guard configuration.messageTimestampType == .createTime, after != .max || before != .max else { return nil }
+        let now = clock.wallMilliseconds()
         if after != .max, header.maxTimestamp > now &+ after {
             return "Timestamp \(header.maxTimestamp) of a record in the batch is more than \(after) ms after the broker time \(now) (message.timestamp.after.max.ms)"
         }
-        let before = configuration.messageTimestampBeforeMaxMs
         if before != .max, header.baseTimestamp >= 0, header.baseTimestamp < now &- before {
             return "Timestamp \(header.baseTimestamp) of a record in the batch is more than \(before) ms before the broker time \(now) (message.timestamp.before.max.ms)"
         }
