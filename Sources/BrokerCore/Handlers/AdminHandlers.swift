@@ -199,27 +199,16 @@ extension Broker {
     func handleAlterConfigs(_ context: RequestContext, _ request: AlterConfigsRequest) -> AlterConfigsResponse {
         var response = AlterConfigsResponse(throttleTimeMs: 0, responses: [])
         for resource in request.resources {
-            var result = AlterConfigsResponse.AlterConfigsResourceResponse(
-                errorCode: 0, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName)
-            if ConfigResourceType(rawValue: resource.resourceType) == .topic {
-                do {
-                    // AlterConfigs replaces the whole override set.
-                    try topics.alterConfigs(name: resource.resourceName, validateOnly: request.validateOnly) { _ in
-                        var overrides: [String: String] = [:]
-                        for config in resource.configs {
-                            if let value = config.value { overrides[config.name] = value }
-                        }
-                        return overrides
-                    }
-                } catch {
-                    result.errorCode = error.code.rawValue
-                    result.errorMessage = error.message
+            // AlterConfigs replaces the whole override set.
+            let (code, message) = alterConfigs(of: resource.resourceType, resource.resourceName, validateOnly: request.validateOnly) { _ in
+                var overrides: [String: String] = [:]
+                for config in resource.configs {
+                    if let value = config.value { overrides[config.name] = value }
                 }
-            } else {
-                result.errorCode = KafkaErrorCode.invalidRequest.rawValue
-                result.errorMessage = "Only topic configs can be altered on this broker"
+                return overrides
             }
-            response.responses.append(result)
+            response.responses.append(
+                .init(errorCode: code.rawValue, errorMessage: message, resourceType: resource.resourceType, resourceName: resource.resourceName))
         }
         return response
     }
@@ -227,52 +216,59 @@ extension Broker {
     func handleIncrementalAlterConfigs(_ context: RequestContext, _ request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
         var response = IncrementalAlterConfigsResponse(throttleTimeMs: 0, responses: [])
         for resource in request.resources {
-            var result = IncrementalAlterConfigsResponse.AlterConfigsResourceResponse(
-                errorCode: 0, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName)
-            if ConfigResourceType(rawValue: resource.resourceType) == .topic {
-                do {
-                    try topics.alterConfigs(name: resource.resourceName, validateOnly: request.validateOnly) { current throws(TopicError) in
-                        var overrides = current
-                        for config in resource.configs {
-                            guard let definition = TopicConfigs.byName[config.name] else {
-                                throw TopicError(.invalidConfig, "Unknown topic config name: \(config.name)")
-                            }
-                            switch config.configOperation {
-                            case 0:  // SET
-                                guard let value = config.value else { throw TopicError(.invalidRequest, "Null value not supported for: \(config.name)") }
-                                overrides[config.name] = value
-                            case 1:  // DELETE
-                                overrides[config.name] = nil
-                            case 2, 3:  // APPEND, SUBTRACT (list configs only)
-                                guard definition.type == .list else {
-                                    throw TopicError(.invalidConfig, "Config value append/subtract is not allowed for config key: \(config.name)")
-                                }
-                                let base = overrides[config.name] ?? configuration.resolveTopicConfigs(overrides: [:]).first { $0.name == config.name }?.value ?? ""
-                                var items = base.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
-                                let changes = (config.value ?? "").split(separator: ",").map { $0.trimmingWhitespace() }
-                                if config.configOperation == 2 {
-                                    for item in changes where !items.contains(item) { items.append(item) }
-                                } else {
-                                    items.removeAll { changes.contains($0) }
-                                }
-                                overrides[config.name] = items.joined(separator: ",")
-                            default:
-                                throw TopicError(.invalidRequest, "Unknown config operation \(config.configOperation)")
-                            }
-                        }
-                        return overrides
+            let (code, message) = alterConfigs(of: resource.resourceType, resource.resourceName, validateOnly: request.validateOnly) {
+                current throws(TopicError) in
+                var overrides = current
+                for config in resource.configs {
+                    guard let definition = TopicConfigs.byName[config.name] else {
+                        throw TopicError(.invalidConfig, "Unknown topic config name: \(config.name)")
                     }
-                } catch {
-                    result.errorCode = error.code.rawValue
-                    result.errorMessage = error.message
+                    switch config.configOperation {
+                    case 0:  // SET
+                        guard let value = config.value else { throw TopicError(.invalidRequest, "Null value not supported for: \(config.name)") }
+                        overrides[config.name] = value
+                    case 1:  // DELETE
+                        overrides[config.name] = nil
+                    case 2, 3:  // APPEND, SUBTRACT (list configs only)
+                        guard definition.type == .list else {
+                            throw TopicError(.invalidConfig, "Config value append/subtract is not allowed for config key: \(config.name)")
+                        }
+                        let base = overrides[config.name] ?? configuration.resolveTopicConfigs(overrides: [:]).first { $0.name == config.name }?.value ?? ""
+                        var items = base.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
+                        let changes = (config.value ?? "").split(separator: ",").map { $0.trimmingWhitespace() }
+                        if config.configOperation == 2 {
+                            for item in changes where !items.contains(item) { items.append(item) }
+                        } else {
+                            items.removeAll { changes.contains($0) }
+                        }
+                        overrides[config.name] = items.joined(separator: ",")
+                    default:
+                        throw TopicError(.invalidRequest, "Unknown config operation \(config.configOperation)")
+                    }
                 }
-            } else {
-                result.errorCode = KafkaErrorCode.invalidRequest.rawValue
-                result.errorMessage = "Only topic configs can be altered on this broker"
+                return overrides
             }
-            response.responses.append(result)
+            response.responses.append(
+                .init(errorCode: code.rawValue, errorMessage: message, resourceType: resource.resourceType, resourceName: resource.resourceName))
         }
         return response
+    }
+
+    /// The envelope both AlterConfigs APIs share: only topic resources are alterable here; `change`
+    /// maps the current overrides to the new ones. Returns the Kafka error code and message.
+    func alterConfigs(
+        of resourceType: Int8, _ name: String, validateOnly: Bool,
+        _ change: ([String: String]) throws(TopicError) -> [String: String]
+    ) -> (KafkaErrorCode, String?) {
+        guard ConfigResourceType(rawValue: resourceType) == .topic else {
+            return (.invalidRequest, "Only topic configs can be altered on this broker")
+        }
+        do {
+            try topics.alterConfigs(name: name, validateOnly: validateOnly, change)
+            return (.none, nil)
+        } catch {
+            return (error.code, error.message)
+        }
     }
 
     func handleDeleteRecords(_ context: RequestContext, _ request: DeleteRecordsRequest) -> DeleteRecordsResponse {
