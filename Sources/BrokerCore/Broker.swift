@@ -216,7 +216,7 @@ public final class Broker: Sendable {
         add(SyncGroupRequest.self) { $0.groupCoordinator.handleSyncGroup($2, version: $1.header.apiVersion, completion: $3.send) }
         add(HeartbeatRequest.self) { $0.groupCoordinator.handleHeartbeat($2, version: $1.header.apiVersion, completion: $3.send) }
         add(LeaveGroupRequest.self) { $0.groupCoordinator.handleLeaveGroup($2, version: $1.header.apiVersion, completion: $3.send) }
-        add(OffsetCommitRequest.self) { $0.groupCoordinator.handleOffsetCommit($2, version: $1.header.apiVersion, completion: $3.send) }
+        add(OffsetCommitRequest.self) { $0.handleOffsetCommit($1, $2, reply: $3) }
         add(OffsetFetchRequest.self) { $0.groupCoordinator.handleOffsetFetch($2, version: $1.header.apiVersion, completion: $3.send) }
         add(ListGroupsRequest.self) { $0.groupCoordinator.handleListGroups($2, version: $1.header.apiVersion, completion: $3.send) }
         add(DescribeGroupsRequest.self) { $0.groupCoordinator.handleDescribeGroups($2, version: $1.header.apiVersion, completion: $3.send) }

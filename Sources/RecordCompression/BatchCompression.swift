@@ -19,13 +19,22 @@ public enum BatchCompression {
     /// Largest decompressed payload we accept (guards against decompression bombs).
     public static let decompressedBytesMax = 256 << 20
 
-    public static func decompress(_ codec: CompressionCodec, _ input: UnsafeRawBufferPointer) throws(CompressionError) -> [UInt8] {
+    /// Decompresses `input` written with `codec`.
+    ///
+    /// - Parameters:
+    ///   - codec: The batch's codec.
+    ///   - input: The compressed payload.
+    ///   - limit: The most decompressed bytes accepted (a decompression bomb fails here, having
+    ///     allocated about `limit` bytes at most).
+    /// - Returns: The decompressed bytes.
+    /// - Throws: `CompressionError` for malformed input or output over `limit`.
+    public static func decompress(_ codec: CompressionCodec, _ input: UnsafeRawBufferPointer, limit: Int = decompressedBytesMax) throws(CompressionError) -> [UInt8] {
         switch codec {
         case .none: return Array(input)
-        case .gzip: return try gunzip(input)
-        case .snappy: return try unsnappy(input)
-        case .lz4: return try unlz4(input)
-        case .zstd: return try unzstd(input)
+        case .gzip: return try gunzip(input, limit: limit)
+        case .snappy: return try unsnappy(input, limit: limit)
+        case .lz4: return try unlz4(input, limit: limit)
+        case .zstd: return try unzstd(input, limit: limit)
         }
     }
 
@@ -41,7 +50,7 @@ public enum BatchCompression {
 
     // MARK: gzip
 
-    static func gunzip(_ input: UnsafeRawBufferPointer) throws(CompressionError) -> [UInt8] {
+    static func gunzip(_ input: UnsafeRawBufferPointer, limit: Int = decompressedBytesMax) throws(CompressionError) -> [UInt8] {
         var stream = z_stream()
         guard inflateInit2_(&stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw CompressionError(.gzip, "inflateInit2 failed")
@@ -58,7 +67,7 @@ public enum BatchCompression {
                 return inflate(&stream, Z_NO_FLUSH)
             }
             output.append(contentsOf: chunk[0..<(chunk.count - Int(stream.avail_out))])
-            if output.count > decompressedBytesMax { throw CompressionError(.gzip, "decompressed size exceeds \(decompressedBytesMax) bytes") }
+            if output.count > limit { throw CompressionError(.gzip, "decompressed size exceeds \(limit) bytes") }
             if status == Z_STREAM_END {
                 // Concatenated gzip members are legal; continue if input remains.
                 if stream.avail_in > 0, inflateReset(&stream) == Z_OK { continue }
@@ -94,7 +103,7 @@ public enum BatchCompression {
     static let xerialMagic: [UInt8] = [0x82, 0x53, 0x4E, 0x41, 0x50, 0x50, 0x59, 0x00]
     static let xerialBlockBytes = 32 * 1024
 
-    static func unsnappy(_ input: UnsafeRawBufferPointer) throws(CompressionError) -> [UInt8] {
+    static func unsnappy(_ input: UnsafeRawBufferPointer, limit: Int = decompressedBytesMax) throws(CompressionError) -> [UInt8] {
         if input.count >= 16, Array(input[0..<8]) == xerialMagic {
             var output = [UInt8]()
             var position = 16
@@ -103,23 +112,23 @@ public enum BatchCompression {
                 let length = Int(UInt32(bigEndian: input.loadUnaligned(fromByteOffset: position, as: UInt32.self)))
                 position += 4
                 guard length <= input.count - position else { throw CompressionError(.snappy, "truncated xerial block") }
-                try rawUnsnappy(UnsafeRawBufferPointer(rebasing: input[position..<(position + length)]), into: &output)
+                try rawUnsnappy(UnsafeRawBufferPointer(rebasing: input[position..<(position + length)]), into: &output, limit: limit)
                 position += length
             }
             return output
         }
         var output = [UInt8]()
-        try rawUnsnappy(input, into: &output)
+        try rawUnsnappy(input, into: &output, limit: limit)
         return output
     }
 
-    static func rawUnsnappy(_ input: UnsafeRawBufferPointer, into output: inout [UInt8]) throws(CompressionError) {
+    static func rawUnsnappy(_ input: UnsafeRawBufferPointer, into output: inout [UInt8], limit: Int) throws(CompressionError) {
         guard let base = input.baseAddress?.assumingMemoryBound(to: CChar.self) else { return }
         var length = 0
         guard snappy_uncompressed_length(base, input.count, &length) == SNAPPY_OK else {
             throw CompressionError(.snappy, "invalid snappy block")
         }
-        guard output.count + length <= decompressedBytesMax else { throw CompressionError(.snappy, "decompressed size exceeds \(decompressedBytesMax) bytes") }
+        guard output.count + length <= limit else { throw CompressionError(.snappy, "decompressed size exceeds \(limit) bytes") }
         let start = output.count
         output.append(contentsOf: repeatElement(0, count: length))
         let status = output.withUnsafeMutableBufferPointer { buffer in
@@ -156,7 +165,7 @@ public enum BatchCompression {
 
     // MARK: lz4 (frame)
 
-    static func unlz4(_ input: UnsafeRawBufferPointer) throws(CompressionError) -> [UInt8] {
+    static func unlz4(_ input: UnsafeRawBufferPointer, limit: Int = decompressedBytesMax) throws(CompressionError) -> [UInt8] {
         var context: OpaquePointer?
         guard LZ4F_isError(LZ4F_createDecompressionContext(&context, UInt32(LZ4F_VERSION))) == 0, let context else {
             throw CompressionError(.lz4, "cannot create a decompression context")
@@ -174,7 +183,7 @@ public enum BatchCompression {
             if LZ4F_isError(hint) != 0 { throw CompressionError(.lz4, String(cString: LZ4F_getErrorName(hint))) }
             position += sourceSize
             output.append(contentsOf: chunk[0..<destinationSize])
-            if output.count > decompressedBytesMax { throw CompressionError(.lz4, "decompressed size exceeds \(decompressedBytesMax) bytes") }
+            if output.count > limit { throw CompressionError(.lz4, "decompressed size exceeds \(limit) bytes") }
             if hint == 0 { return output }
             if position >= input.count && destinationSize == 0 { throw CompressionError(.lz4, "truncated lz4 frame") }
         }
@@ -196,7 +205,7 @@ public enum BatchCompression {
 
     // MARK: zstd
 
-    static func unzstd(_ input: UnsafeRawBufferPointer) throws(CompressionError) -> [UInt8] {
+    static func unzstd(_ input: UnsafeRawBufferPointer, limit: Int = decompressedBytesMax) throws(CompressionError) -> [UInt8] {
         guard let stream = ZSTD_createDStream() else { throw CompressionError(.zstd, "cannot create a stream") }
         defer { ZSTD_freeDStream(stream) }
         ZSTD_initDStream(stream)
@@ -213,7 +222,7 @@ public enum BatchCompression {
             }
             if ZSTD_isError(result) != 0 { throw CompressionError(.zstd, String(cString: ZSTD_getErrorName(result))) }
             output.append(contentsOf: chunk[0..<produced])
-            if output.count > decompressedBytesMax { throw CompressionError(.zstd, "decompressed size exceeds \(decompressedBytesMax) bytes") }
+            if output.count > limit { throw CompressionError(.zstd, "decompressed size exceeds \(limit) bytes") }
             if result == 0 && inBuffer.pos == inBuffer.size { return output }
             if inBuffer.pos == inBuffer.size && produced == 0 { throw CompressionError(.zstd, "truncated zstd frame") }
         }

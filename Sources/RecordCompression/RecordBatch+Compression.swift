@@ -50,3 +50,62 @@ extension RecordBatch {
         return output
     }
 }
+
+/// The result of `RecordBatch.validateRecordsDeep`.
+public struct DeepValidation: Sendable {
+    /// What the walk over the records learned.
+    public var summary: RecordsSummary
+    /// The decompressed record bytes of a compressed batch (nil for an uncompressed one), so a
+    /// caller that re-encodes or looks for offending records does not decompress twice.
+    public var decompressedRecords: [UInt8]?
+}
+
+extension RecordBatch {
+    /// The one validating pass over the records of a framed batch (see `validateFraming`): an
+    /// uncompressed batch is walked in place; a compressed one is decompressed (at most
+    /// `decompressedBytesMax` bytes) and its records walked. This is Kafka's `LogValidator` pass:
+    /// a batch that passes can be decoded record by record by any consumer.
+    ///
+    /// - Parameters:
+    ///   - batch: Bytes starting at one whole, framed batch.
+    ///   - header: Its header.
+    ///   - offsets: `.sequential` for batches from clients, `.increasing` for batches in the log.
+    ///   - decompressedBytesMax: The most bytes a compressed payload may decompress to.
+    /// - Returns: The summary, and the decompressed records of a compressed batch.
+    /// - Throws: `RecordBatchError`: `.corrupt` for an unknown codec or a payload that does not
+    ///   decompress (or decompresses past the limit); `.invalid` for malformed records.
+    public static func validateRecordsDeep(
+        _ batch: ByteBuffer, header: RecordBatchHeader, offsets: RecordOffsetRule,
+        decompressedBytesMax: Int = BatchCompression.decompressedBytesMax
+    ) throws(RecordBatchError) -> DeepValidation {
+        guard let codec = header.compression else {
+            throw RecordBatchError(.corrupt, "unknown compression codec \(header.attributes & 0x7)")
+        }
+        if codec == .none {
+            return DeepValidation(summary: try walkRecords(in: batch, header: header, offsets: offsets), decompressedRecords: nil)
+        }
+        precondition(header.totalByteCount <= batch.readableBytes, "validateRecordsDeep on a batch that was not framed")
+        let decompressed = batch.withUnsafeReadableBytes { bytes in
+            Result { () throws(CompressionError) in
+                try BatchCompression.decompress(
+                    codec, UnsafeRawBufferPointer(rebasing: bytes[RecordBatchHeader.byteCount..<header.totalByteCount]),
+                    limit: decompressedBytesMax)
+            }
+        }
+        let plain: [UInt8]
+        switch decompressed {
+        case .success(let bytes): plain = bytes
+        case .failure(let error): throw RecordBatchError(.corrupt, "the \(codec.name) payload does not decompress: \(error.message)")
+        }
+        let walked = plain.withUnsafeBytes { bytes in
+            Result { () throws(RecordBatchError) in try walkRecords(bytes, header: header, offsets: offsets) }
+        }
+        return DeepValidation(summary: try walked.get(), decompressedRecords: plain)
+    }
+
+    /// The batch rebuilt around already-decompressed records (attributes and CRC updated), as
+    /// `decompressed(_:header:codec:)` would return it, without decompressing again.
+    public static func uncompressed(_ batch: ByteBuffer, header: RecordBatchHeader, records: [UInt8]) -> ByteBuffer {
+        rewrap(batch, header: header, payload: records, codec: .none)
+    }
+}

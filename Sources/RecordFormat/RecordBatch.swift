@@ -55,6 +55,22 @@ public enum RecordBatch {
         }
     }
 
+    /// A copy of the batch at the reader index of `batch` (exactly one whole batch) whose
+    /// `maxTimestamp` is `ms`, with its CRC recomputed. For batches whose header disagrees with
+    /// their records: the copy is made only then, never on the common path.
+    ///
+    /// - Parameters:
+    ///   - ms: The records' largest timestamp.
+    ///   - batch: One whole, validated batch.
+    /// - Returns: The patched copy.
+    public static func withMaxTimestamp(_ ms: Int64, _ batch: ByteBuffer) -> ByteBuffer {
+        var copy = ByteBufferAllocator().buffer(capacity: batch.readableBytes)
+        copy.writeImmutableBuffer(batch)
+        copy.setInteger(ms, at: RecordBatchHeader.maxTimestampOffset)
+        updateCRC(in: &copy, at: 0)
+        return copy
+    }
+
     // MARK: - Patching raw memory in place
 
     /// Overwrites `baseOffset` of the batch starting at `batch.baseAddress` (CRC stays valid).

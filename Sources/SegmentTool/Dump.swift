@@ -192,7 +192,11 @@ struct Dumper {
                 break
             }
             var valid = true
-            do { _ = try RecordBatch.validateFraming(batch, requireExactLength: true) } catch {
+            do {
+                _ = try RecordBatch.validateFraming(batch, requireExactLength: true)
+                // --deep walks every record (decompressing), as the broker does on produce.
+                if options.deep { _ = try RecordBatch.validateRecordsDeep(batch, header: header, offsets: .increasing) }
+            } catch {
                 valid = false
                 problem(path, position, header.baseOffset, "\(error)")
             }

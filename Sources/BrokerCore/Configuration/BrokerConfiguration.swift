@@ -23,6 +23,10 @@ public struct BrokerConfiguration: Sendable {
     public var messageMaxBytes: Int = 1_048_588
     /// Kafka: `socket.request.max.bytes` (largest request frame). Default: 104857600.
     public var socketRequestMaxBytes: Int = 104_857_600
+    /// Petrel: `petrel.batch.decompressed.max.bytes` — the most bytes a compressed batch's records
+    /// may decompress to when Produce validates them (Kafka streams them with no limit). A larger
+    /// batch is refused with CORRUPT_MESSAGE. Default: 268435456 (256 MiB).
+    public var decompressedBatchBytesMax: Int = 256 << 20
     /// Kafka: `delete.topic.enable`. Default: true.
     public var deleteTopicEnable: Bool = true
     /// Kafka: `group.initial.rebalance.delay.ms`. Default: 3000.
@@ -99,6 +103,9 @@ public struct BrokerConfiguration: Sendable {
         case "socket.request.max.bytes":
             socketRequestMaxBytes = try int(Int.self)
             guard socketRequestMaxBytes > 0 else { throw ConfigurationError("socket.request.max.bytes must be positive") }
+        case "petrel.batch.decompressed.max.bytes":
+            decompressedBatchBytesMax = try int(Int.self)
+            guard decompressedBatchBytesMax > 0 else { throw ConfigurationError("petrel.batch.decompressed.max.bytes must be positive") }
         case "group.initial.rebalance.delay.ms": groupInitialRebalanceDelayMs = try int(Int64.self)
         case "log.retention.check.interval.ms":
             retentionCheckIntervalMs = try int(Int64.self)

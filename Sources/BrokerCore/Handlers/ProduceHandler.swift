@@ -78,27 +78,37 @@ extension Broker {
                     aggregate.fail(slot, Self.errorCode(for: error), message: error.message, finish: finish)
                     continue
                 }
-                if let problem = Self.timestampProblem(header, configuration: log.configuration, clock: clock) {
-                    aggregate.fail(slot, .invalidTimestamp, message: problem, finish: finish)
-                    continue
-                }
                 if header.compression == .zstd && version < 7 {
                     aggregate.fail(slot, .unsupportedCompressionType, message: "zstd needs Produce v7 or later", finish: finish)
                     continue
                 }
-                if log.configuration.cleanupPolicy.contains(.compact), let problem = Self.keylessRecordProblem(batch, log: log) {
-                    aggregate.fail(slot, problem.code, message: problem.message, finish: finish)
+                // Kafka's LogValidator pass: every record is walked (decompressed first when the
+                // batch is compressed), so nothing a consumer would choke on reaches the log.
+                let deep: DeepValidation
+                do {
+                    deep = try RecordBatch.validateRecordsDeep(
+                        batch, header: header, offsets: .sequential, decompressedBytesMax: configuration.decompressedBatchBytesMax)
+                } catch {
+                    aggregate.fail(slot, Self.errorCode(for: error), message: error.message, finish: finish)
+                    continue
+                }
+                if let refusal = Self.recordRefusal(batch, header: header, deep: deep, log: log, clock: clock) {
+                    aggregate.fail(slot, refusal.code, message: refusal.message, recordErrors: refusal.recordErrors, finish: finish)
                     continue
                 }
                 var stored = batch
                 if let target = log.configuration.compressionType, header.compression != target {
                     // The topic sets compression.type: re-encode with its codec, as Kafka does.
                     do {
-                        stored = try Self.recompress(batch, header: header, to: target)
+                        stored = try Self.recompress(batch, header: header, decompressedRecords: deep.decompressedRecords, to: target)
                     } catch {
                         aggregate.fail(slot, .corruptMessage, message: "cannot re-encode the batch with \(target.name): \(error)", finish: finish)
                         continue
                     }
+                } else if log.configuration.messageTimestampType == .createTime, header.maxTimestamp != deep.summary.maxTimestamp {
+                    // The header's maxTimestamp drives the time index and retention: like Kafka's
+                    // LogValidator, store the records' real maximum.
+                    stored = RecordBatch.withMaxTimestamp(deep.summary.maxTimestamp, batch)
                 }
                 logManager.appender.append(stored, to: log) { result in
                     switch result {
@@ -112,39 +122,71 @@ extension Broker {
         }
     }
 
-    /// Kafka refuses records without a key on compacted topics (INVALID_RECORD, "Compacted topic
-    /// cannot accept message without key"); the records are decoded (decompressed) to check.
-    static func keylessRecordProblem(_ batch: ByteBuffer, log: PartitionLog) -> (code: KafkaErrorCode, message: String)? {
-        let records: [Record]
-        do { records = try RecordBatch.decodeRecords(in: batch).records } catch {
-            return (.corruptMessage, "The batch's records could not be decoded: \(error)")
-        }
-        guard records.contains(where: { $0.key == nil }) else { return nil }
-        return (.invalidRecord, "Compacted topic cannot accept message without key in topic partition \(log.topicPartition).")
+    /// A refusal of some of the batch's records, with Kafka's per-record errors (KIP-467).
+    struct RecordRefusal {
+        var code: KafkaErrorCode
+        var message: String
+        var recordErrors: [ProduceResponse.BatchIndexAndErrorMessage]
     }
 
-    /// Kafka's CreateTime window (`message.timestamp.before.max.ms` / `after.max.ms`), checked on
-    /// the batch header without decoding records: the newest timestamp (maxTimestamp) against the
-    /// upper bound, the first record's (baseTimestamp) against the lower bound.
-    static func timestampProblem(_ header: RecordBatchHeader, configuration: LogConfiguration, clock: any LogClock) -> String? {
+    /// The per-record rules Kafka's `LogValidator` applies after the walk: no keyless records on
+    /// compacted topics (INVALID_RECORD) and, when `message.timestamp.before/after.max.ms` are set,
+    /// every record's CreateTime inside the window (INVALID_TIMESTAMP). The walk's summary decides
+    /// whether anything is wrong; only then are the records walked again to name the offenders.
+    static func recordRefusal(
+        _ batch: ByteBuffer, header: RecordBatchHeader, deep: DeepValidation, log: PartitionLog, clock: any LogClock
+    ) -> RecordRefusal? {
+        let configuration = log.configuration
+        if configuration.cleanupPolicy.contains(.compact), deep.summary.keylessCount > 0 {
+            let message = "Compacted topic cannot accept message without key in topic partition \(log.topicPartition)."
+            let indices = offendingRecords(batch, header: header, deep: deep) { keyIsNull, _ in keyIsNull }
+            return RecordRefusal(
+                code: .invalidRecord, message: message,
+                recordErrors: indices.map { .init(batchIndex: Int32($0), batchIndexErrorMessage: message) })
+        }
         let after = configuration.messageTimestampAfterMaxMs
         let before = configuration.messageTimestampBeforeMaxMs
         // Unchecked by default: no clock read on the produce path then.
         guard configuration.messageTimestampType == .createTime, after != .max || before != .max else { return nil }
         let now = clock.wallMilliseconds()
-        if after != .max, header.maxTimestamp > now &+ after {
-            return "Timestamp \(header.maxTimestamp) of a record in the batch is more than \(after) ms after the broker time \(now) (message.timestamp.after.max.ms)"
+        let upper = after == .max ? Int64.max : now &+ after
+        let lower = before == .max ? Int64.min : now &- before
+        guard deep.summary.maxTimestamp > upper || deep.summary.minTimestamp < lower else { return nil }
+        let indices = offendingRecords(batch, header: header, deep: deep) { _, timestamp in timestamp > upper || timestamp < lower }
+        var errors: [ProduceResponse.BatchIndexAndErrorMessage] = []
+        for index in indices {
+            errors.append(.init(batchIndex: Int32(index), batchIndexErrorMessage: nil))
         }
-        if before != .max, header.baseTimestamp >= 0, header.baseTimestamp < now &- before {
-            return "Timestamp \(header.baseTimestamp) of a record in the batch is more than \(before) ms before the broker time \(now) (message.timestamp.before.max.ms)"
+        let message =
+            deep.summary.maxTimestamp > upper
+            ? "Timestamp \(deep.summary.maxTimestamp) of a record in the batch is more than \(after) ms after the broker time \(now) (message.timestamp.after.max.ms)"
+            : "Timestamp \(deep.summary.minTimestamp) of a record in the batch is more than \(before) ms before the broker time \(now) (message.timestamp.before.max.ms)"
+        for position in errors.indices {
+            errors[position].batchIndexErrorMessage =
+                "Timestamp of record \(errors[position].batchIndex) is out of range [\(lower == .min ? "-inf" : String(lower)), \(upper == .max ? "+inf" : String(upper))]"
         }
-        return nil
+        return RecordRefusal(code: .invalidTimestamp, message: message, recordErrors: errors)
+    }
+
+    /// Indices of the records matching `matches`, from the batch or its decompressed records.
+    static func offendingRecords(
+        _ batch: ByteBuffer, header: RecordBatchHeader, deep: DeepValidation, where matches: (Bool, Int64) -> Bool
+    ) -> [Int] {
+        if let plain = deep.decompressedRecords {
+            return plain.withUnsafeBytes { RecordBatch.recordIndices($0, header: header, where: matches) }
+        }
+        return RecordBatch.recordIndices(in: batch, header: header, where: matches)
     }
 
     /// Re-encodes a validated batch with `codec` (offsets, producer fields and timestamps kept).
-    static func recompress(_ batch: ByteBuffer, header: RecordBatchHeader, to codec: CompressionCodec) throws -> ByteBuffer {
+    /// `decompressedRecords` are the records the validating pass already decompressed, if any.
+    static func recompress(
+        _ batch: ByteBuffer, header: RecordBatchHeader, decompressedRecords: [UInt8]?, to codec: CompressionCodec
+    ) throws -> ByteBuffer {
         var plain = batch
-        if let current = header.compression, current != .none {
+        if let decompressedRecords {
+            plain = RecordBatch.uncompressed(batch, header: header, records: decompressedRecords)
+        } else if let current = header.compression, current != .none {
             plain = try RecordBatch.decompressed(batch, header: header, codec: current)
         }
         return codec == .none ? plain : try RecordBatch.compressed(plain, codec: codec)
@@ -204,8 +246,12 @@ final class ProduceAggregate: Sendable {
         } finish: { finish($0) }
     }
 
-    func fail(_ slot: (Int, Int), _ code: KafkaErrorCode, message: String?, finish: @Sendable (ProduceResponse) -> Void) {
+    func fail(
+        _ slot: (Int, Int), _ code: KafkaErrorCode, message: String?,
+        recordErrors: [ProduceResponse.BatchIndexAndErrorMessage] = [], finish: @Sendable (ProduceResponse) -> Void
+    ) {
         complete {
+            $0.responses[slot.0].partitionResponses[slot.1].recordErrors = recordErrors
             $0.responses[slot.0].partitionResponses[slot.1].errorCode = code.rawValue
             $0.responses[slot.0].partitionResponses[slot.1].baseOffset = -1
             $0.responses[slot.0].partitionResponses[slot.1].logAppendTimeMs = -1

@@ -1,5 +1,6 @@
 import DiskIO
 import NIOCore
+import RecordCompression
 import RecordFormat
 
 /// Scans one segment's `.log`, validating every batch (size, CRC, offsets), and rebuilds its indexes
@@ -49,7 +50,11 @@ struct SegmentRecovery {
                 break
             }
             let header: RecordBatchHeader
-            do { header = try RecordBatch.validateFraming(batch, requireExactLength: true) } catch {
+            do {
+                header = try RecordBatch.validateFraming(batch, requireExactLength: true)
+                // A CRC-valid batch whose records a consumer could not decode is invalid too.
+                _ = try RecordBatch.validateRecordsDeep(batch, header: header, offsets: .increasing)
+            } catch {
                 result.stopReason = "invalid batch at position \(position): \(error)"
                 break
             }
