@@ -27,6 +27,11 @@ public struct BrokerConfiguration: Sendable {
     /// may decompress to when Produce validates them (Kafka streams them with no limit). A larger
     /// batch is refused with CORRUPT_MESSAGE. Default: 268435456 (256 MiB).
     public var decompressedBatchBytesMax: Int = 256 << 20
+    /// Petrel: `petrel.legacy.message.formats.enable` — serve the message formats v0/v1 that Kafka 4
+    /// dropped (KIP-896): Produce v0-2 message sets are converted to record batches v2, Fetch v0-3
+    /// and ListOffsets v0 are answered with down-converted message sets. `false` behaves like
+    /// Kafka 4's floor (those requests close the connection). Default: true.
+    public var legacyMessageFormats: Bool = true
     /// Kafka: `delete.topic.enable`. Default: true.
     public var deleteTopicEnable: Bool = true
     /// Kafka: `group.initial.rebalance.delay.ms`. Default: 3000.
@@ -103,6 +108,7 @@ public struct BrokerConfiguration: Sendable {
         case "socket.request.max.bytes":
             socketRequestMaxBytes = try int(Int.self)
             guard socketRequestMaxBytes > 0 else { throw ConfigurationError("socket.request.max.bytes must be positive") }
+        case "petrel.legacy.message.formats.enable": legacyMessageFormats = try bool()
         case "petrel.batch.decompressed.max.bytes":
             decompressedBatchBytesMax = try int(Int.self)
             guard decompressedBatchBytesMax > 0 else { throw ConfigurationError("petrel.batch.decompressed.max.bytes must be positive") }

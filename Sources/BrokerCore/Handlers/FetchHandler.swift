@@ -1,6 +1,7 @@
 import CommitLog
 import KafkaWire
 import NIOCore
+import RecordCompression
 import Synchronization
 
 
@@ -27,6 +28,12 @@ extension Broker {
     /// Log bytes are never decoded: responses carry file regions sent with sendfile.
     func handleFetch(_ context: RequestContext, _ request: FetchRequest, reply: Reply<FetchResponse>) {
         let version = context.header.apiVersion
+        if version < 4 && !configuration.legacyMessageFormats {
+            reply.close("Fetch v\(version) (message format v0/v1) is not served: petrel.legacy.message.formats.enable=false")
+            return
+        }
+        // Fetch v0-1 clients read magic 0 message sets, v2-3 magic 1: down-convert for them.
+        let legacyMagic: Int8? = version < 2 ? 0 : version < 4 ? 1 : nil
         var targets: [FetchTarget] = []
         var responseTopics: [FetchResponse.FetchableTopicResponse] = []
         for (topicIndex, fetchTopic) in request.topics.enumerated() {
@@ -60,7 +67,7 @@ extension Broker {
         let targetList = targets
         let first = evaluateFetch(targetList, maxBytes: maxBytes)
         if first.hasError || first.byteCount >= max(minBytes, 1) || maxWait == 0 || targetList.isEmpty {
-            sendFetchResponse(template, targetList, first, reply: reply)
+            sendFetchResponse(template, targetList, first, legacyMagic: legacyMagic, reply: reply)
             return
         }
         // Park: the first of (an append that satisfies MinBytes, the MaxWaitMs timer) answers.
@@ -75,7 +82,7 @@ extension Broker {
             waiter.finish()
             if let id = waiter.waiterId { fetchWaiters.remove(id) }
             waiter.timer?.cancel()
-            sendFetchResponse(template, targetList, evaluation, reply: reply)
+            sendFetchResponse(template, targetList, evaluation, legacyMagic: legacyMagic, reply: reply)
         }
         let partitions = targetList.compactMap { $0.log?.topicPartition }
         waiter.waiterId = fetchWaiters.add(partitions: partitions) {
@@ -126,7 +133,9 @@ extension Broker {
         return evaluation
     }
 
-    func sendFetchResponse(_ template: FetchResponse, _ targets: [FetchTarget], _ evaluation: FetchEvaluation, reply: Reply<FetchResponse>) {
+    func sendFetchResponse(
+        _ template: FetchResponse, _ targets: [FetchTarget], _ evaluation: FetchEvaluation, legacyMagic: Int8? = nil, reply: Reply<FetchResponse>
+    ) {
         var response = template
         var retained: [AnyObject] = []
         for (target, result) in zip(targets, evaluation.results) {
@@ -142,7 +151,9 @@ extension Broker {
             }
             partition.abortedTransactions = nil
             partition.preferredReadReplica = -1
-            if let read = result.read, read.byteCount > 0 {
+            if let read = result.read, read.byteCount > 0, let legacyMagic {
+                partition.records = makeLegacyRecords(read, magic: legacyMagic, fromOffset: target.fetchOffset)
+            } else if let read = result.read, read.byteCount > 0 {
                 partition.records = makeRecords(read, retained: &retained)
             } else {
                 partition.records = Records.empty
@@ -150,6 +161,17 @@ extension Broker {
             response.responses[target.topicIndex].partitions.append(partition)
         }
         reply.send(response, retained: retained)
+    }
+
+    /// Reads the slices and down-converts their batches to a message set of `magic` (Kafka 3.x's
+    /// down-conversion for Fetch v0-3; costs a copy and a decode per record, unlike sendfile).
+    func makeLegacyRecords(_ read: LogReadResult, magic: Int8, fromOffset: Int64) -> Records {
+        var bytes = ByteBufferAllocator().buffer(capacity: read.byteCount)
+        for slice in read.slices where slice.length > 0 {
+            guard let count = try? slice.read(appendingTo: &bytes), count == slice.length else { break }
+        }
+        let converted = LegacyMessageSet.downConvert(bytes, magic: magic, fromOffset: fromOffset, allocator: ByteBufferAllocator())
+        return converted.readableBytes > 0 ? Records(chunks: [.bytes(converted)]) : Records.empty
     }
 
     /// Turns log slices into response chunks: zero-copy file regions (sendfile) by default, or

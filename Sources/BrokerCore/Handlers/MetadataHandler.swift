@@ -117,6 +117,14 @@ extension Broker {
                 } catch {
                     result.errorCode = Self.errorCode(for: error).rawValue
                 }
+                if version == 0 {
+                    // v0 answers a list (Kafka: at most MaxNumOffsets offsets, newest first); the
+                    // one offset the lookup found is what old clients ask for with -1 / -2.
+                    let offset = result.offset >= 0 ? result.offset : log.highWatermark
+                    result.oldStyleOffsets = partition.maxNumOffsets > 0 && result.errorCode == 0 ? [offset] : []
+                    result.offset = -1  // v1+ fields: absent in v0
+                    result.timestamp = -1
+                }
                 topicResponse.partitions.append(result)
             }
             response.topics.append(topicResponse)

@@ -11,7 +11,7 @@ extension Broker {
     /// never affect other partitions. acks=0 gets no response.
     func handleProduce(_ context: RequestContext, _ request: ProduceRequest, reply: Reply<ProduceResponse>) {
         let version = context.header.apiVersion
-        if version < 3 {
+        if version < 3 && !configuration.legacyMessageFormats {
             // Kafka 4 advertises Produce v0 (librdkafka needs it for its codec checks) but closes
             // the connection if v0-2 (magic 0/1 message sets) is actually sent (KAFKA-18659).
             reply.close("Produce v\(version) (message format v0/v1) is not supported")
@@ -60,9 +60,24 @@ extension Broker {
                     aggregate.fail(slot, .kafkaStorageError, message: "The partition's log is offline after a disk error.", finish: finish)
                     continue
                 }
-                guard let records = partitionData.records, records.byteCount > 0, let batch = records.singleBuffer else {
+                guard let records = partitionData.records, records.byteCount > 0, var batch = records.singleBuffer else {
                     aggregate.fail(slot, .invalidRecord, message: "Produce request must contain one record batch", finish: finish)
                     continue
+                }
+                if version < 3 {
+                    // Produce v0-2 carries a v0/v1 message set: convert it to one v2 batch, which
+                    // then passes every check a v3+ batch does (Kafka 3.x up-converted likewise).
+                    if batch.readableBytes > log.configuration.maxMessageBytes {
+                        aggregate.fail(slot, .messageTooLarge, message: "The message set is larger than max.message.bytes", finish: finish)
+                        continue
+                    }
+                    do {
+                        batch = try LegacyMessageSet.upConvert(
+                            batch, now: clock.wallMilliseconds(), decompressedBytesMax: configuration.decompressedBatchBytesMax)
+                    } catch {
+                        aggregate.fail(slot, Self.errorCode(for: error), message: error.message, finish: finish)
+                        continue
+                    }
                 }
                 if batch.readableBytes > log.configuration.maxMessageBytes {
                     aggregate.fail(

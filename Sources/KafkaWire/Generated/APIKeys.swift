@@ -372,9 +372,9 @@ extension APIKey {
     /// The APIs and versions this module generated codecs for (from ServedAPIs.json). The broker
     /// decides what it advertises.
     public static let servedAPIs: [ServedAPIRange] = [
-        ServedAPIRange(apiKey: .produce, minVersion: 3, maxVersion: 11),
-        ServedAPIRange(apiKey: .fetch, minVersion: 4, maxVersion: 17),
-        ServedAPIRange(apiKey: .listOffsets, minVersion: 1, maxVersion: 9),
+        ServedAPIRange(apiKey: .produce, minVersion: 0, maxVersion: 11),
+        ServedAPIRange(apiKey: .fetch, minVersion: 0, maxVersion: 17),
+        ServedAPIRange(apiKey: .listOffsets, minVersion: 0, maxVersion: 9),
         ServedAPIRange(apiKey: .metadata, minVersion: 0, maxVersion: 12),
         ServedAPIRange(apiKey: .offsetCommit, minVersion: 0, maxVersion: 9),
         ServedAPIRange(apiKey: .offsetFetch, minVersion: 0, maxVersion: 9),

@@ -2,11 +2,11 @@
 
 import NIOCore
 
-/// Kafka FetchRequest request, versions 4-17 (flexible from 12).
+/// Kafka FetchRequest request, versions 0-17 (flexible from 12).
 public struct FetchRequest: KafkaRequest, Equatable {
     public typealias Response = FetchResponse
     public static let apiKey: APIKey = .fetch
-    public static let lowestSupportedVersion: Int16 = 4
+    public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 17
 
     /// The clusterId if known. This is used to validate metadata fetches prior to broker registration.
@@ -78,7 +78,7 @@ public struct FetchRequest: KafkaRequest, Equatable {
     }
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
-        guard version >= 4 && version <= 17 else {
+        guard version >= 0 && version <= 17 else {
             throw WireError.unsupportedVersion(apiKey: 1, version: version)
         }
         self.init()
@@ -87,8 +87,12 @@ public struct FetchRequest: KafkaRequest, Equatable {
         }
         self.maxWaitMs = try buffer.readWireInt32()
         self.minBytes = try buffer.readWireInt32()
-        self.maxBytes = try buffer.readWireInt32()
-        self.isolationLevel = try buffer.readWireInt8()
+        if version >= 3 {
+            self.maxBytes = try buffer.readWireInt32()
+        }
+        if version >= 4 {
+            self.isolationLevel = try buffer.readWireInt8()
+        }
         if version >= 7 {
             self.sessionId = try buffer.readWireInt32()
         }
@@ -139,7 +143,7 @@ public struct FetchRequest: KafkaRequest, Equatable {
     }
 
     public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
-        guard version >= 4 && version <= 17 else {
+        guard version >= 0 && version <= 17 else {
             throw WireError.unsupportedVersion(apiKey: 1, version: version)
         }
         if version <= 14 {
@@ -149,8 +153,12 @@ public struct FetchRequest: KafkaRequest, Equatable {
         }
         writer.buffer.writeWireInt32(self.maxWaitMs)
         writer.buffer.writeWireInt32(self.minBytes)
-        writer.buffer.writeWireInt32(self.maxBytes)
-        writer.buffer.writeWireInt8(self.isolationLevel)
+        if version >= 3 {
+            writer.buffer.writeWireInt32(self.maxBytes)
+        }
+        if version >= 4 {
+            writer.buffer.writeWireInt8(self.isolationLevel)
+        }
         if version >= 7 {
             writer.buffer.writeWireInt32(self.sessionId)
         }

@@ -2,10 +2,10 @@
 
 import NIOCore
 
-/// Kafka FetchResponse response, versions 4-17 (flexible from 12).
+/// Kafka FetchResponse response, versions 0-17 (flexible from 12).
 public struct FetchResponse: KafkaResponse, Equatable {
     public static let apiKey: APIKey = .fetch
-    public static let lowestSupportedVersion: Int16 = 4
+    public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 17
 
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -43,11 +43,13 @@ public struct FetchResponse: KafkaResponse, Equatable {
     }
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
-        guard version >= 4 && version <= 17 else {
+        guard version >= 0 && version <= 17 else {
             throw WireError.unsupportedVersion(apiKey: 1, version: version)
         }
         self.init()
-        self.throttleTimeMs = try buffer.readWireInt32()
+        if version >= 1 {
+            self.throttleTimeMs = try buffer.readWireInt32()
+        }
         if version >= 7 {
             self.errorCode = try buffer.readWireInt16()
         }
@@ -90,10 +92,12 @@ public struct FetchResponse: KafkaResponse, Equatable {
     }
 
     public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
-        guard version >= 4 && version <= 17 else {
+        guard version >= 0 && version <= 17 else {
             throw WireError.unsupportedVersion(apiKey: 1, version: version)
         }
-        writer.buffer.writeWireInt32(self.throttleTimeMs)
+        if version >= 1 {
+            writer.buffer.writeWireInt32(self.throttleTimeMs)
+        }
         if version >= 7 {
             writer.buffer.writeWireInt16(self.errorCode)
         }
@@ -254,19 +258,23 @@ public struct FetchResponse: KafkaResponse, Equatable {
             self.partitionIndex = try buffer.readWireInt32()
             self.errorCode = try buffer.readWireInt16()
             self.highWatermark = try buffer.readWireInt64()
-            self.lastStableOffset = try buffer.readWireInt64()
+            if version >= 4 {
+                self.lastStableOffset = try buffer.readWireInt64()
+            }
             if version >= 5 {
                 self.logStartOffset = try buffer.readWireInt64()
             }
-            if let _count = try buffer.readWireArrayCount(compact: version >= 12, nullable: true) {
-                var _array: [AbortedTransaction] = []
-                _array.reserveCapacity(_count)
-                for _ in 0..<_count {
-                    _array.append(try AbortedTransaction(from: &buffer, version: version))
+            if version >= 4 {
+                if let _count = try buffer.readWireArrayCount(compact: version >= 12, nullable: true) {
+                    var _array: [AbortedTransaction] = []
+                    _array.reserveCapacity(_count)
+                    for _ in 0..<_count {
+                        _array.append(try AbortedTransaction(from: &buffer, version: version))
+                    }
+                    self.abortedTransactions = _array
+                } else {
+                    self.abortedTransactions = nil
                 }
-                self.abortedTransactions = _array
-            } else {
-                self.abortedTransactions = nil
             }
             if version >= 11 {
                 self.preferredReadReplica = try buffer.readWireInt32()
@@ -298,17 +306,21 @@ public struct FetchResponse: KafkaResponse, Equatable {
             writer.buffer.writeWireInt32(self.partitionIndex)
             writer.buffer.writeWireInt16(self.errorCode)
             writer.buffer.writeWireInt64(self.highWatermark)
-            writer.buffer.writeWireInt64(self.lastStableOffset)
+            if version >= 4 {
+                writer.buffer.writeWireInt64(self.lastStableOffset)
+            }
             if version >= 5 {
                 writer.buffer.writeWireInt64(self.logStartOffset)
             }
-            if let _array = self.abortedTransactions {
-                try writer.buffer.writeWireArrayCount(_array.count, compact: version >= 12)
-                for _element in _array {
-                    try _element.write(to: &writer, version: version)
+            if version >= 4 {
+                if let _array = self.abortedTransactions {
+                    try writer.buffer.writeWireArrayCount(_array.count, compact: version >= 12)
+                    for _element in _array {
+                        try _element.write(to: &writer, version: version)
+                    }
+                } else {
+                    try writer.buffer.writeWireArrayCount(nil, compact: version >= 12)
                 }
-            } else {
-                try writer.buffer.writeWireArrayCount(nil, compact: version >= 12)
             }
             if version >= 11 {
                 writer.buffer.writeWireInt32(self.preferredReadReplica)
@@ -497,16 +509,28 @@ public struct FetchResponse: KafkaResponse, Equatable {
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
             self.init()
-            self.producerId = try buffer.readWireInt64()
-            self.firstOffset = try buffer.readWireInt64()
+            if version >= 4 {
+                self.producerId = try buffer.readWireInt64()
+            }
+            if version >= 4 {
+                self.firstOffset = try buffer.readWireInt64()
+            }
             if version >= 12 {
                 try buffer.skipTaggedFields()
             }
         }
 
         public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
-            writer.buffer.writeWireInt64(self.producerId)
-            writer.buffer.writeWireInt64(self.firstOffset)
+            if version >= 4 {
+                writer.buffer.writeWireInt64(self.producerId)
+            } else if self.producerId != 0 {
+                throw WireError.fieldNotInVersion("ProducerId", version: version)
+            }
+            if version >= 4 {
+                writer.buffer.writeWireInt64(self.firstOffset)
+            } else if self.firstOffset != 0 {
+                throw WireError.fieldNotInVersion("FirstOffset", version: version)
+            }
             if version >= 12 {
                 writer.buffer.writeUnsignedVarint(0)
             }

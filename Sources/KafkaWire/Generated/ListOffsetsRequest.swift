@@ -2,11 +2,11 @@
 
 import NIOCore
 
-/// Kafka ListOffsetsRequest request, versions 1-9 (flexible from 6).
+/// Kafka ListOffsetsRequest request, versions 0-9 (flexible from 6).
 public struct ListOffsetsRequest: KafkaRequest, Equatable {
     public typealias Response = ListOffsetsResponse
     public static let apiKey: APIKey = .listOffsets
-    public static let lowestSupportedVersion: Int16 = 1
+    public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 9
 
     /// The broker ID of the requester, or -1 if this request is being made by a normal consumer.
@@ -34,7 +34,7 @@ public struct ListOffsetsRequest: KafkaRequest, Equatable {
     }
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
-        guard version >= 1 && version <= 9 else {
+        guard version >= 0 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 2, version: version)
         }
         self.init()
@@ -57,7 +57,7 @@ public struct ListOffsetsRequest: KafkaRequest, Equatable {
     }
 
     public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
-        guard version >= 1 && version <= 9 else {
+        guard version >= 0 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 2, version: version)
         }
         writer.buffer.writeWireInt32(self.replicaId)
@@ -131,15 +131,19 @@ public struct ListOffsetsRequest: KafkaRequest, Equatable {
         public var currentLeaderEpoch: Int32
         /// The current timestamp.
         public var timestamp: Int64
+        /// The maximum number of offsets to report.
+        public var maxNumOffsets: Int32
 
         public init(
             partitionIndex: Int32 = 0,
             currentLeaderEpoch: Int32 = -1,
-            timestamp: Int64 = 0
+            timestamp: Int64 = 0,
+            maxNumOffsets: Int32 = 1
         ) {
             self.partitionIndex = partitionIndex
             self.currentLeaderEpoch = currentLeaderEpoch
             self.timestamp = timestamp
+            self.maxNumOffsets = maxNumOffsets
         }
 
         /// All fields at their schema defaults.
@@ -147,6 +151,7 @@ public struct ListOffsetsRequest: KafkaRequest, Equatable {
             self.partitionIndex = 0
             self.currentLeaderEpoch = -1
             self.timestamp = 0
+            self.maxNumOffsets = 1
         }
 
         public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
@@ -156,6 +161,9 @@ public struct ListOffsetsRequest: KafkaRequest, Equatable {
                 self.currentLeaderEpoch = try buffer.readWireInt32()
             }
             self.timestamp = try buffer.readWireInt64()
+            if version <= 0 {
+                self.maxNumOffsets = try buffer.readWireInt32()
+            }
             if version >= 6 {
                 try buffer.skipTaggedFields()
             }
@@ -167,6 +175,11 @@ public struct ListOffsetsRequest: KafkaRequest, Equatable {
                 writer.buffer.writeWireInt32(self.currentLeaderEpoch)
             }
             writer.buffer.writeWireInt64(self.timestamp)
+            if version <= 0 {
+                writer.buffer.writeWireInt32(self.maxNumOffsets)
+            } else if self.maxNumOffsets != 1 {
+                throw WireError.fieldNotInVersion("MaxNumOffsets", version: version)
+            }
             if version >= 6 {
                 writer.buffer.writeUnsignedVarint(0)
             }

@@ -2,10 +2,10 @@
 
 import NIOCore
 
-/// Kafka ListOffsetsResponse response, versions 1-9 (flexible from 6).
+/// Kafka ListOffsetsResponse response, versions 0-9 (flexible from 6).
 public struct ListOffsetsResponse: KafkaResponse, Equatable {
     public static let apiKey: APIKey = .listOffsets
-    public static let lowestSupportedVersion: Int16 = 1
+    public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 9
 
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
@@ -28,7 +28,7 @@ public struct ListOffsetsResponse: KafkaResponse, Equatable {
     }
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
-        guard version >= 1 && version <= 9 else {
+        guard version >= 0 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 2, version: version)
         }
         self.init()
@@ -50,7 +50,7 @@ public struct ListOffsetsResponse: KafkaResponse, Equatable {
     }
 
     public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
-        guard version >= 1 && version <= 9 else {
+        guard version >= 0 && version <= 9 else {
             throw WireError.unsupportedVersion(apiKey: 2, version: version)
         }
         if version >= 2 {
@@ -119,6 +119,8 @@ public struct ListOffsetsResponse: KafkaResponse, Equatable {
         public var partitionIndex: Int32
         /// The partition error code, or 0 if there was no error.
         public var errorCode: Int16
+        /// The result offsets.
+        public var oldStyleOffsets: [Int64]
         /// The timestamp associated with the returned offset.
         public var timestamp: Int64
         /// The returned offset.
@@ -128,12 +130,14 @@ public struct ListOffsetsResponse: KafkaResponse, Equatable {
         public init(
             partitionIndex: Int32 = 0,
             errorCode: Int16 = 0,
+            oldStyleOffsets: [Int64] = [],
             timestamp: Int64 = -1,
             offset: Int64 = -1,
             leaderEpoch: Int32 = -1
         ) {
             self.partitionIndex = partitionIndex
             self.errorCode = errorCode
+            self.oldStyleOffsets = oldStyleOffsets
             self.timestamp = timestamp
             self.offset = offset
             self.leaderEpoch = leaderEpoch
@@ -143,6 +147,7 @@ public struct ListOffsetsResponse: KafkaResponse, Equatable {
         public init() {
             self.partitionIndex = 0
             self.errorCode = 0
+            self.oldStyleOffsets = []
             self.timestamp = -1
             self.offset = -1
             self.leaderEpoch = -1
@@ -152,8 +157,23 @@ public struct ListOffsetsResponse: KafkaResponse, Equatable {
             self.init()
             self.partitionIndex = try buffer.readWireInt32()
             self.errorCode = try buffer.readWireInt16()
-            self.timestamp = try buffer.readWireInt64()
-            self.offset = try buffer.readWireInt64()
+            if version <= 0 {
+                do {
+                    let _count = try buffer.readWireArrayCount(compact: false)
+                    var _array: [Int64] = []
+                    _array.reserveCapacity(_count)
+                    for _ in 0..<_count {
+                        _array.append(try buffer.readWireInt64())
+                    }
+                    self.oldStyleOffsets = _array
+                }
+            }
+            if version >= 1 {
+                self.timestamp = try buffer.readWireInt64()
+            }
+            if version >= 1 {
+                self.offset = try buffer.readWireInt64()
+            }
             if version >= 4 {
                 self.leaderEpoch = try buffer.readWireInt32()
             }
@@ -165,8 +185,24 @@ public struct ListOffsetsResponse: KafkaResponse, Equatable {
         public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
             writer.buffer.writeWireInt32(self.partitionIndex)
             writer.buffer.writeWireInt16(self.errorCode)
-            writer.buffer.writeWireInt64(self.timestamp)
-            writer.buffer.writeWireInt64(self.offset)
+            if version <= 0 {
+                try writer.buffer.writeWireArrayCount(self.oldStyleOffsets.count, compact: false)
+                for _element in self.oldStyleOffsets {
+                    writer.buffer.writeWireInt64(_element)
+                }
+            } else if !self.oldStyleOffsets.isEmpty {
+                throw WireError.fieldNotInVersion("OldStyleOffsets", version: version)
+            }
+            if version >= 1 {
+                writer.buffer.writeWireInt64(self.timestamp)
+            } else if self.timestamp != -1 {
+                throw WireError.fieldNotInVersion("Timestamp", version: version)
+            }
+            if version >= 1 {
+                writer.buffer.writeWireInt64(self.offset)
+            } else if self.offset != -1 {
+                throw WireError.fieldNotInVersion("Offset", version: version)
+            }
             if version >= 4 {
                 writer.buffer.writeWireInt32(self.leaderEpoch)
             } else if self.leaderEpoch != -1 {

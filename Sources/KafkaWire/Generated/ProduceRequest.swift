@@ -2,11 +2,11 @@
 
 import NIOCore
 
-/// Kafka ProduceRequest request, versions 3-11 (flexible from 9).
+/// Kafka ProduceRequest request, versions 0-11 (flexible from 9).
 public struct ProduceRequest: KafkaRequest, Equatable {
     public typealias Response = ProduceResponse
     public static let apiKey: APIKey = .produce
-    public static let lowestSupportedVersion: Int16 = 3
+    public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 11
 
     /// The transactional ID, or null if the producer is not transactional.
@@ -39,11 +39,13 @@ public struct ProduceRequest: KafkaRequest, Equatable {
     }
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
-        guard version >= 3 && version <= 11 else {
+        guard version >= 0 && version <= 11 else {
             throw WireError.unsupportedVersion(apiKey: 0, version: version)
         }
         self.init()
-        self.transactionalId = try buffer.readWireNullableString(compact: version >= 9, nullable: true)
+        if version >= 3 {
+            self.transactionalId = try buffer.readWireNullableString(compact: version >= 9, nullable: true)
+        }
         self.acks = try buffer.readWireInt16()
         self.timeoutMs = try buffer.readWireInt32()
         do {
@@ -61,10 +63,14 @@ public struct ProduceRequest: KafkaRequest, Equatable {
     }
 
     public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
-        guard version >= 3 && version <= 11 else {
+        guard version >= 0 && version <= 11 else {
             throw WireError.unsupportedVersion(apiKey: 0, version: version)
         }
-        try writer.buffer.writeWireNullableString(self.transactionalId, compact: version >= 9, nullable: true)
+        if version >= 3 {
+            try writer.buffer.writeWireNullableString(self.transactionalId, compact: version >= 9, nullable: true)
+        } else if self.transactionalId != nil {
+            throw WireError.fieldNotInVersion("TransactionalId", version: version)
+        }
         writer.buffer.writeWireInt16(self.acks)
         writer.buffer.writeWireInt32(self.timeoutMs)
         try writer.buffer.writeWireArrayCount(self.topicData.count, compact: version >= 9)

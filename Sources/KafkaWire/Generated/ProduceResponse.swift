@@ -2,10 +2,10 @@
 
 import NIOCore
 
-/// Kafka ProduceResponse response, versions 3-11 (flexible from 9).
+/// Kafka ProduceResponse response, versions 0-11 (flexible from 9).
 public struct ProduceResponse: KafkaResponse, Equatable {
     public static let apiKey: APIKey = .produce
-    public static let lowestSupportedVersion: Int16 = 3
+    public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 11
 
     /// Each produce response
@@ -33,7 +33,7 @@ public struct ProduceResponse: KafkaResponse, Equatable {
     }
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
-        guard version >= 3 && version <= 11 else {
+        guard version >= 0 && version <= 11 else {
             throw WireError.unsupportedVersion(apiKey: 0, version: version)
         }
         self.init()
@@ -46,7 +46,9 @@ public struct ProduceResponse: KafkaResponse, Equatable {
             }
             self.responses = _array
         }
-        self.throttleTimeMs = try buffer.readWireInt32()
+        if version >= 1 {
+            self.throttleTimeMs = try buffer.readWireInt32()
+        }
         if version >= 9 {
             let _tagCount = try buffer.readUnsignedVarint()
             var _tagIndex: UInt32 = 0
@@ -74,14 +76,16 @@ public struct ProduceResponse: KafkaResponse, Equatable {
     }
 
     public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
-        guard version >= 3 && version <= 11 else {
+        guard version >= 0 && version <= 11 else {
             throw WireError.unsupportedVersion(apiKey: 0, version: version)
         }
         try writer.buffer.writeWireArrayCount(self.responses.count, compact: version >= 9)
         for _element in self.responses {
             try _element.write(to: &writer, version: version)
         }
-        writer.buffer.writeWireInt32(self.throttleTimeMs)
+        if version >= 1 {
+            writer.buffer.writeWireInt32(self.throttleTimeMs)
+        }
         if version >= 9 {
             var _tagCount: UInt32 = 0
             if (version >= 10) && !self.nodeEndpoints.isEmpty { _tagCount += 1 }
@@ -200,7 +204,9 @@ public struct ProduceResponse: KafkaResponse, Equatable {
             self.index = try buffer.readWireInt32()
             self.errorCode = try buffer.readWireInt16()
             self.baseOffset = try buffer.readWireInt64()
-            self.logAppendTimeMs = try buffer.readWireInt64()
+            if version >= 2 {
+                self.logAppendTimeMs = try buffer.readWireInt64()
+            }
             if version >= 5 {
                 self.logStartOffset = try buffer.readWireInt64()
             }
@@ -240,7 +246,9 @@ public struct ProduceResponse: KafkaResponse, Equatable {
             writer.buffer.writeWireInt32(self.index)
             writer.buffer.writeWireInt16(self.errorCode)
             writer.buffer.writeWireInt64(self.baseOffset)
-            writer.buffer.writeWireInt64(self.logAppendTimeMs)
+            if version >= 2 {
+                writer.buffer.writeWireInt64(self.logAppendTimeMs)
+            }
             if version >= 5 {
                 writer.buffer.writeWireInt64(self.logStartOffset)
             }
