@@ -89,6 +89,17 @@ if ProcessInfo.processInfo.environment["PETREL_BENCHMARKS"] != nil || ProcessInf
     ))
 }
 
+// Produce validation cost per record (framing + CRC vs the record walk, decompress + walk per codec):
+// PETREL_BENCHMARKS=1 or PETREL_VALIDATION_BENCH=1 swift run -c release ValidationBenchmark
+if ProcessInfo.processInfo.environment["PETREL_BENCHMARKS"] != nil || ProcessInfo.processInfo.environment["PETREL_VALIDATION_BENCH"] != nil {
+    targets.append(.executableTarget(
+        name: "ValidationBenchmark",
+        dependencies: ["RecordFormat", "RecordCompression", nioCore],
+        path: "Benchmarks/ValidationBenchmark",
+        swiftSettings: swiftSettings
+    ))
+}
+
 let package = Package(
     name: "Petrel",
     platforms: [.macOS(.v15)],

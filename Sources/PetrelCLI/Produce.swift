@@ -21,8 +21,9 @@ struct Produce: ParsableCommand {
         if let keySeparator, keySeparator.isEmpty { throw ValidationError("--key-separator must not be empty") }
         let (topic, partition, separator) = (topic, partition, keySeparator.map { Array($0.utf8) })
         try connection.withClient { client in
-            guard let metadata = try await client.topic(topic) else {
-                throw ClientError(.invalidArgument, "topic \(topic) does not exist")
+            // Like kafka-console-producer: a missing topic is created when the broker allows it.
+            guard let metadata = try await client.topic(topic, autoCreate: true) else {
+                throw ClientError(.invalidArgument, "topic \(topic) does not exist (and the broker does not create topics automatically)")
             }
             let partitionCount = Int32(metadata.partitions.count)
             if let partition, !(0..<partitionCount).contains(partition) {

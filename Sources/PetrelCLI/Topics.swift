@@ -61,10 +61,19 @@ struct Topics: ParsableCommand {
 struct TopicsCreate: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a topic.")
     @OptionGroup var connection: ConnectionOptions
-    @Argument(help: "Topic name.") var name: String
+    @Argument(help: "Topic name.") var positionalName: String?
+    @Option(name: .customLong("topic"), help: "Topic name (kafka-topics.sh style; instead of the argument).") var topicOption: String?
     @Option(help: "Partition count (default: the broker's num.partitions).") var partitions: Int32 = -1
     @Option(help: "Replication factor (default: the broker's).") var replicationFactor: Int16 = -1
     @Option(name: .customLong("config"), help: "Topic config key=value (repeatable).") var configs: [String] = []
+
+    var name: String { topicOption ?? positionalName ?? "" }
+
+    func validate() throws {
+        guard (positionalName == nil) != (topicOption == nil) else {
+            throw ValidationError("give the topic name once: as an argument or with --topic")
+        }
+    }
 
     func run() throws {
         let configs = try parseAssignments(configs, option: "--config")

@@ -32,11 +32,12 @@ public final class KafkaClient: Sendable {
 
     // MARK: - Metadata
 
-    /// Metadata for `topics` (nil: all topics). Never creates topics.
-    public func metadata(topics: [String]?) async throws(ClientError) -> MetadataResponse {
+    /// Metadata for `topics` (nil: all topics). Creates missing topics only when
+    /// `allowAutoTopicCreation` is set and the broker allows it (`auto.create.topics.enable`).
+    public func metadata(topics: [String]?, allowAutoTopicCreation: Bool = false) async throws(ClientError) -> MetadataResponse {
         let request = MetadataRequest(
             topics: topics.map { $0.map { MetadataRequest.MetadataRequestTopic(topicId: .zero, name: $0) } },
-            allowAutoTopicCreation: false
+            allowAutoTopicCreation: allowAutoTopicCreation
         )
         let response = try await connection.send(request)
         topicIds.withLock { ids in
@@ -50,12 +51,22 @@ public final class KafkaClient: Sendable {
     /// One topic's metadata, or nil when the broker does not know it.
     ///
     /// - Throws: `ClientError` for errors other than UNKNOWN_TOPIC_OR_PARTITION.
-    public func topic(_ name: String) async throws(ClientError) -> MetadataResponse.MetadataResponseTopic? {
-        let response = try await metadata(topics: [name])
-        guard let topic = response.topics.first(where: { $0.name == name }) else { return nil }
-        if topic.errorCode == KafkaErrorCode.unknownTopicOrPartition.rawValue { return nil }
-        try ClientError.check(topic.errorCode, "metadata for topic \(name)")
-        return topic
+    /// With `autoCreate`, asks the broker to create a missing topic, as kafka-console-producer's
+    /// metadata request does, and waits briefly while it reports LEADER_NOT_AVAILABLE.
+    public func topic(_ name: String, autoCreate: Bool = false) async throws(ClientError) -> MetadataResponse.MetadataResponseTopic? {
+        var attempts = 0
+        while true {
+            let response = try await metadata(topics: [name], allowAutoTopicCreation: autoCreate)
+            guard let topic = response.topics.first(where: { $0.name == name }) else { return nil }
+            if topic.errorCode == KafkaErrorCode.unknownTopicOrPartition.rawValue { return nil }
+            if autoCreate, topic.errorCode == KafkaErrorCode.leaderNotAvailable.rawValue, attempts < 50 {
+                attempts += 1
+                try? await Task.sleep(for: .milliseconds(100))
+                continue
+            }
+            try ClientError.check(topic.errorCode, "metadata for topic \(name)")
+            return topic
+        }
     }
 
     // MARK: - Topics

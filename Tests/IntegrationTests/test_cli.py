@@ -104,3 +104,22 @@ def test_groups_describe_and_reset(broker_factory, topic_name):
     petrel("groups", "delete", group, *bs)
     missing = petrel("groups", "delete", group, *bs, check=False)
     assert missing.returncode != 0 and b"GROUP_ID_NOT_FOUND" in missing.stderr
+
+
+def test_console_parity_topic_flag_and_auto_created_topic(broker_factory, topic_name):
+    b = broker_factory()
+    bs = ["--bootstrap", b.bootstrap]
+    # kafka-topics.sh spells the name --topic; both spellings work, giving it twice does not.
+    petrel("topics", "create", "--topic", topic_name, "--partitions", "2", *bs)
+    assert {"name": topic_name, "partitions": 2, "internal": False} in json.loads(petrel("topics", "list", "--json", *bs).stdout)
+    both = petrel("topics", "create", topic_name, "--topic", topic_name, *bs, check=False)
+    assert both.returncode != 0
+    # Like kafka-console-producer, producing to a missing topic creates it (auto.create.topics.enable).
+    fresh = topic_name + "-auto"
+    petrel("produce", "--topic", fresh, *bs, stdin=b"hello\n")
+    out = petrel("consume", "--topic", fresh, "--from-beginning", "--max-messages", "1", "--format", "%v", *bs)
+    assert out.stdout.decode().split() == ["hello"]
+    # With auto-creation off, the producer says the topic does not exist and exits non-zero.
+    off = broker_factory(sets={"auto.create.topics.enable": "false"})
+    refused = petrel("produce", "--topic", fresh, "--bootstrap", off.bootstrap, stdin=b"x\n", check=False)
+    assert refused.returncode != 0 and b"does not exist" in refused.stderr
