@@ -363,7 +363,8 @@ public final class LogManager: @unchecked Sendable {
 
     private func performPeriodicTasks() {
         let now = clock.wallMilliseconds()
-        let logs = allLogs
+        // Unsorted: sorting thousands of partitions on every tick would stall appends.
+        let logs = registry.withLock { Array($0.logs.values) }
         var operations: [IOOperation] = []
         var owners: [PartitionLog] = []
         var flushed: [PartitionLog] = []
@@ -419,7 +420,7 @@ public final class LogManager: @unchecked Sendable {
         do {
             try checkpointState.withLock { (c) throws(DiskError) in
                 var points: [TopicPartition: Int64] = [:]
-                for log in allLogs { points[log.topicPartition] = log.recoveryPoint }
+                for log in registry.withLock({ Array($0.logs.values) }) { points[log.topicPartition] = log.recoveryPoint }
                 c.writtenMs = clock.wallMilliseconds()
                 guard force || points != c.recoveryPoints else { return }
                 try CheckpointFile.write(points, to: recoveryCheckpointPath, io: io)
