@@ -70,7 +70,8 @@ class LatencyProbe:
     """Sends one record every `interval` seconds; records (phase, latency ms) per delivery."""
 
     def __init__(self, bootstrap: str, topic: str, interval: float = 0.002):
-        self.p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": 1, "message.timeout.ms": 120000})
+        self.p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": 1, "message.timeout.ms": 300000,
+                           "socket.timeout.ms": 300000, "request.timeout.ms": 300000})
         self.topic = topic
         self.interval = interval
         self.phase = "warmup"
@@ -118,7 +119,7 @@ def main() -> None:
     proc, bootstrap, lines = start(args.bin, data, args.nofile)
     result: dict = {"label": args.label, "binary": args.bin, "partitions": args.partitions, "nofile": args.nofile}
     try:
-        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 300000})
         admin.create_topics([NewTopic("probe", num_partitions=1, replication_factor=1)])["probe"].result(30)
         probe = LatencyProbe(bootstrap, "probe")
         probe.thread.start()
@@ -144,7 +145,10 @@ def main() -> None:
         if result["create_ok"]:
             probe.phase = "delete"
             t0 = time.monotonic()
-            admin.delete_topics(["big"], request_timeout=600)["big"].result(600)
+            try:
+                admin.delete_topics(["big"], request_timeout=600)["big"].result(600)
+            except Exception as e:  # noqa: BLE001
+                result["delete_error"] = str(e)
             result["delete_s"] = round(time.monotonic() - t0, 2)
             probe.phase = "after-delete"
             time.sleep(1.0)
