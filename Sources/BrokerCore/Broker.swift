@@ -1,4 +1,5 @@
 import CommitLog
+import Dispatch
 import DiskIO
 import GroupCoordination
 import KafkaWire
@@ -100,6 +101,9 @@ public final class Broker: Sendable {
     }
 
     let routes: [APIKey: Route]
+    /// Runs topic administration (create/delete/alter, auto-creation): off the event loops and off
+    /// the appender, one request at a time, answering when the work is done.
+    let adminQueue = DispatchQueue(label: "petrel-admin")
     /// The classic consumer-group coordinator; its records live in `__consumer_offsets`.
     public let groupCoordinator: GroupCoordinator
 
@@ -193,13 +197,23 @@ public final class Broker: Sendable {
         add(ProduceRequest.self, advertisedMin: 0) { $0.handleProduce($1, $2, reply: $3) }
         add(FetchRequest.self) { $0.handleFetch($1, $2, reply: $3) }
         add(ListOffsetsRequest.self) { $3.send($0.handleListOffsets($1, $2)) }
-        add(MetadataRequest.self) { $3.send($0.handleMetadata($1, $2)) }
-        add(CreateTopicsRequest.self) { $3.send($0.handleCreateTopics($1, $2)) }
-        add(DeleteTopicsRequest.self) { $3.send($0.handleDeleteTopics($1, $2)) }
-        add(CreatePartitionsRequest.self) { $3.send($0.handleCreatePartitions($1, $2)) }
+        add(MetadataRequest.self) { broker, context, request, reply in
+            // Auto-creation is admin work: it waits for the admin lock and creates directories.
+            if broker.metadataMayAutoCreate(request, version: context.header.apiVersion) {
+                broker.adminQueue.async { reply.send(broker.handleMetadata(context, request)) }
+            } else {
+                reply.send(broker.handleMetadata(context, request))
+            }
+        }
+        // Admin work runs on the admin queue, never on an event loop (AdminHandlers.swift).
+        add(CreateTopicsRequest.self) { b, c, r, reply in b.adminQueue.async { reply.send(b.handleCreateTopics(c, r)) } }
+        add(DeleteTopicsRequest.self) { b, c, r, reply in b.adminQueue.async { reply.send(b.handleDeleteTopics(c, r)) } }
+        add(CreatePartitionsRequest.self) { b, c, r, reply in b.adminQueue.async { reply.send(b.handleCreatePartitions(c, r)) } }
         add(DescribeConfigsRequest.self) { $3.send($0.handleDescribeConfigs($1, $2)) }
-        add(AlterConfigsRequest.self) { $3.send($0.handleAlterConfigs($1, $2)) }
-        add(IncrementalAlterConfigsRequest.self) { $3.send($0.handleIncrementalAlterConfigs($1, $2)) }
+        add(AlterConfigsRequest.self) { b, c, r, reply in b.adminQueue.async { reply.send(b.handleAlterConfigs(c, r)) } }
+        add(IncrementalAlterConfigsRequest.self) { b, c, r, reply in
+            b.adminQueue.async { reply.send(b.handleIncrementalAlterConfigs(c, r)) }
+        }
         add(DeleteRecordsRequest.self) { $3.send($0.handleDeleteRecords($1, $2)) }
         add(DescribeClusterRequest.self) { $3.send($0.handleDescribeCluster($1, $2)) }
         add(OffsetForLeaderEpochRequest.self) { $3.send($0.handleOffsetForLeaderEpoch($1, $2)) }

@@ -149,15 +149,14 @@ public final class TopicRegistry: Sendable {
         }
         return try adminLock.withLock { _ throws(TopicError) -> Topic? in
             if topic(named: name) != nil { throw TopicError(.topicAlreadyExists, "Topic '\(name)' already exists.") }
+            try checkBudget(adding: Int(count))
             if validateOnly { return nil }
             let logConfiguration = configuration.logConfiguration(overrides: configs)
-            var logs: [PartitionLog] = []
+            let logs: [PartitionLog]
             do {
-                for index in 0..<count {
-                    logs.append(try logManager.createLog(TopicPartition(topic: name, partition: index), configuration: logConfiguration))
-                }
+                // All or nothing: on failure no directory of this topic is left behind.
+                logs = try logManager.createLogs((0..<count).map { TopicPartition(topic: name, partition: $0) }, configuration: logConfiguration)
             } catch {
-                for log in logs { try? logManager.deleteLog(log.topicPartition) }
                 throw TopicError(.kafkaStorageError, "creating topic \(name): \(error)")
             }
             let topic = Topic(name: name, id: KafkaUUID.random(), partitions: logs, overrides: configs)
@@ -183,9 +182,7 @@ public final class TopicRegistry: Sendable {
                 throw TopicError(.unknownTopicOrPartition, "This server does not host this topic-partition.")
             }
             var failure: (any Error)?
-            for log in topic.partitions {
-                do { try logManager.deleteLog(log.topicPartition) } catch { failure = error }
-            }
+            do { try logManager.deleteLogs(topic.partitions.map(\.topicPartition)) } catch { failure = error }
             try persistOrThrow()
             if let failure { throw TopicError(.kafkaStorageError, "deleting \(name): \(failure)") }
             logger.info("deleted topic", metadata: ["topic": "\(name)"])
@@ -202,13 +199,13 @@ public final class TopicRegistry: Sendable {
                 throw TopicError(.invalidPartitions, "Topic currently has \(current) partitions, which is higher than the requested \(count).")
             }
             guard count <= 100_000 else { throw TopicError(.invalidPartitions, "Number of partitions \(count) exceeds the limit of 100000.") }
+            try checkBudget(adding: Int(count - current))
             if validateOnly { return }
             let logConfiguration = configuration.logConfiguration(overrides: topic.overrides)
             var logs = topic.partitions
             do {
-                for index in current..<count {
-                    logs.append(try logManager.createLog(TopicPartition(topic: name, partition: index), configuration: logConfiguration))
-                }
+                logs += try logManager.createLogs(
+                    (current..<count).map { TopicPartition(topic: name, partition: $0) }, configuration: logConfiguration)
             } catch {
                 throw TopicError(.kafkaStorageError, "adding partitions to \(name): \(error)")
             }
@@ -235,6 +232,13 @@ public final class TopicRegistry: Sendable {
             for log in topic.partitions { log.updateConfiguration(logConfiguration) }
             replace(Topic(name: name, id: topic.id, partitions: topic.partitions, overrides: overrides))
             try persistOrThrow()
+        }
+    }
+
+    /// Refuses, before anything is created, partitions that would not fit in the descriptor budget.
+    private func checkBudget(adding count: Int) throws(TopicError) {
+        do { try logManager.checkPartitionBudget(adding: count) } catch {
+            throw TopicError(.policyViolation, error.message)
         }
     }
 

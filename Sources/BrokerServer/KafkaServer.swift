@@ -31,6 +31,23 @@ public final class KafkaServer: @unchecked Sendable {
     /// The bound address (the real port when 0 was asked for).
     public var localAddress: SocketAddress? { channel?.localAddress }
 
+    /// Raises the soft `RLIMIT_NOFILE` to the hard limit (as Kafka's start scripts expect an operator
+    /// to) and returns the resulting soft limit (`Int.max` when unlimited).
+    static func raiseOpenFileLimit(logger: Logger) -> Int {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return .max }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) == 0 {
+                limit = raised
+            } else {
+                logger.warning("could not raise the open-file limit", metadata: ["soft": "\(limit.rlim_cur)", "hard": "\(limit.rlim_max)"])
+            }
+        }
+        return limit.rlim_cur >= UInt64(Int.max) ? .max : Int(limit.rlim_cur)  // RLIM_INFINITY is all ones
+    }
+
     public func start() throws {
         let io: any FileIO
         if configuration.ioEngine == "uring" {
@@ -46,7 +63,11 @@ public final class KafkaServer: @unchecked Sendable {
         }
         try io.createDirectory(configuration.dataDirectory)
         let clusterId = try Self.loadOrCreateClusterId(configuration: configuration, io: io)
-        let logManager = try LogManager(dataDirectory: configuration.dataDirectory, io: io, clock: SystemLogClock(), logger: logger)
+        let fileLimit = Self.raiseOpenFileLimit(logger: logger)
+        let filesBudget = configuration.segmentFilesBudget(fileLimit: fileLimit)
+        logger.info("segment file budget", metadata: ["openFileLimit": "\(fileLimit)", "petrel.log.open.files.max": "\(filesBudget)"])
+        let logManager = try LogManager(
+            dataDirectory: configuration.dataDirectory, io: io, clock: SystemLogClock(), logger: logger, openFilesMax: filesBudget)
         let broker = Broker(
             configuration: configuration, logManager: logManager, io: io, clock: SystemLogClock(), clusterId: clusterId,
             groupScheduler: EventLoopCoordinatorScheduler(eventLoop: group.next()), logger: logger)

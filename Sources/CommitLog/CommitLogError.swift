@@ -30,6 +30,9 @@ public struct CommitLogError: Error, Sendable, CustomStringConvertible {
         /// A transactional batch: there is no transaction coordinator (Kafka answers
         /// `TRANSACTIONAL_ID_AUTHORIZATION_FAILED` to transactional records without an authorized id).
         case transactionsUnsupported
+        /// Creating the partitions would exceed the descriptor budget (`petrel.log.open.files.max`); nothing
+        /// was created (`POLICY_VIOLATION`).
+        case openFilesBudgetExceeded
     }
 
     public var kind: Kind

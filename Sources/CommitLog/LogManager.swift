@@ -29,6 +29,32 @@ public final class LogManager: @unchecked Sendable {
     public var retentionCheckIntervalMs: Int64 = 300_000
     /// Segment files renamed `.deleted`, unlinked after `file.delete.delay.ms` (Retention/).
     let fileDeleter: SegmentFileDeleter
+    /// The descriptor budget (`petrel.log.open.files.max`): every partition's active `.log` plus an LRU of
+    /// inactive ones (Segment/SegmentFileCache.swift).
+    public let files: SegmentFileCache
+
+    /// Most partitions this manager accepts within its descriptor budget: each holds one descriptor
+    /// for good (its active segment), and 5% of the budget (at least 16) is kept for reading
+    /// inactive segments and rolling. `Int.max` when unbounded.
+    public var partitionsMax: Int {
+        let capacity = files.capacity
+        guard capacity != .max else { return .max }
+        return max(0, capacity - max(16, capacity / 20))
+    }
+
+    /// Partition logs registered now.
+    public var logCount: Int { registry.withLock { $0.logs.count } }
+
+    /// Throws `.openFilesBudgetExceeded` unless `count` more partitions fit in the descriptor budget.
+    public func checkPartitionBudget(adding count: Int) throws(CommitLogError) {
+        let current = logCount
+        let limit = partitionsMax
+        guard current + count > limit else { return }
+        throw CommitLogError(
+            .openFilesBudgetExceeded,
+            "creating \(count) partition(s) would make \(current + count), more than the \(limit) that fit in the open-file budget "
+                + "petrel.log.open.files.max=\(files.capacity) (each partition keeps its active segment open)")
+    }
     /// The compaction thread, once `startCleaner` ran (Compaction/LogCleaner.swift).
     let cleanerSlot = Mutex<LogCleaner?>(nil)
     /// Maintenance thread (the `runPeriodicTasks` caller): when retention last ran.
@@ -48,16 +74,23 @@ public final class LogManager: @unchecked Sendable {
     private let registry = Mutex(Registry())
     /// A periodic-task run is queued on the appender and has not started yet.
     private let periodicTaskQueued = Atomic<Bool>(false)
-    /// Serializes checkpoint writes.
-    private let checkpointLock = Mutex(())
+    private struct CheckpointState {
+        /// What `recovery-point-offset-checkpoint` holds now, and when it was last considered.
+        var recoveryPoints: [TopicPartition: Int64] = [:]
+        var writtenMs: Int64 = 0
+    }
+
+    /// Serializes checkpoint writes (any thread but the appender's).
+    private let checkpointState = Mutex(CheckpointState())
     // Appender thread (or the caller while the appender is stopped).
-    private var lastRecoveryCheckpoint: [TopicPartition: Int64] = [:]
-    private var lastRecoveryCheckpointMs: Int64 = 0
     private var lastProducerExpirationMs: Int64 = 0
 
     /// Creates the data directory if needed. Does not load anything: call `loadLogs`.
     /// - Throws: `.storage` if the directory cannot be created.
-    public init(dataDirectory: String, io: any FileIO, clock: any LogClock, logger: Logger) throws(CommitLogError) {
+    /// - Parameter openFilesMax: the descriptor budget for segment files (`petrel.log.open.files.max`).
+    public init(
+        dataDirectory: String, io: any FileIO, clock: any LogClock, logger: Logger, openFilesMax: Int = .max
+    ) throws(CommitLogError) {
         self.dataDirectory = dataDirectory
         self.io = io
         self.clock = clock
@@ -65,6 +98,7 @@ public final class LogManager: @unchecked Sendable {
         self.appender = LogAppender(io: io, clock: clock, logger: logger)
         self.producerIds = ProducerIdAllocator(dataDirectory: dataDirectory, io: io)
         self.fileDeleter = SegmentFileDeleter(io: io, logger: logger)
+        self.files = SegmentFileCache(io: io, capacity: openFilesMax)
         do { try io.createDirectory(dataDirectory) } catch {
             throw .storage(error, "creating data directory \(dataDirectory)")
         }
@@ -107,7 +141,7 @@ public final class LogManager: @unchecked Sendable {
             if registry.withLock({ $0.logs[topicPartition] != nil }) { continue }
             let loader = LogLoader(
                 topicPartition: topicPartition, directory: path, configuration: configuration(topicPartition), io: io,
-                clock: clock, logger: logger)
+                clock: clock, logger: logger, files: files)
             do {
                 let log = try loader.load(
                     hadCleanShutdown: hadCleanShutdown, recoveryPoint: recoveryPoints[topicPartition],
@@ -125,9 +159,9 @@ public final class LogManager: @unchecked Sendable {
                 logger.error("could not load partition log", metadata: ["partition": "\(topicPartition)", "error": "\(error)"])
             }
         }
-        lastRecoveryCheckpoint = recoveryPoints
-        lastRecoveryCheckpointMs = clock.wallMilliseconds()
-        lastProducerExpirationMs = lastRecoveryCheckpointMs
+        let loadedMs = clock.wallMilliseconds()
+        checkpointState.withLock { $0 = CheckpointState(recoveryPoints: recoveryPoints, writtenMs: loadedMs) }
+        lastProducerExpirationMs = loadedMs
         if hadCleanShutdown {
             do {
                 try io.unlink(cleanShutdownPath)
@@ -140,9 +174,14 @@ public final class LogManager: @unchecked Sendable {
     }
 
     private func register(_ log: PartitionLog) {
+        prepare(log)
+        registry.withLock { $0.logs[log.topicPartition] = log }
+    }
+
+    /// Wires a log to this manager (checkpoints, deferred file deletion).
+    private func prepare(_ log: PartitionLog) {
         log.onLogStartOffsetChanged = { [weak self] _ in self?.checkpointLogStartOffsets() }
         log.fileDeleter = fileDeleter
-        registry.withLock { $0.logs[log.topicPartition] = log }
     }
 
     // MARK: Creating, finding, deleting
@@ -150,30 +189,66 @@ public final class LogManager: @unchecked Sendable {
     /// Creates an empty partition log (directory and first segment, durably).
     /// - Throws: `.alreadyExists` if it is registered or its directory exists, `.storage` on disk errors.
     public func createLog(_ topicPartition: TopicPartition, configuration: LogConfiguration) throws(CommitLogError) -> PartitionLog {
-        let directory = SegmentFileName.join(dataDirectory, topicPartition.directoryName)
-        if registry.withLock({ $0.logs[topicPartition] != nil }) || io.fileExists(directory) {
-            throw CommitLogError(.alreadyExists, "partition log \(topicPartition) already exists")
+        try createLogs([topicPartition], configuration: configuration)[0]
+    }
+
+    /// Creates empty partition logs, all or none: every directory and first segment is created,
+    /// then the directory entries are made durable in one batch (`FileIO.syncDirectories`, then the
+    /// data directory once), and only then are the logs registered. On any failure the directories
+    /// made so far are removed and nothing is registered.
+    ///
+    /// Runs on the caller's thread (the broker's admin thread): appends, fetches and other clients
+    /// never wait for it — the registry lock is taken only to check and to register.
+    /// - Throws: `.alreadyExists` if one is registered or its directory exists, `.storage` on disk errors.
+    public func createLogs(_ partitions: [TopicPartition], configuration: LogConfiguration) throws(CommitLogError) -> [PartitionLog] {
+        let directories = partitions.map { SegmentFileName.join(dataDirectory, $0.directoryName) }
+        for (topicPartition, directory) in zip(partitions, directories) {
+            if registry.withLock({ $0.logs[topicPartition] != nil }) || io.fileExists(directory) {
+                throw CommitLogError(.alreadyExists, "partition log \(topicPartition) already exists")
+            }
         }
-        let segment: LogSegment
-        do {
-            try io.createDirectory(directory)
-            segment = try LogSegment.create(directory: directory, baseOffset: 0, configuration: configuration, io: io)
-            try io.syncDirectory(directory)
+        // Refused up front, before anything exists on disk.
+        try checkPartitionBudget(adding: partitions.count)
+        var logs: [PartitionLog] = []
+        logs.reserveCapacity(partitions.count)
+        var made: [String] = []
+        func rollBack() {
+            for log in logs { log.close() }
+            logs.removeAll()
+            for directory in made { try? io.removeDirectory(directory) }
+            try? io.syncDirectory(dataDirectory)
+        }
+        do throws(DiskError) {
+            for (topicPartition, directory) in zip(partitions, directories) {
+                try io.createDirectory(directory)
+                made.append(directory)
+                let segment = try LogSegment.create(directory: directory, baseOffset: 0, configuration: configuration, io: io)
+                logs.append(PartitionLog(
+                    topicPartition: topicPartition, directory: directory, configuration: configuration, segments: [segment],
+                    logStartOffset: 0, recoveryPoint: 0, io: io, clock: clock, logger: logger, files: files))
+            }
+            try io.syncDirectories(directories)
             try io.syncDirectory(dataDirectory)
         } catch {
-            throw .storage(error, "creating partition log \(topicPartition)")
+            rollBack()
+            throw .storage(error, "creating \(partitions.count) partition log(s)")
         }
-        let log = PartitionLog(
-            topicPartition: topicPartition, directory: directory, configuration: configuration, segments: [segment],
-            logStartOffset: 0, recoveryPoint: 0, io: io, clock: clock, logger: logger)
         let raced = registry.withLock { r -> Bool in
-            if r.logs[topicPartition] != nil { return true }
+            if partitions.contains(where: { r.logs[$0] != nil }) { return true }
+            for log in logs { r.logs[log.topicPartition] = log }
             return false
         }
-        if raced { throw CommitLogError(.alreadyExists, "partition log \(topicPartition) already exists") }
-        register(log)
-        logger.info("created partition log", metadata: ["partition": "\(topicPartition)"])
-        return log
+        if raced {
+            rollBack()
+            throw CommitLogError(.alreadyExists, "a partition log was created concurrently")
+        }
+        for log in logs { prepare(log) }
+        if partitions.count == 1 {
+            logger.info("created partition log", metadata: ["partition": "\(partitions[0])"])
+        } else {
+            logger.info("created partition logs", metadata: ["count": "\(partitions.count)", "first": "\(partitions.first.map { "\($0)" } ?? "")"])
+        }
+        return logs
     }
 
     public func log(for topicPartition: TopicPartition) -> PartitionLog? {
@@ -186,36 +261,57 @@ public final class LogManager: @unchecked Sendable {
         }
     }
 
-    /// Deletes a partition log as Kafka does: unregisters it (queued and later appends fail with
-    /// `.notFound`), renames its directory to `<topic>-<p>.<uuid hex>-delete`, and removes that
-    /// `file.delete.delay.ms` later from `runPeriodicTasks` (or at the next load). Fetches in flight keep
-    /// their open segment files.
+    /// Deletes a partition log as Kafka does (see `deleteLogs`).
     /// - Throws: `.notFound` if there is no such log, `.storage` if the rename fails.
     public func deleteLog(_ topicPartition: TopicPartition) throws(CommitLogError) {
-        guard let log = registry.withLock({ $0.logs.removeValue(forKey: topicPartition) }) else {
-            throw CommitLogError(.notFound, "no partition log \(topicPartition)")
-        }
-        let renamed = SegmentFileName.join(
-            dataDirectory, SegmentFileName.deletedDirectory(topicPartition.directoryName, uuidHex: Self.randomHex()))
-        let delay = log.configuration.fileDeleteDelayMs
-        let failure: DiskError? = appender.perform { [self] in
-            // On the appender thread: no group is using the log's descriptors now.
-            log.close()
-            for segment in log.state.withLock({ $0.segments }) { segment.closeIndexFiles() }
-            do throws(DiskError) {
-                try io.rename(log.directory, to: renamed)
-                try io.syncDirectory(dataDirectory)
-            } catch {
-                return error
+        try deleteLogs([topicPartition])
+    }
+
+    /// Deletes partition logs as Kafka does: unregisters them and marks them closed (queued and later
+    /// appends fail with `.notFound`), renames each directory to `<topic>-<p>.<uuid hex>-delete`,
+    /// syncs the data directory once, rewrites both checkpoints once, and removes the renamed
+    /// directories `file.delete.delay.ms` later from `runPeriodicTasks` (or at the next load).
+    ///
+    /// Runs entirely on the caller's thread (the broker's admin thread), never on the appender: an
+    /// append group still writing to a log finishes into the renamed files, and the descriptors close
+    /// when the last user (that group, a fetch still sending) lets go of the segment.
+    /// - Throws: `.notFound` (and deletes nothing) if one of them is not registered; `.storage` with
+    ///   the first rename failure (the other logs are still deleted).
+    public func deleteLogs(_ partitions: [TopicPartition]) throws(CommitLogError) {
+        let logs = try registry.withLock { (r) throws(CommitLogError) -> [PartitionLog] in
+            if let missing = partitions.first(where: { r.logs[$0] == nil }) {
+                throw CommitLogError(.notFound, "no partition log \(missing)")
             }
-            writeRecoveryCheckpoint(force: true)
-            return nil
+            return partitions.map { r.logs.removeValue(forKey: $0)! }
         }
-        if let failure { throw .storage(failure, "renaming \(log.directory) for deletion") }
-        let due = clock.wallMilliseconds() + max(0, delay)
-        registry.withLock { $0.pendingDeletions.append(PendingDeletion(path: renamed, dueMs: due)) }
+        guard !logs.isEmpty else { return }
+        var failure: (path: String, error: DiskError)?
+        var renamedPaths: [(path: String, dueMs: Int64)] = []
+        let now = clock.wallMilliseconds()
+        for log in logs {
+            log.markClosed()
+            // The cache lets go of the inactive segments; every descriptor closes when its last
+            // user (an append group finishing, a fetch still sending) releases the segment.
+            files.forget(log.currentSegments)
+            let renamed = SegmentFileName.join(
+                dataDirectory, SegmentFileName.deletedDirectory(log.topicPartition.directoryName, uuidHex: Self.randomHex()))
+            do {
+                try io.rename(log.directory, to: renamed)
+                renamedPaths.append((renamed, now + max(0, log.configuration.fileDeleteDelayMs)))
+            } catch {
+                if failure == nil { failure = (log.directory, error) }
+            }
+        }
+        do { try io.syncDirectory(dataDirectory) } catch {
+            if failure == nil { failure = (dataDirectory, error) }
+        }
+        registry.withLock { r in
+            for (path, due) in renamedPaths { r.pendingDeletions.append(PendingDeletion(path: path, dueMs: due)) }
+        }
+        writeRecoveryCheckpoint(force: true)
         checkpointLogStartOffsets()
-        logger.info("deleted partition log", metadata: ["partition": "\(topicPartition)", "renamedTo": "\(renamed)"])
+        logger.info("deleted partition logs", metadata: ["count": "\(logs.count)", "first": "\(logs[0].topicPartition)"])
+        if let failure { throw .storage(failure.error, "renaming \(failure.path) for deletion") }
     }
 
     private static func randomHex() -> String {
@@ -241,13 +337,34 @@ public final class LogManager: @unchecked Sendable {
                 if !registry.withLock({ $0.isShutDown }) { performPeriodicTasks() }
             }
         }
-        // Off the appender thread: retention renames files, which must not delay appends.
+        // Off the appender thread: checkpoints, directory removal and retention touch many files,
+        // which must not delay appends.
+        let now = clock.wallMilliseconds()
+        let checkpointDue = checkpointState.withLock { now - $0.writtenMs >= recoveryPointCheckpointIntervalMs }
+        if checkpointDue { writeRecoveryCheckpoint(force: false) }
+        removeDeletedDirectories(now: now)
         runRetentionIfDue()
+    }
+
+    /// Removes renamed `-delete` directories whose `file.delete.delay.ms` passed (maintenance thread).
+    private func removeDeletedDirectories(now: Int64) {
+        let due = registry.withLock { r -> [PendingDeletion] in
+            guard r.pendingDeletions.contains(where: { $0.dueMs <= now }) else { return [] }
+            let due = r.pendingDeletions.filter { $0.dueMs <= now }
+            r.pendingDeletions.removeAll { $0.dueMs <= now }
+            return due
+        }
+        for deletion in due {
+            do { try io.removeDirectory(deletion.path) } catch {
+                logger.warning("could not remove deleted partition directory", metadata: ["path": "\(deletion.path)", "error": "\(error)"])
+            }
+        }
     }
 
     private func performPeriodicTasks() {
         let now = clock.wallMilliseconds()
-        let logs = allLogs
+        // Unsorted: sorting thousands of partitions on every tick would stall appends.
+        let logs = registry.withLock { Array($0.logs.values) }
         var operations: [IOOperation] = []
         var owners: [PartitionLog] = []
         var flushed: [PartitionLog] = []
@@ -290,34 +407,25 @@ public final class LogManager: @unchecked Sendable {
                 }
             }
         }
-        if now - lastRecoveryCheckpointMs >= recoveryPointCheckpointIntervalMs { writeRecoveryCheckpoint(force: false) }
         if now - lastProducerExpirationMs >= producerIdExpirationCheckIntervalMs {
             lastProducerExpirationMs = now
             for log in logs where !log.writerOffline && !log.writerClosed { log.expireProducers(now: now) }
         }
-
-        let due = registry.withLock { r -> [PendingDeletion] in
-            let due = r.pendingDeletions.filter { $0.dueMs <= now }
-            r.pendingDeletions.removeAll { $0.dueMs <= now }
-            return due
-        }
-        for deletion in due {
-            do { try io.removeDirectory(deletion.path) } catch {
-                logger.warning("could not remove deleted partition directory", metadata: ["path": "\(deletion.path)", "error": "\(error)"])
-            }
-        }
     }
 
-    /// Writes `recovery-point-offset-checkpoint` if it changed (appender thread, or stopped appender).
+    /// Writes `recovery-point-offset-checkpoint` if it changed. Any thread (recovery points are read
+    /// atomically); never called on the appender, which it would stall for the write and fsync.
     @discardableResult
     private func writeRecoveryCheckpoint(force: Bool) -> DiskError? {
-        var points: [TopicPartition: Int64] = [:]
-        for log in allLogs { points[log.topicPartition] = log.recoveryPoint }
-        lastRecoveryCheckpointMs = clock.wallMilliseconds()
-        guard force || points != lastRecoveryCheckpoint else { return nil }
         do {
-            try checkpointLock.withLock { _ throws(DiskError) in try CheckpointFile.write(points, to: recoveryCheckpointPath, io: io) }
-            lastRecoveryCheckpoint = points
+            try checkpointState.withLock { (c) throws(DiskError) in
+                var points: [TopicPartition: Int64] = [:]
+                for log in registry.withLock({ Array($0.logs.values) }) { points[log.topicPartition] = log.recoveryPoint }
+                c.writtenMs = clock.wallMilliseconds()
+                guard force || points != c.recoveryPoints else { return }
+                try CheckpointFile.write(points, to: recoveryCheckpointPath, io: io)
+                c.recoveryPoints = points
+            }
             return nil
         } catch {
             logger.error("could not write the recovery-point checkpoint", metadata: ["error": "\(error)"])
@@ -331,7 +439,7 @@ public final class LogManager: @unchecked Sendable {
         var starts: [TopicPartition: Int64] = [:]
         for log in allLogs { starts[log.topicPartition] = log.logStartOffset }
         do {
-            try checkpointLock.withLock { _ throws(DiskError) in try CheckpointFile.write(starts, to: logStartCheckpointPath, io: io) }
+            try checkpointState.withLock { _ throws(DiskError) in try CheckpointFile.write(starts, to: logStartCheckpointPath, io: io) }
             return nil
         } catch {
             logger.error("could not write the log-start-offset checkpoint", metadata: ["error": "\(error)"])

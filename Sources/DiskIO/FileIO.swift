@@ -64,9 +64,16 @@ public protocol FileIO: AnyObject, Sendable {
     func isDirectory(_ path: String) -> Bool
     /// fsync of a directory, so renames and creations in it are durable.
     func syncDirectory(_ path: String) throws(DiskError)
+    /// Makes the entries of many directories durable at once (partition creation). The default
+    /// syncs them one by one; `PosixFileIO` batches a large set into one `syncfs`.
+    func syncDirectories(_ paths: [String]) throws(DiskError)
 }
 
 extension FileIO {
+    public func syncDirectories(_ paths: [String]) throws(DiskError) {
+        for path in paths { try syncDirectory(path) }
+    }
+
     /// Reads the whole file at `path`, or nil if it does not exist.
     public func readWholeFile(_ path: String) throws(DiskError) -> [UInt8]? {
         guard fileExists(path) else { return nil }

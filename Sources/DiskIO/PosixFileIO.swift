@@ -201,6 +201,19 @@ public final class PosixFileIO: FileIO {
         _ = try retryingEINTR(.sync, path: path) { fsync(fd) }
     }
 
+    /// More than a few directories: one `syncfs` of their file system commits all their entries
+    /// (one journal commit instead of one per directory). Falls back to one fsync each.
+    public func syncDirectories(_ paths: [String]) throws(DiskError) {
+        guard paths.count > 8, let first = paths.first else {
+            for path in paths { try syncDirectory(path) }
+            return
+        }
+        let fd = try retryingEINTR(.open, path: first) { Glibc.open(first, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        defer { _ = Glibc.close(fd) }
+        if petrel_syncfs(fd) == 0 { return }
+        for path in paths { try syncDirectory(path) }
+    }
+
     // MARK: Helpers
 
     /// The path `fd` was opened with (by this instance), for error messages; nil if unknown.
@@ -268,3 +281,7 @@ enum LinuxSyscalls {
         return unsafeBitCast(symbol, to: SyncFileRange.self)
     }()
 }
+
+/// glibc's `syncfs(2)` (not exported by the Glibc module).
+@_silgen_name("syncfs")
+private func petrel_syncfs(_ fd: Int32) -> Int32

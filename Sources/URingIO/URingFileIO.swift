@@ -113,4 +113,5 @@ public final class URingFileIO: FileIO {
     public func fileExists(_ path: String) -> Bool { posix.fileExists(path) }
     public func isDirectory(_ path: String) -> Bool { posix.isDirectory(path) }
     public func syncDirectory(_ path: String) throws(DiskError) { try posix.syncDirectory(path) }
+    public func syncDirectories(_ paths: [String]) throws(DiskError) { try posix.syncDirectories(paths) }
 }

@@ -55,11 +55,17 @@ final class Harness: @unchecked Sendable {
     let root: String
     private(set) var manager: LogManager
 
-    init(io: any FileIO = SimulatedDisk(), root: String = "/data", clock: ManualClock = ManualClock(), start: Bool = true) throws {
+    let openFilesMax: Int
+
+    init(
+        io: any FileIO = SimulatedDisk(), root: String = "/data", clock: ManualClock = ManualClock(), start: Bool = true,
+        openFilesMax: Int = .max
+    ) throws {
         self.io = io
         self.clock = clock
         self.root = root
-        manager = try LogManager(dataDirectory: root, io: io, clock: clock, logger: quietLogger)
+        self.openFilesMax = openFilesMax
+        manager = try LogManager(dataDirectory: root, io: io, clock: clock, logger: quietLogger, openFilesMax: openFilesMax)
         if start { manager.appender.start() }
     }
 
@@ -69,7 +75,7 @@ final class Harness: @unchecked Sendable {
     @discardableResult
     func restart(configuration: LogConfiguration = testConfiguration()) throws -> [PartitionLog] {
         manager.appender.shutdown()
-        manager = try LogManager(dataDirectory: root, io: io, clock: clock, logger: quietLogger)
+        manager = try LogManager(dataDirectory: root, io: io, clock: clock, logger: quietLogger, openFilesMax: openFilesMax)
         let logs = try manager.loadLogs { _ in configuration }
         manager.appender.start()
         return logs

@@ -21,7 +21,8 @@ import Testing
         #expect(bases == (0..<Int64(bases.count)).map { $0 * perSegment * 2 })
 
         // Inactive segments: .log within segment.bytes; indexes trimmed to their entries and equal to the
-        // in-memory copies; the active segment's indexes are preallocated (zeros after the entries).
+        // in-memory copies; the active segment's index files stay empty (no descriptor held: they are
+        // written whole when it stops being active).
         let segments = log.currentSegments
         for segment in segments.dropLast() {
             let size = try #require(h.disk.currentContents(of: segment.logPath)).count
@@ -35,8 +36,8 @@ import Testing
             #expect(segment.timeIndex.entries.last?.timestamp == segment.maxTimestamp)
         }
         let active = try #require(segments.last)
-        #expect(h.disk.currentContents(of: active.offsetIndexPath)?.count == 4096)
-        #expect(h.disk.currentContents(of: active.timeIndexPath)?.count == 4096 / 12 * 12)
+        #expect(h.disk.currentContents(of: active.offsetIndexPath)?.count == 0)
+        #expect(h.disk.currentContents(of: active.timeIndexPath)?.count == 0)
 
         // Reads cross segment boundaries.
         let all = try h.allBatches(log)

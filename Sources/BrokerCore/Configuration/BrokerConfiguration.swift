@@ -56,6 +56,13 @@ public struct BrokerConfiguration: Sendable {
     public var ioEngine: String = "uring"
     /// Petrel: `petrel.fetch.zero.copy` — serve fetches with sendfile (default true) or pread copies.
     public var fetchZeroCopy: Bool = true
+    /// Petrel: `petrel.log.open.files.max` — the descriptor budget for segment files (Kafka has no
+    /// equivalent: it keeps every segment open and mmaps every index). Each partition keeps its active
+    /// segment's `.log` open; inactive segments are opened on demand and closed least recently used
+    /// first; index files are never held open. CreateTopics/CreatePartitions that would not fit fail
+    /// with POLICY_VIOLATION. Default (unset or 0): the soft `RLIMIT_NOFILE` (raised to the hard limit
+    /// at start) minus a reserve of an eighth (at least 256) for sockets and other files.
+    public var logOpenFilesMax: Int = 0
 
     /// Every static key=value given (file and `--set`), including topic-default synonyms such as
     /// `log.retention.hours`; used to resolve topic config defaults and for DescribeConfigs(BROKER).
@@ -144,6 +151,9 @@ public struct BrokerConfiguration: Sendable {
             guard ["uring", "posix"].contains(value) else { throw ConfigurationError("petrel.io.engine must be uring or posix") }
             ioEngine = value
         case "petrel.fetch.zero.copy": fetchZeroCopy = try bool()
+        case "petrel.log.open.files.max":
+            logOpenFilesMax = try int(Int.self)
+            guard logOpenFilesMax >= 0 else { throw ConfigurationError("petrel.log.open.files.max must be 0 (derived) or positive") }
         default:
             // Topic-default synonyms are validated with the topic config they feed.
             for definition in TopicConfigs.all where definition.brokerSynonyms.contains(where: { $0.name == key }) {
@@ -169,5 +179,16 @@ public struct BrokerConfiguration: Sendable {
             throw ConfigurationError("invalid port in '\(text)'")
         }
         return (host, port)
+    }
+}
+
+extension BrokerConfiguration {
+    /// The segment-file descriptor budget for an open-file limit of `fileLimit`: the configured
+    /// `petrel.log.open.files.max`, or the limit minus a reserve (an eighth, at least 256) for
+    /// client sockets, checkpoints and the like.
+    public func segmentFilesBudget(fileLimit: Int) -> Int {
+        if logOpenFilesMax > 0 { return logOpenFilesMax }
+        guard fileLimit > 0, fileLimit != .max else { return .max }
+        return max(64, fileLimit - max(256, fileLimit / 8))
     }
 }

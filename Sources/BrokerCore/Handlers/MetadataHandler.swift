@@ -171,3 +171,14 @@ extension Broker {
         return response
     }
 }
+
+extension Broker {
+    /// Whether a Metadata request may auto-create a topic (it names one that does not exist and
+    /// auto-creation is allowed): such requests run on the admin queue.
+    func metadataMayAutoCreate(_ request: MetadataRequest, version: Int16) -> Bool {
+        guard configuration.autoCreateTopics && (version < 4 || request.allowAutoTopicCreation),
+            let list = request.topics, !list.isEmpty
+        else { return false }
+        return list.contains { entry in entry.name.map { topics.topic(named: $0) == nil } ?? false }
+    }
+}

@@ -227,6 +227,7 @@ extension Broker {
         case .outOfOrderSequence: .outOfOrderSequenceNumber
         case .invalidProducerEpoch: .invalidProducerEpoch
         case .transactionsUnsupported: .transactionalIdAuthorizationFailed
+        case .openFilesBudgetExceeded: .policyViolation
         }
     }
 }

@@ -236,10 +236,8 @@ public final class LogAppender: @unchecked Sendable {
         for index in range {
             outcomes.append(reserve(index, now: now))
         }
-        // 2. Queue the index entries earned.
-        for log in groupLogs where log.groupFailure == nil {
-            for segment in log.groupSegments { queueIndexWrites(segment, log: log) }
-        }
+        // 2. Index entries stay in memory: a segment's index files are written whole when it stops
+        //    being active (LogSegment.deactivate, at roll), so no index descriptor is held meanwhile.
         // 3. One submit for the whole group.
         if !operations.isEmpty {
             io.submit(&operations)
@@ -441,25 +439,6 @@ public final class LogAppender: @unchecked Sendable {
         let bytes = buffer.withUnsafeReadableBytes { UnsafeRawBufferPointer(rebasing: $0[skip...]) }
         operations.append(IOOperation(.write(fd: fd, offset: position, bytes: bytes)))
         owners.append(log)
-    }
-
-    private func queueIndexWrites(_ segment: LogSegment, log: PartitionLog) {
-        if let fd = segment.offsetIndexFD, !segment.pendingOffsetEntries.isEmpty {
-            let bytes = arena.allocate(segment.pendingOffsetEntries.count * OffsetIndex.entryByteCount)
-            for (i, entry) in segment.pendingOffsetEntries.enumerated() {
-                OffsetIndex.encode(entry, into: UnsafeMutableRawBufferPointer(rebasing: bytes[(i * OffsetIndex.entryByteCount)...]))
-            }
-            operations.append(IOOperation(.write(fd: fd, offset: segment.offsetEntryFilePosition(pending: 0), bytes: UnsafeRawBufferPointer(bytes))))
-            owners.append(log)
-        }
-        if let fd = segment.timeIndexFD, !segment.pendingTimeEntries.isEmpty {
-            let bytes = arena.allocate(segment.pendingTimeEntries.count * TimeIndex.entryByteCount)
-            for (i, entry) in segment.pendingTimeEntries.enumerated() {
-                TimeIndex.encode(entry, into: UnsafeMutableRawBufferPointer(rebasing: bytes[(i * TimeIndex.entryByteCount)...]))
-            }
-            operations.append(IOOperation(.write(fd: fd, offset: segment.timeEntryFilePosition(pending: 0), bytes: UnsafeRawBufferPointer(bytes))))
-            owners.append(log)
-        }
     }
 
     private func queueWriteBehind(_ log: PartitionLog) {

@@ -151,7 +151,9 @@ struct CompactionRound {
 
     /// Calls `body` with each batch of a segment (header and bytes), in order.
     private func forEachBatch(_ view: SegmentView, _ body: (RecordBatchHeader, ByteBuffer) throws -> Void) throws {
-        var reader = ChunkReader(io: io, fd: view.segment.file.fd, fileSize: view.size)
+        let file = try log.files.acquire(view.segment)
+        defer { withExtendedLifetime(file) {} }  // the reader borrows its descriptor
+        var reader = ChunkReader(io: io, fd: file.fd, fileSize: view.size)
         var position: Int64 = 0
         while position < view.size {
             guard let lengthField = try reader.int32(at: position + 8) else {
@@ -295,6 +297,10 @@ struct CompactionRound {
                 SegmentSwap.discard(directory: directory, baseOffset: base, io: io)
                 throw LogChanged(description: "\(log.topicPartition): segments changed while cleaning \(base)")
             }
+            // The cleaned segment is durable and inactive: the LRU may close it; the old ones go.
+            log.files.forget(group.map(\.segment))
+            newSegment.pinned = false
+            log.files.register([newSegment])
             // Step 3: the old files go to `.deleted`.
             let due = log.clock.wallMilliseconds() + max(0, log.configuration.fileDeleteDelayMs)
             var renamedAny = false

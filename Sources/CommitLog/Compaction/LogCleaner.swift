@@ -272,7 +272,9 @@ public final class LogCleaner: @unchecked Sendable {
         return views.enumerated().map { index, view in
             var first: Int64 = -1
             if withLag, index + 1 < views.count, view.2 > 0 {
-                first = (try? BatchHeaderReader.header(io: manager.io, file: view.0.file, at: 0, end: view.2))?.maxTimestamp ?? -1
+                if let file = try? log.files.acquire(view.0) {
+                    first = (try? BatchHeaderReader.header(io: manager.io, file: file, at: 0, end: view.2))?.maxTimestamp ?? -1
+                }
             }
             return CompactionPlanner.Segment(
                 baseOffset: view.0.baseOffset, endOffset: view.1, sizeBytes: view.2, largestTimestamp: view.3, firstBatchTimestamp: first)

@@ -5,6 +5,8 @@ import Synchronization
 extension PartitionLog {
     private struct ReadPlan {
         let segment: LogSegment
+        /// The segment's `.log`, held open for this read (and by the slices returned).
+        let file: SegmentFileHandle
         /// The segment's committed size: nothing past it is read.
         let end: Int64
         /// Where to start scanning for the batch containing the cursor (an index entry or 0).
@@ -53,7 +55,11 @@ extension PartitionLog {
                 let scanFrom = exhaustedSegmentBase == nil ? segment.offsetIndex.lookup(offset).position : 0
                 let budget = Int64(max(0, maxBytes - byteCount))
                 let jump = segment.offsetIndex.floorPosition(atMost: scanFrom + budget)
-                return ReadPlan(segment: segment, end: segment.committedSize, scanFrom: scanFrom, jump: jump)
+                // Opened (if the LRU closed it) while the segment is still in the list, so retention
+                // cannot have renamed it yet.
+                let file: SegmentFileHandle
+                do throws(DiskError) { file = try files.acquire(segment) } catch { throw .storage(error, "opening \(segment.logPath)") }
+                return ReadPlan(segment: segment, file: file, end: segment.committedSize, scanFrom: scanFrom, jump: jump)
             }
             first = false
             guard let plan else { break }
@@ -62,7 +68,7 @@ extension PartitionLog {
             var position = plan.scanFrom
             var firstHeader: RecordBatchHeader?
             while position < plan.end {
-                let header = try BatchHeaderReader.header(io: io, file: plan.segment.file, at: position, end: plan.end)
+                let header = try BatchHeaderReader.header(io: io, file: plan.file, at: position, end: plan.end)
                 if header.lastOffset >= offset {
                     firstHeader = header
                     break
@@ -85,14 +91,14 @@ extension PartitionLog {
             } else {
                 if let jump = plan.jump, jump > end { end = jump }
                 while end < plan.end {
-                    let header = try BatchHeaderReader.header(io: io, file: plan.segment.file, at: end, end: plan.end)
+                    let header = try BatchHeaderReader.header(io: io, file: plan.file, at: end, end: plan.end)
                     let next = end + Int64(header.totalByteCount)
                     if next > limit { break }
                     end = next
                 }
             }
             let length = Int(end - position)
-            slices.append(FileSlice(file: plan.segment.file, position: position, length: length))
+            slices.append(FileSlice(file: plan.file, position: position, length: length))
             byteCount += length
             if end < plan.end || byteCount >= maxBytes { break }
             exhaustedSegmentBase = plan.segment.baseOffset
@@ -120,15 +126,17 @@ extension PartitionLog {
             return (candidates, s.logStartOffset)
         }
         for candidate in candidates {
+            let file: SegmentFileHandle
+            do throws(DiskError) { file = try files.acquire(candidate.segment) } catch { throw .storage(error, "opening \(candidate.segment.logPath)") }
             var position = candidate.scanFrom
             while position < candidate.end {
-                let header = try BatchHeaderReader.header(io: io, file: candidate.segment.file, at: position, end: candidate.end)
+                let header = try BatchHeaderReader.header(io: io, file: file, at: position, end: candidate.end)
                 defer { position += Int64(header.totalByteCount) }
                 guard header.maxTimestamp >= timestamp, header.lastOffset >= logStart else { continue }
                 if header.isLogAppendTime || header.compression != CompressionCodec.none {
                     return (max(header.baseOffset, logStart), header.maxTimestamp)
                 }
-                let bytes = try BatchHeaderReader.bytes(io: io, file: candidate.segment.file, at: position, count: header.totalByteCount)
+                let bytes = try BatchHeaderReader.bytes(io: io, file: file, at: position, count: header.totalByteCount)
                 var found: (offset: Int64, timestamp: Int64)?
                 _ = bytes.withUnsafeBytes { raw in
                     RecordTimestampScanner.forEachRecord(in: raw, header: header) { recordOffset, recordTimestamp in
@@ -156,15 +164,17 @@ extension PartitionLog {
             return (best, best.committedSize, scanFrom, best.maxTimestamp, best.offsetOfMaxTimestamp)
         }
         guard let target else { return nil }
+        let file: SegmentFileHandle
+        do throws(DiskError) { file = try files.acquire(target.segment) } catch { throw .storage(error, "opening \(target.segment.logPath)") }
         var position = target.scanFrom
         while position < target.end {
-            let header = try BatchHeaderReader.header(io: io, file: target.segment.file, at: position, end: target.end)
+            let header = try BatchHeaderReader.header(io: io, file: file, at: position, end: target.end)
             defer { position += Int64(header.totalByteCount) }
             guard header.maxTimestamp == target.maxTimestamp else { continue }
             if header.isLogAppendTime || header.compression != CompressionCodec.none {
                 return (header.baseOffset, header.maxTimestamp)
             }
-            let bytes = try BatchHeaderReader.bytes(io: io, file: target.segment.file, at: position, count: header.totalByteCount)
+            let bytes = try BatchHeaderReader.bytes(io: io, file: file, at: position, count: header.totalByteCount)
             var found: Int64?
             _ = bytes.withUnsafeBytes { raw in
                 RecordTimestampScanner.forEachRecord(in: raw, header: header) { recordOffset, recordTimestamp in

@@ -17,6 +17,8 @@ public final class PartitionLog: @unchecked Sendable {
     let io: any FileIO
     let clock: any LogClock
     let logger: Logger
+    /// The descriptor budget this log's segments count against (`LogManager.files`).
+    let files: SegmentFileCache
 
     struct State {
         var configuration: LogConfiguration
@@ -36,8 +38,13 @@ public final class PartitionLog: @unchecked Sendable {
     var active: LogSegment
     /// The offset the next batch gets (log end offset including in-flight appends).
     var nextOffset: Int64
-    /// Offsets below this are durable (fsynced).
-    var recoveryPoint: Int64
+    /// Offsets below this are durable (fsynced). Written by the appender thread only; readable from
+    /// any thread (the recovery-point checkpoint is written off the appender).
+    var recoveryPoint: Int64 {
+        get { recoveryPointStorage.load(ordering: .relaxed) }
+        set { recoveryPointStorage.store(newValue, ordering: .relaxed) }
+    }
+    private let recoveryPointStorage: Atomic<Int64>
     var lastFlushMs: Int64
     /// Segments holding bytes (or trimmed indexes) not yet covered by an fdatasync, oldest first.
     var unflushedSegments: [LogSegment] = []
@@ -74,20 +81,21 @@ public final class PartitionLog: @unchecked Sendable {
     init(
         topicPartition: TopicPartition, directory: String, configuration: LogConfiguration, segments: [LogSegment],
         logStartOffset: Int64, recoveryPoint: Int64, producers: ProducerStateManager = ProducerStateManager(), io: any FileIO,
-        clock: any LogClock, logger: Logger
+        clock: any LogClock, logger: Logger, files: SegmentFileCache? = nil
     ) {
         precondition(!segments.isEmpty, "a partition log has at least one segment")
         self.topicPartition = topicPartition
         self.directory = directory
         self.io = io
         self.clock = clock
+        self.files = files ?? SegmentFileCache(io: io)
         var logger = logger
         logger[metadataKey: "partition"] = "\(topicPartition)"
         self.logger = logger
         let active = segments[segments.count - 1]
         self.active = active
         self.nextOffset = active.nextOffset
-        self.recoveryPoint = min(recoveryPoint, active.nextOffset)
+        self.recoveryPointStorage = Atomic(min(recoveryPoint, active.nextOffset))
         self.lastFlushMs = clock.wallMilliseconds()
         self.writerConfiguration = configuration
         self.producers = producers
@@ -100,6 +108,9 @@ public final class PartitionLog: @unchecked Sendable {
             segment.flushedSize = 0
             unflushedSegments.append(segment)
         }
+        // Only the active segment and unflushed ones keep their descriptor for sure.
+        for segment in segments { segment.pinned = segment === active || unflushedSegments.contains { $0 === segment } }
+        self.files.register(segments)
     }
 
     // MARK: Public state
@@ -181,6 +192,7 @@ public final class PartitionLog: @unchecked Sendable {
     func roll(now: Int64) throws(DiskError) {
         let old = active
         let segment = try LogSegment.create(directory: directory, baseOffset: nextOffset, configuration: writerConfiguration, io: io)
+        files.register([segment])
         try io.syncDirectory(directory)
         try old.deactivate()
         if groupSegments.last !== old && !groupSegments.contains(where: { $0 === old }) { groupSegments.append(old) }
@@ -232,7 +244,10 @@ public final class PartitionLog: @unchecked Sendable {
                 continue
             }
             segment.flushedSize = segment.size
-            if !segment.isActive { segment.closeIndexFiles() }
+            if !segment.isActive {
+                segment.closeIndexFiles()
+                files.unpin(segment)
+            }
         }
         unflushedSegments = kept
         if onlyInactive {
@@ -264,7 +279,6 @@ public final class PartitionLog: @unchecked Sendable {
     /// Writes the index entries staged outside an append group (rolls by time, shutdown) and publishes
     /// them.
     func commitOutOfGroup() throws(DiskError) {
-        for segment in groupSegments { try segment.writePendingIndexEntries() }
         state.withLock { s in
             for segment in groupSegments { segment.commitLocked() }
             publishPendingSegmentsLocked(&s)
@@ -281,9 +295,16 @@ public final class PartitionLog: @unchecked Sendable {
         pendingSegments.removeAll(keepingCapacity: true)
     }
 
-    /// Marks the log closed (deleted or shut down): further appends fail.
+    /// Marks the log closed (deleted or shut down): further appends fail. Appender thread (or a
+    /// stopped appender).
     func close() {
         writerClosed = true
+        state.withLock { $0.isClosed = true }
+    }
+
+    /// Marks the log closed from any thread (deletion): readers and the appender see it at their next
+    /// look — the appender at the start of its next group, failing the appends with `.notFound`.
+    func markClosed() {
         state.withLock { $0.isClosed = true }
     }
 }

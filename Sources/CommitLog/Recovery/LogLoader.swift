@@ -27,6 +27,8 @@ struct LogLoader {
     let io: any FileIO
     let clock: any LogClock
     let logger: Logger
+    /// The descriptor budget the loaded log counts against.
+    var files: SegmentFileCache? = nil
 
     func load(hadCleanShutdown: Bool, recoveryPoint checkpointRecoveryPoint: Int64?, logStartOffset checkpointLogStart: Int64?)
         throws(DiskError) -> PartitionLog
@@ -109,7 +111,7 @@ struct LogLoader {
         return PartitionLog(
             topicPartition: topicPartition, directory: directory, configuration: configuration, segments: segments,
             logStartOffset: logStart, recoveryPoint: effectiveRecoveryPoint, producers: producers, io: io, clock: clock,
-            logger: logger)
+            logger: logger, files: files)
     }
 
     /// Opens segment `base`; recovers it when asked or when its indexes are not usable. Returns whether
@@ -239,15 +241,9 @@ struct LogLoader {
         try io.fdatasync(fd)
     }
 
-    /// Makes a loaded segment the active one: opens its index files and extends them (zeros) to the
-    /// preallocated size.
+    /// Makes a loaded segment the active one. Its index files are rewritten whole when it stops being
+    /// active (`LogSegment.deactivate`); no descriptor is held meanwhile.
     private func activate(_ segment: LogSegment) throws(DiskError) {
         segment.isActive = true
-        let offsetFD = try io.open(segment.offsetIndexPath, mode: .createReadWrite)
-        segment.offsetIndexFD = offsetFD
-        try io.truncate(offsetFD, to: Int64(max(configuration.offsetIndexEntriesMax, segment.offsetIndex.count) * OffsetIndex.entryByteCount))
-        let timeFD = try io.open(segment.timeIndexPath, mode: .createReadWrite)
-        segment.timeIndexFD = timeFD
-        try io.truncate(timeFD, to: Int64(max(configuration.timeIndexEntriesMax, segment.timeIndex.count) * TimeIndex.entryByteCount))
     }
 }

@@ -53,6 +53,7 @@ extension PartitionLog {
     /// Caller holds `segmentFilesLock`.
     func removeSegmentFiles(_ segments: [LogSegment], reason: String) {
         guard !segments.isEmpty else { return }
+        files.forget(segments)
         let due = clock.wallMilliseconds() + max(0, configuration.fileDeleteDelayMs)
         for segment in segments {
             let snapshot = SegmentFileName.join(directory, ProducerSnapshotFile.name(segment.baseOffset))

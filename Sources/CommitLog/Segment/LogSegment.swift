@@ -2,6 +2,12 @@ import DiskIO
 
 /// One segment: `<base>.log` plus its `.index` and `.timeindex`.
 ///
+/// Descriptors (see `SegmentFileCache`): the `.log` is open while the segment is active or not yet
+/// flushed (*pinned*: the writer's `file`), and otherwise only while the LRU keeps it (readers go
+/// through `SegmentFileCache.acquire`). The index files are never held open: the indexes live in
+/// memory, and `deactivate` writes each index file whole when the segment stops being active (an
+/// active segment is always rebuilt from its `.log` after a crash; a clean shutdown deactivates it).
+///
 /// Two kinds of state live here. The *reader-visible* part (`committedSize`, the indexes, the max
 /// timestamp) is read and written only under the owning `PartitionLog`'s lock, and describes
 /// completed appends only. The *writer* part (reserved size, pending index entries, index file
@@ -9,7 +15,7 @@ import DiskIO
 /// appender is not running (load, shutdown).
 final class LogSegment: @unchecked Sendable {
     let baseOffset: Int64
-    let file: SegmentFileHandle
+    let logPath: String
     let offsetIndexPath: String
     let timeIndexPath: String
     let io: any FileIO
@@ -51,7 +57,20 @@ final class LogSegment: @unchecked Sendable {
     var writeBehindPosition: Int64
     var isActive: Bool
 
-    var logPath: String { file.path }
+    // MARK: Descriptor (see SegmentFileCache)
+
+    /// The open `.log`, or nil while closed. A pinned segment's handle is the writer's and never
+    /// changes; an unpinned one's is read and changed under the cache's lock.
+    var handle: SegmentFileHandle?
+    /// Active, or holding bytes/indexes not yet fdatasynced: the LRU never closes it.
+    var pinned = true
+    /// The cache counting this segment's descriptor (set by `SegmentFileCache.register`).
+    var cache: SegmentFileCache?
+    /// LRU stamp (cache lock).
+    var lastUse: UInt64 = 0
+
+    /// The `.log` of a pinned segment (the writer's, or the loader's before the log is registered).
+    var file: SegmentFileHandle { handle! }
 
     init(
         baseOffset: Int64, file: SegmentFileHandle, offsetIndexPath: String, timeIndexPath: String, io: any FileIO,
@@ -59,7 +78,8 @@ final class LogSegment: @unchecked Sendable {
         offsetIndexFD: Int32?, timeIndexFD: Int32?, isActive: Bool
     ) {
         self.baseOffset = baseOffset
-        self.file = file
+        self.logPath = file.path
+        self.handle = file
         self.offsetIndexPath = offsetIndexPath
         self.timeIndexPath = timeIndexPath
         self.io = io
@@ -80,7 +100,10 @@ final class LogSegment: @unchecked Sendable {
         self.isActive = isActive
     }
 
-    deinit { closeIndexFiles() }
+    deinit {
+        closeIndexFiles()
+        if handle != nil { cache?.segmentReleased() }
+    }
 
     func closeIndexFiles() {
         if let fd = offsetIndexFD { io.close(fd) }
@@ -100,30 +123,18 @@ final class LogSegment: @unchecked Sendable {
         let logFD = try io.open(logPath, mode: .createReadWrite)
         let file = SegmentFileHandle(fd: logFD, path: logPath, io: io)
         try io.truncate(logFD, to: 0)
-        let offsetFD = try io.open(offsetIndexPath, mode: .createReadWrite)
-        let timeFD: Int32
-        do {
-            try io.truncate(offsetFD, to: 0)
-            try io.truncate(offsetFD, to: Int64(configuration.offsetIndexEntriesMax * OffsetIndex.entryByteCount))
-            timeFD = try io.open(timeIndexPath, mode: .createReadWrite)
-        } catch {
-            io.close(offsetFD)
-            throw error
-        }
-        do {
-            try io.truncate(timeFD, to: 0)
-            try io.truncate(timeFD, to: Int64(configuration.timeIndexEntriesMax * TimeIndex.entryByteCount))
-        } catch {
-            io.close(offsetFD)
-            io.close(timeFD)
-            throw error
+        // The index files exist from the start (Kafka's layout) but are written only by `deactivate`.
+        for path in [offsetIndexPath, timeIndexPath] {
+            let fd = try io.open(path, mode: .createReadWrite)
+            defer { io.close(fd) }
+            try io.truncate(fd, to: 0)
         }
         let segment = LogSegment(
             baseOffset: baseOffset, file: file, offsetIndexPath: offsetIndexPath, timeIndexPath: timeIndexPath, io: io,
             size: 0, nextOffset: baseOffset, offsetIndex: OffsetIndex(baseOffset: baseOffset),
             timeIndex: TimeIndex(baseOffset: baseOffset),
             indexer: SegmentIndexer(baseOffset: baseOffset, intervalBytes: configuration.indexIntervalBytes),
-            offsetIndexFD: offsetFD, timeIndexFD: timeFD, isActive: true)
+            offsetIndexFD: nil, timeIndexFD: nil, isActive: true)
         let jitterMax = min(configuration.segmentJitterMs, configuration.segmentMs)
         if jitterMax > 0 { segment.rollJitterMs = Int64.random(in: 0..<jitterMax) }
         return segment
@@ -170,8 +181,10 @@ final class LogSegment: @unchecked Sendable {
         return position
     }
 
-    /// Makes the segment inactive: stages the final time-index entry and trims both index files to the
-    /// length they will have once the pending entries are written (which the caller does next).
+    /// Makes the segment inactive: stages the final time-index entry and writes both index files
+    /// whole — published entries plus pending ones — at their exact length. Their descriptors stay
+    /// open until the flush that makes them durable (`PartitionLog.flushCompleted` closes them).
+    /// Writer thread: the published entries change only there.
     func deactivate() throws(DiskError) {
         guard isActive else { return }
         isActive = false
@@ -179,31 +192,23 @@ final class LogSegment: @unchecked Sendable {
             pendingTimeEntries.append(entry)
             timeEntryCount += 1
         }
-        if let fd = offsetIndexFD { try io.truncate(fd, to: Int64(offsetEntryCount * OffsetIndex.entryByteCount)) }
-        if let fd = timeIndexFD { try io.truncate(fd, to: Int64(timeEntryCount * TimeIndex.entryByteCount)) }
+        let offsetBytes = OffsetIndex.encode(offsetIndex.entries + pendingOffsetEntries)
+        let timeBytes = TimeIndex.encode(timeIndex.entries + pendingTimeEntries)
+        offsetIndexFD = try Self.writeIndexFile(offsetIndexPath, offsetBytes, existing: offsetIndexFD, io: io)
+        timeIndexFD = try Self.writeIndexFile(timeIndexPath, timeBytes, existing: timeIndexFD, io: io)
     }
 
-    /// File position of pending offset-index entry `i`.
-    func offsetEntryFilePosition(pending i: Int) -> Int64 {
-        Int64((offsetEntryCount - pendingOffsetEntries.count + i) * OffsetIndex.entryByteCount)
-    }
-
-    func timeEntryFilePosition(pending i: Int) -> Int64 {
-        Int64((timeEntryCount - pendingTimeEntries.count + i) * TimeIndex.entryByteCount)
-    }
-
-    /// Writes pending index entries with plain writes (outside an appender group: shutdown).
-    func writePendingIndexEntries() throws(DiskError) {
-        if let fd = offsetIndexFD, !pendingOffsetEntries.isEmpty {
-            let bytes = OffsetIndex.encode(pendingOffsetEntries)
-            let position = offsetEntryFilePosition(pending: 0)
-            try io.write(fd, bytes: bytes, at: position)
+    private static func writeIndexFile(_ path: String, _ bytes: [UInt8], existing: Int32?, io: any FileIO) throws(DiskError) -> Int32 {
+        let fd: Int32
+        if let existing { fd = existing } else { fd = try io.open(path, mode: .createReadWrite) }
+        do throws(DiskError) {
+            try io.truncate(fd, to: Int64(bytes.count))
+            if !bytes.isEmpty { try io.write(fd, bytes: bytes, at: 0) }
+        } catch {
+            if existing == nil { io.close(fd) }
+            throw error
         }
-        if let fd = timeIndexFD, !pendingTimeEntries.isEmpty {
-            let bytes = TimeIndex.encode(pendingTimeEntries)
-            let position = timeEntryFilePosition(pending: 0)
-            try io.write(fd, bytes: bytes, at: position)
-        }
+        return fd
     }
 
     /// Publishes completed appends to readers. Caller holds the partition lock.
