@@ -148,7 +148,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if error is KafkaFrameDecoder.FrameTooLarge {
+        if error is KafkaFrameReader.FrameTooLarge || error is KafkaFrameReader.ReadTimeout {
             logger.warning("closing connection", metadata: ["client": "\(clientAddress)", "reason": "\(error)"])
         } else if let ioError = error as? IOError, [104, 32].contains(ioError.errnoCode) {
             // ECONNRESET / EPIPE: the client went away.

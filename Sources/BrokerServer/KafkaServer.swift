@@ -76,8 +76,16 @@ public final class KafkaServer: @unchecked Sendable {
 
         let maxFrame = configuration.socketRequestMaxBytes
         let logger = self.logger
+        // A budget below one frame could never let a large frame complete.
+        let budget = RequestMemoryBudget(limit: max(configuration.queuedMaxRequestBytes, maxFrame))
+        let readTimeout = TimeAmount.milliseconds(configuration.requestReadTimeoutMs)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 512)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptBackoff(logger: logger))
+                }
+            }
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -86,7 +94,8 @@ public final class KafkaServer: @unchecked Sendable {
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 1 << 20, high: 8 << 20))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
+                    try channel.pipeline.syncOperations.addHandler(
+                        KafkaFrameReader(maxFrameBytes: maxFrame, budget: budget, readTimeout: readTimeout, logger: logger))
                     try channel.pipeline.syncOperations.addHandler(ConnectionHandler(broker: broker, logger: logger))
                 }
             }

@@ -412,7 +412,7 @@ class Emitter:
             if not tagged_fields:
                 L.append("%stry buffer.skipTaggedFields()" % i3)
             else:
-                L.append("%slet _tagCount = try buffer.readUnsignedVarint()" % i3)
+                L.append("%slet _tagCount = try buffer.readTaggedFieldCount()" % i3)
                 L.append("%svar _tagIndex: UInt32 = 0" % i3)
                 L.append("%swhile _tagIndex < _tagCount {" % i3)
                 L.append("%s    _tagIndex += 1" % i3)

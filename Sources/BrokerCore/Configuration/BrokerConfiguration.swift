@@ -32,6 +32,25 @@ public struct BrokerConfiguration: Sendable {
     /// and ListOffsets v0 are answered with down-converted message sets. `false` behaves like
     /// Kafka 4's floor (those requests close the connection). Default: true.
     public var legacyMessageFormats: Bool = true
+    /// Partitions one CreateTopics or CreatePartitions request may create, summed over its topics;
+    /// more fails the whole request with POLICY_VIOLATION. Kafka (KRaft) has the same rule with a
+    /// fixed 10000 (`MAX_PARTITIONS_PER_BATCH`); Petrel names it `max.partitions.per.request`.
+    /// Default: 10000.
+    public var maxPartitionsPerRequest: Int = 10_000
+    /// Partitions this broker may host in total (internal topics included); a CreateTopics or
+    /// CreatePartitions that would exceed it fails for that topic with POLICY_VIOLATION. Kafka has
+    /// no such cap; the name is KIP-578's `max.broker.partitions`. Default: 50000.
+    public var maxBrokerPartitions: Int = 50_000
+    /// Kafka: `queued.max.request.bytes` — bytes of request frames being received or queued across
+    /// all connections. Kafka's default -1 is unbounded; Petrel's is 512 MiB. While it is used up,
+    /// the broker stops reading from connections (backpressure) instead of failing them. Must be at
+    /// least `socket.request.max.bytes` (a larger frame could never be completed).
+    public var queuedMaxRequestBytes: Int = 512 << 20
+    /// Petrel: `request.read.timeout.ms` — a connection holding a partly received request that
+    /// makes no progress (no new byte) for this long is closed, and its buffered bytes are freed.
+    /// Kafka has no such timeout (only `connections.max.idle.ms`, 600000, for idle connections).
+    /// Default: 30000.
+    public var requestReadTimeoutMs: Int64 = 30_000
     /// Kafka: `delete.topic.enable`. Default: true.
     public var deleteTopicEnable: Bool = true
     /// Kafka: `group.initial.rebalance.delay.ms`. Default: 3000.
@@ -120,6 +139,19 @@ public struct BrokerConfiguration: Sendable {
             decompressedBatchBytesMax = try int(Int.self)
             guard decompressedBatchBytesMax > 0 else { throw ConfigurationError("petrel.batch.decompressed.max.bytes must be positive") }
         case "group.initial.rebalance.delay.ms": groupInitialRebalanceDelayMs = try int(Int64.self)
+        case "max.partitions.per.request":
+            maxPartitionsPerRequest = try int(Int.self)
+            guard maxPartitionsPerRequest >= 1 else { throw ConfigurationError("max.partitions.per.request must be at least 1") }
+        case "max.broker.partitions":
+            maxBrokerPartitions = try int(Int.self)
+            guard maxBrokerPartitions >= 1 else { throw ConfigurationError("max.broker.partitions must be at least 1") }
+        case "queued.max.request.bytes":
+            let bytes = try int(Int.self)
+            guard bytes == -1 || bytes > 0 else { throw ConfigurationError("queued.max.request.bytes must be positive or -1 (unbounded)") }
+            queuedMaxRequestBytes = bytes == -1 ? Int.max : bytes
+        case "request.read.timeout.ms":
+            requestReadTimeoutMs = try int(Int64.self)
+            guard requestReadTimeoutMs >= 1 else { throw ConfigurationError("request.read.timeout.ms must be at least 1") }
         case "log.retention.check.interval.ms":
             retentionCheckIntervalMs = try int(Int64.self)
             guard retentionCheckIntervalMs >= 1 else { throw ConfigurationError("log.retention.check.interval.ms must be at least 1") }

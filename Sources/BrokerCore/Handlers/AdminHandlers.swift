@@ -11,6 +11,21 @@ enum ConfigResourceType: Int8 {
 extension Broker {
     func handleCreateTopics(_ context: RequestContext, _ request: CreateTopicsRequest) -> CreateTopicsResponse {
         var response = CreateTopicsResponse(throttleTimeMs: 0, topics: [])
+        // Kafka (KRaft) refuses the whole request when its topics add up to more partitions than
+        // the per-request cap, before looking at any of them.
+        let requested = request.topics.reduce(0) { total, topic in
+            let count = topic.assignments.isEmpty
+                ? (topic.numPartitions == -1 ? Int(configuration.numPartitions) : max(Int(topic.numPartitions), 0))
+                : topic.assignments.count
+            return total + count
+        }
+        if requested > configuration.maxPartitionsPerRequest {
+            response.topics = request.topics.map {
+                .init(name: $0.name, errorCode: KafkaErrorCode.policyViolation.rawValue, errorMessage: Self.tooManyPartitionsMessage)
+            }
+            return response
+        }
+        var brokerPartitions = hostedPartitionCount
         var seen: [String: Int] = [:]
         for topic in request.topics { seen[topic.name, default: 0] += 1 }
         for topic in request.topics {
@@ -41,6 +56,13 @@ extension Broker {
                 partitions = Int32(topic.assignments.count)
                 factor = 1
             }
+            let count = partitions == -1 ? configuration.numPartitions : partitions
+            if count > 0, let message = brokerPartitionLimitMessage(current: brokerPartitions, adding: Int(count)) {
+                result.errorCode = KafkaErrorCode.policyViolation.rawValue
+                result.errorMessage = message
+                response.topics.append(result)
+                continue
+            }
             var configs: [String: String] = [:]
             for config in topic.configs {
                 if let value = config.value { configs[config.name] = value }
@@ -49,7 +71,7 @@ extension Broker {
                 let created = try topics.createTopic(
                     name: topic.name, partitions: partitions, replicationFactor: factor, configs: configs,
                     validateOnly: request.validateOnly)
-                let count = partitions == -1 ? configuration.numPartitions : partitions
+                brokerPartitions += Int(count)
                 result.topicId = created?.id ?? .zero
                 result.numPartitions = count
                 result.replicationFactor = 1
@@ -99,14 +121,30 @@ extension Broker {
 
     func handleCreatePartitions(_ context: RequestContext, _ request: CreatePartitionsRequest) -> CreatePartitionsResponse {
         var response = CreatePartitionsResponse(throttleTimeMs: 0, results: [])
+        // The same caps as CreateTopics, on the partitions each topic would add.
+        func adding(_ topic: CreatePartitionsRequest.CreatePartitionsTopic) -> Int {
+            max(Int(topic.count) - (topics.topic(named: topic.name)?.partitions.count ?? Int(topic.count)), 0)
+        }
+        if request.topics.reduce(0, { $0 + adding($1) }) > configuration.maxPartitionsPerRequest {
+            response.results = request.topics.map {
+                .init(name: $0.name, errorCode: KafkaErrorCode.policyViolation.rawValue, errorMessage: Self.tooManyPartitionsMessage)
+            }
+            return response
+        }
+        var brokerPartitions = hostedPartitionCount
         for topic in request.topics {
             var result = CreatePartitionsResponse.CreatePartitionsTopicResult(name: topic.name, errorCode: 0, errorMessage: nil)
-            if let assignments = topic.assignments, !assignments.allSatisfy({ $0.brokerIds == [configuration.nodeId] }) {
+            let added = adding(topic)
+            if added > 0, let message = brokerPartitionLimitMessage(current: brokerPartitions, adding: added) {
+                result.errorCode = KafkaErrorCode.policyViolation.rawValue
+                result.errorMessage = message
+            } else if let assignments = topic.assignments, !assignments.allSatisfy({ $0.brokerIds == [configuration.nodeId] }) {
                 result.errorCode = KafkaErrorCode.invalidReplicaAssignment.rawValue
                 result.errorMessage = "New partitions can only be placed on broker \(configuration.nodeId)."
             } else {
                 do {
                     try topics.createPartitions(name: topic.name, count: topic.count, validateOnly: request.validateOnly)
+                    brokerPartitions += added
                 } catch {
                     result.errorCode = error.code.rawValue
                     result.errorMessage = error.message
@@ -115,6 +153,21 @@ extension Broker {
             response.results.append(result)
         }
         return response
+    }
+
+    /// Kafka's message for a CreateTopics over its per-request partition cap.
+    static let tooManyPartitionsMessage = "Excessively large number of partitions per request."
+
+    /// Partitions hosted now, internal topics included.
+    var hostedPartitionCount: Int { topics.allTopics.reduce(0) { $0 + $1.partitions.count } }
+
+    /// The refusal when adding `adding` partitions to `current` would pass `max.broker.partitions`.
+    /// (Concurrent requests are checked against the count each one saw, so they may overshoot the
+    /// cap by at most `max.partitions.per.request` each.)
+    func brokerPartitionLimitMessage(current: Int, adding: Int) -> String? {
+        guard current + adding > configuration.maxBrokerPartitions else { return nil }
+        return "Adding \(adding) partitions would bring the broker to \(current + adding) partitions, "
+            + "above max.broker.partitions=\(configuration.maxBrokerPartitions)."
     }
 
     /// Broker-level configs reported by DescribeConfigs(BROKER): the ones that shape behaviour here.
@@ -129,9 +182,13 @@ extension Broker {
             ("listeners", "PLAINTEXT://\(configuration.listenHost):\(configuration.listenPort)", .string),
             ("log.dirs", configuration.dataDirectory, .string),
             ("log.retention.check.interval.ms", String(configuration.retentionCheckIntervalMs), .long),
+            ("max.broker.partitions", String(configuration.maxBrokerPartitions), .int),
+            ("max.partitions.per.request", String(configuration.maxPartitionsPerRequest), .int),
             ("message.max.bytes", String(configuration.messageMaxBytes), .int),
             ("node.id", String(configuration.nodeId), .int),
             ("num.partitions", String(configuration.numPartitions), .int),
+            ("queued.max.request.bytes", String(configuration.queuedMaxRequestBytes == Int.max ? -1 : configuration.queuedMaxRequestBytes), .long),
+            ("request.read.timeout.ms", String(configuration.requestReadTimeoutMs), .long),
             ("socket.request.max.bytes", String(configuration.socketRequestMaxBytes), .int),
         ]
         let known = Set(configs.map(\.name))

@@ -71,7 +71,7 @@ public struct ApiVersionsResponse: KafkaResponse, Equatable {
             self.throttleTimeMs = try buffer.readWireInt32()
         }
         if version >= 3 {
-            let _tagCount = try buffer.readUnsignedVarint()
+            let _tagCount = try buffer.readTaggedFieldCount()
             var _tagIndex: UInt32 = 0
             while _tagIndex < _tagCount {
                 _tagIndex += 1

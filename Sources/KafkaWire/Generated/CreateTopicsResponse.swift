@@ -138,7 +138,7 @@ public struct CreateTopicsResponse: KafkaResponse, Equatable {
                 }
             }
             if version >= 5 {
-                let _tagCount = try buffer.readUnsignedVarint()
+                let _tagCount = try buffer.readTaggedFieldCount()
                 var _tagIndex: UInt32 = 0
                 while _tagIndex < _tagCount {
                     _tagIndex += 1

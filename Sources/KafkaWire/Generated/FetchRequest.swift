@@ -123,7 +123,7 @@ public struct FetchRequest: KafkaRequest, Equatable {
             self.rackId = try buffer.readWireString(compact: version >= 12)
         }
         if version >= 12 {
-            let _tagCount = try buffer.readUnsignedVarint()
+            let _tagCount = try buffer.readTaggedFieldCount()
             var _tagIndex: UInt32 = 0
             while _tagIndex < _tagCount {
                 _tagIndex += 1
@@ -372,7 +372,7 @@ public struct FetchRequest: KafkaRequest, Equatable {
             }
             self.partitionMaxBytes = try buffer.readWireInt32()
             if version >= 12 {
-                let _tagCount = try buffer.readUnsignedVarint()
+                let _tagCount = try buffer.readTaggedFieldCount()
                 var _tagIndex: UInt32 = 0
                 while _tagIndex < _tagCount {
                     _tagIndex += 1

@@ -66,7 +66,7 @@ public struct FetchResponse: KafkaResponse, Equatable {
             self.responses = _array
         }
         if version >= 12 {
-            let _tagCount = try buffer.readUnsignedVarint()
+            let _tagCount = try buffer.readTaggedFieldCount()
             var _tagIndex: UInt32 = 0
             while _tagIndex < _tagCount {
                 _tagIndex += 1
@@ -281,7 +281,7 @@ public struct FetchResponse: KafkaResponse, Equatable {
             }
             self.records = try buffer.readWireRecords(compact: version >= 12, nullable: true)
             if version >= 12 {
-                let _tagCount = try buffer.readUnsignedVarint()
+                let _tagCount = try buffer.readTaggedFieldCount()
                 var _tagIndex: UInt32 = 0
                 while _tagIndex < _tagCount {
                     _tagIndex += 1

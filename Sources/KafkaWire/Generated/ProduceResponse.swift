@@ -50,7 +50,7 @@ public struct ProduceResponse: KafkaResponse, Equatable {
             self.throttleTimeMs = try buffer.readWireInt32()
         }
         if version >= 9 {
-            let _tagCount = try buffer.readUnsignedVarint()
+            let _tagCount = try buffer.readTaggedFieldCount()
             var _tagIndex: UInt32 = 0
             while _tagIndex < _tagCount {
                 _tagIndex += 1
@@ -225,7 +225,7 @@ public struct ProduceResponse: KafkaResponse, Equatable {
                 self.errorMessage = try buffer.readWireNullableString(compact: version >= 9, nullable: true)
             }
             if version >= 9 {
-                let _tagCount = try buffer.readUnsignedVarint()
+                let _tagCount = try buffer.readTaggedFieldCount()
                 var _tagIndex: UInt32 = 0
                 while _tagIndex < _tagCount {
                     _tagIndex += 1

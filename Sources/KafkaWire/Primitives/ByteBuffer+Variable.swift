@@ -4,7 +4,18 @@ import NIOCore
 // -1 = null) and compact (unsigned varint length+1, 0 = null) form.
 //
 // Hostile-input rules: a length or count larger than the remaining readable bytes throws before
-// anything is allocated; negative lengths other than the null marker throw.
+// anything is allocated; negative lengths other than the null marker throw. As in Kafka 4.4, an
+// array of more than `WireLimits.maxArrayElements` elements or a tagged-field section of more than
+// `WireLimits.maxTaggedFields` fields throws before anything is allocated or iterated (the broker
+// closes the connection, as Kafka does for a request it cannot parse).
+
+/// Caps on counts read from the wire, whatever the frame size.
+public enum WireLimits {
+    /// Largest array element count accepted in a request (Kafka 4.4: 1,000,000).
+    public static let maxArrayElements = 1_000_000
+    /// Largest number of tagged fields accepted in one tagged-field section (Kafka 4.4: 10,000).
+    public static let maxTaggedFields = 10_000
+}
 
 extension ByteBuffer {
     // MARK: Lengths
@@ -64,6 +75,9 @@ extension ByteBuffer {
             }
             guard raw >= 0 else { throw .malformed("negative array count \(raw)") }
             count = Int(raw)
+        }
+        guard count <= WireLimits.maxArrayElements else {
+            throw .malformed("array count \(count) exceeds the limit of \(WireLimits.maxArrayElements) elements")
         }
         guard count <= readableBytes else {
             throw .malformed("array count \(count) exceeds the \(readableBytes) remaining bytes")
@@ -193,9 +207,23 @@ extension ByteBuffer {
         return (tag, try readWireSlice(length: Int(size)))
     }
 
+    /// Reads the field count that opens a tagged-field section. More than
+    /// `WireLimits.maxTaggedFields`, or more fields than could fit in the remaining bytes (each
+    /// takes at least two), throws.
+    public mutating func readTaggedFieldCount() throws(WireError) -> UInt32 {
+        let count = try readUnsignedVarint()
+        guard count <= WireLimits.maxTaggedFields else {
+            throw .malformed("\(count) tagged fields exceed the limit of \(WireLimits.maxTaggedFields)")
+        }
+        guard Int(count) * 2 <= readableBytes else {
+            throw .malformed("\(count) tagged fields cannot fit in the \(readableBytes) remaining bytes")
+        }
+        return count
+    }
+
     /// Skips a whole tagged-field section (count + fields).
     public mutating func skipTaggedFields() throws(WireError) {
-        let count = try readUnsignedVarint()
+        let count = try readTaggedFieldCount()
         var i: UInt32 = 0
         while i < count {
             _ = try readTaggedField()

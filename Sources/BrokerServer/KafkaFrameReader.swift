@@ -1,0 +1,245 @@
+import Logging
+import NIOCore
+
+/// Splits the byte stream into Kafka request frames (`int32 size` + size bytes), with bounded
+/// memory whatever the clients do:
+/// - A size above `socket.request.max.bytes` (or below 8) is a protocol violation: the connection
+///   is closed without buffering the frame.
+/// - Complete frames inside a socket read are passed on as zero-copy slices.
+/// - A partly received frame is copied into a buffer that grows with the bytes that arrive (never
+///   sized from the length prefix alone) and charged to the shared `RequestMemoryBudget`
+///   (`queued.max.request.bytes`). While the budget is used up, a connection receiving a frame over
+///   `smallFrameBytes` stops reading (backpressure); small frames may always complete, so ordinary
+///   clients keep being served while large uploads wait.
+/// - A partly received frame that makes no progress for `request.read.timeout.ms` while the broker
+///   is reading closes the connection and frees its bytes. Time spent paused by the broker
+///   (budget, pipelining limit, full socket) does not count against the client.
+final class KafkaFrameReader: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    struct FrameTooLarge: Error, CustomStringConvertible {
+        var size: Int32
+        var limit: Int
+        var description: String {
+            size < 8 ? "invalid request frame size \(size)" : "request frame of \(size) bytes exceeds socket.request.max.bytes \(limit)"
+        }
+    }
+
+    struct ReadTimeout: Error, CustomStringConvertible {
+        var received: Int
+        var size: Int
+        var timeout: TimeAmount
+        var description: String {
+            "partial request (\(received) of \(size) bytes) made no progress for \(timeout.nanoseconds / 1_000_000) ms (request.read.timeout.ms)"
+        }
+    }
+
+    /// Frames up to this size may always be read to completion, budget or not.
+    static let smallFrameBytes = 64 * 1024
+
+    private let maxFrameBytes: Int
+    private let budget: RequestMemoryBudget
+    private let readTimeout: TimeAmount
+    private let logger: Logger
+
+    /// The incomplete frame, size prefix included.
+    private var partial: ByteBuffer?
+    /// Its declared size once the prefix is complete, else -1.
+    private var frameSize = -1
+    /// Bytes charged to the budget for `partial`.
+    private var charged = 0
+    private var lastProgress = NIODeadline.now()
+    /// A read was passed down and its data has not arrived yet.
+    private var readOutstanding = false
+    /// A read was withheld because the budget is used up.
+    private var waitingForBudget = false
+    private var timer: Scheduled<Void>?
+    private var failed = false
+
+    init(maxFrameBytes: Int, budget: RequestMemoryBudget, readTimeout: TimeAmount, logger: Logger) {
+        self.maxFrameBytes = maxFrameBytes
+        self.budget = budget
+        self.readTimeout = readTimeout
+        self.logger = logger
+    }
+
+    private var id: ObjectIdentifier { ObjectIdentifier(self) }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !failed else { return }
+        var input = unwrapInboundIn(data)
+        lastProgress = .now()
+        do {
+            if partial != nil {
+                try absorb(&input, context: context)
+                if partial != nil || failed { return }
+            }
+            while input.readableBytes >= 4 {
+                let size = input.getInteger(at: input.readerIndex, as: Int32.self)!
+                try validate(size)
+                guard input.readableBytes >= 4 + Int(size) else { break }
+                input.moveReaderIndex(forwardBy: 4)
+                context.fireChannelRead(wrapInboundOut(input.readSlice(length: Int(size))!))
+                if failed { return }
+            }
+            if input.readableBytes > 0 {
+                var buffer = context.channel.allocator.buffer(capacity: max(input.readableBytes, 4))
+                if input.readableBytes >= 4 { frameSize = Int(input.getInteger(at: input.readerIndex, as: Int32.self)!) }
+                charge(input.readableBytes)
+                buffer.writeBuffer(&input)
+                partial = buffer
+                scheduleTimer(context: context, at: lastProgress + readTimeout)
+            }
+        } catch {
+            failed = true
+            discardPartial()
+            context.fireErrorCaught(error)
+        }
+    }
+
+    private func validate(_ size: Int32) throws {
+        guard size >= 8, Int(size) <= maxFrameBytes else { throw FrameTooLarge(size: size, limit: maxFrameBytes) }
+    }
+
+    /// Appends what belongs to the partial frame; passes the frame on once complete.
+    private func absorb(_ input: inout ByteBuffer, context: ChannelHandlerContext) throws {
+        guard var buffer = partial else { return }
+        partial = nil  // unique reference while appending: growth reallocates in place
+        if frameSize < 0 {
+            let take = min(4 - buffer.readableBytes, input.readableBytes)
+            var prefix = input.readSlice(length: take)!
+            buffer.writeBuffer(&prefix)
+            charge(take)
+            if buffer.readableBytes == 4 {
+                let size = buffer.getInteger(at: buffer.readerIndex, as: Int32.self)!
+                try validate(size)
+                frameSize = Int(size)
+            }
+        }
+        if frameSize >= 0 {
+            let take = min(4 + frameSize - buffer.readableBytes, input.readableBytes)
+            if take > buffer.writableBytes {
+                // Grow geometrically with what has arrived, capped at the frame: memory follows
+                // the bytes received, not the length prefix.
+                let capacity = min(4 + frameSize, max(buffer.capacity * 2, buffer.readableBytes + take))
+                buffer.reserveCapacity(capacity)
+            }
+            var chunk = input.readSlice(length: take)!
+            buffer.writeBuffer(&chunk)
+            charge(take)
+            if buffer.readableBytes == 4 + frameSize {
+                buffer.moveReaderIndex(forwardBy: 4)
+                frameSize = -1
+                releaseCharge()
+                timer?.cancel()
+                timer = nil
+                context.fireChannelRead(wrapInboundOut(buffer))
+                return
+            }
+        }
+        partial = buffer
+    }
+
+    private func charge(_ bytes: Int) {
+        charged += bytes
+        budget.charge(bytes)
+    }
+
+    private func releaseCharge() {
+        let bytes = charged
+        charged = 0
+        budget.release(bytes, owner: id)
+    }
+
+    private func discardPartial() {
+        partial = nil
+        frameSize = -1
+        releaseCharge()
+        timer?.cancel()
+        timer = nil
+        if waitingForBudget {
+            waitingForBudget = false
+            budget.cancelWait(id)
+        }
+    }
+
+    // MARK: Backpressure
+
+    func read(context: ChannelHandlerContext) {
+        guard !waitingForBudget else { return }
+        if partial != nil, frameSize > Self.smallFrameBytes {
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let eventLoop = context.eventLoop
+            let (admission, logExhausted) = budget.admit(id) {
+                eventLoop.execute {
+                    let (handler, context) = loopBound.value
+                    handler.budgetHasRoom(context: context)
+                }
+            }
+            if case .wait = admission {
+                waitingForBudget = true
+                if logExhausted {
+                    logger.warning(
+                        "queued.max.request.bytes used up: pausing reads from connections receiving large requests",
+                        metadata: ["limit": "\(budget.limit)", "used": "\(budget.used)"])
+                }
+                return
+            }
+        }
+        if !readOutstanding {
+            readOutstanding = true
+            lastProgress = .now()
+        }
+        context.read()
+    }
+
+    private func budgetHasRoom(context: ChannelHandlerContext) {
+        guard waitingForBudget else { return }
+        waitingForBudget = false
+        read(context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        readOutstanding = false
+        context.fireChannelReadComplete()
+    }
+
+    // MARK: Stalled partial requests
+
+    private func scheduleTimer(context: ChannelHandlerContext, at deadline: NIODeadline) {
+        timer?.cancel()
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            let (handler, context) = loopBound.value
+            handler.checkProgress(context: context)
+        }
+    }
+
+    private func checkProgress(context: ChannelHandlerContext) {
+        timer = nil
+        guard let buffer = partial, !failed else { return }
+        let now = NIODeadline.now()
+        // Only a connection the broker is reading from can be blamed for not sending.
+        let blamed = readOutstanding && !waitingForBudget
+        if blamed && now - lastProgress >= readTimeout {
+            let error = ReadTimeout(received: buffer.readableBytes, size: 4 + max(frameSize, 0), timeout: readTimeout)
+            failed = true
+            discardPartial()
+            context.fireErrorCaught(error)
+            return
+        }
+        scheduleTimer(context: context, at: blamed ? lastProgress + readTimeout : now + readTimeout)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        discardPartial()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        discardPartial()
+    }
+}
