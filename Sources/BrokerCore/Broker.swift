@@ -150,8 +150,17 @@ public final class Broker: Sendable {
     }
 
     /// The served API table as advertised in ApiVersions.
+    /// With `petrel.legacy.message.formats.enable=false`, Fetch and ListOffsets start where Kafka 4
+    /// starts them (v4 and v1); Produce stays advertised from v0 as Kafka 4 does (KAFKA-18659).
     public var advertisedAPIs: [(key: APIKey, versions: ClosedRange<Int16>)] {
-        routes.map { ($0.key, $0.value.advertised) }.sorted { $0.key.rawValue < $1.key.rawValue }
+        routes.map { key, route in
+            var versions = route.advertised
+            if !configuration.legacyMessageFormats {
+                let floor: Int16 = key == .fetch ? 4 : key == .listOffsets ? 1 : versions.lowerBound
+                versions = max(floor, versions.lowerBound)...versions.upperBound
+            }
+            return (key, versions)
+        }.sorted { $0.key.rawValue < $1.key.rawValue }
     }
 
     /// Handles one request frame body (after the header). `respond` is called exactly once, on any thread.

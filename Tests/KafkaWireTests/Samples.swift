@@ -6,7 +6,7 @@ import NIOCore
 
 func sampleProduceRequest(_ v: Int16) -> ProduceRequest {
     ProduceRequest(
-        transactionalId: v % 2 == 0 ? "txn-1" : nil,
+        transactionalId: v >= 3 && v % 2 == 0 ? "txn-1" : nil,  // TransactionalId exists from v3
         acks: -1,
         timeoutMs: 30000,
         topicData: [
@@ -195,7 +195,9 @@ func sampleListOffsetsResponse(_ v: Int16) -> ListOffsetsResponse {
     ListOffsetsResponse(
         throttleTimeMs: 0,
         topics: [.init(name: "orders", partitions: [
-            .init(partitionIndex: 0, errorCode: 0, timestamp: -1, offset: 1234, leaderEpoch: v >= 4 ? 2 : -1),
+            v == 0
+                ? .init(partitionIndex: 0, errorCode: 0, oldStyleOffsets: [1234, 1000])  // v0: a list, no Offset field
+                : .init(partitionIndex: 0, errorCode: 0, timestamp: -1, offset: 1234, leaderEpoch: v >= 4 ? 2 : -1),
         ])]
     )
 }
