@@ -47,6 +47,10 @@ public struct BrokerConfiguration: Sendable {
     public var ioEngine: String = "uring"
     /// Petrel: `petrel.fetch.zero.copy` — serve fetches with sendfile (default true) or pread copies.
     public var fetchZeroCopy: Bool = true
+    /// Petrel: `petrel.disk.full.probe.interval.ms` — how often a partition made read-only by a full
+    /// disk tries a probe write to come back online (default 2000). Kafka has no such setting: it
+    /// takes the log dir offline until a restart.
+    public var diskFullProbeIntervalMs: Int64 = 2000
 
     /// Every static key=value given (file and `--set`), including topic-default synonyms such as
     /// `log.retention.hours`; used to resolve topic config defaults and for DescribeConfigs(BROKER).
@@ -131,6 +135,9 @@ public struct BrokerConfiguration: Sendable {
             guard ["uring", "posix"].contains(value) else { throw ConfigurationError("petrel.io.engine must be uring or posix") }
             ioEngine = value
         case "petrel.fetch.zero.copy": fetchZeroCopy = try bool()
+        case "petrel.disk.full.probe.interval.ms":
+            diskFullProbeIntervalMs = try int(Int64.self)
+            guard diskFullProbeIntervalMs >= 1 else { throw ConfigurationError("petrel.disk.full.probe.interval.ms must be at least 1") }
         default:
             // Topic-default synonyms are validated with the topic config they feed.
             for definition in TopicConfigs.all where definition.brokerSynonyms.contains(where: { $0.name == key }) {
