@@ -136,6 +136,7 @@ public final class Broker: Sendable {
     /// Loads topics (recovering their logs), starts the appender, replays consumer groups.
     public func start() throws {
         logManager.retentionCheckIntervalMs = configuration.retentionCheckIntervalMs
+        logManager.diskFullProbeIntervalMs = configuration.diskFullProbeIntervalMs
         try topics.load()
         logManager.appender.start()
         logManager.startCleaner(configuration.cleaner)

@@ -43,6 +43,9 @@ public final class TopicRegistry: Sendable {
     private struct State {
         var topics: [String: Topic] = [:]
         var byId: [KafkaUUID: Topic] = [:]
+        /// Topics whose deletion is committed but whose partition directories are not all renamed
+        /// away yet (persisted; the next load finishes them).
+        var deleting: Set<String> = []
     }
 
     private struct StoredTopic: Codable {
@@ -55,6 +58,8 @@ public final class TopicRegistry: Sendable {
     private struct StoredMetadata: Codable {
         var version: Int
         var topics: [StoredTopic]
+        /// Deleted topics whose directories may still exist (absent in files written before it existed).
+        var deleting: [String]?
     }
 
     private let state = Mutex(State())
@@ -77,21 +82,35 @@ public final class TopicRegistry: Sendable {
     /// them with the stored topic list.
     public func load() throws {
         var stored: [String: StoredTopic] = [:]
+        var deleting: Set<String> = []
         if let bytes = try io.readWholeFile(metadataPath) {
             let metadata = try JSONDecoder().decode(StoredMetadata.self, from: Data(bytes))
             for topic in metadata.topics { stored[topic.name] = topic }
+            deleting = Set(metadata.deleting ?? [])
         }
         let logs = try logManager.loadLogs { tp in
             self.configuration.logConfiguration(overrides: stored[tp.topic]?.configs ?? [:])
         }
         var logsByTopic: [String: [Int32: PartitionLog]] = [:]
         for log in logs { logsByTopic[log.topicPartition.topic, default: [:]][log.topicPartition.partition] = log }
+        // Finish deletions committed before a crash (or whose renames failed): never adopt them.
+        var stillDeleting: Set<String> = []
+        for name in deleting where stored[name] == nil {
+            for log in (logsByTopic[name] ?? [:]).values {
+                do { try logManager.deleteLog(log.topicPartition) } catch {
+                    stillDeleting.insert(name)
+                    logger.error("could not finish deleting a partition", metadata: ["partition": "\(log.topicPartition)", "error": "\(error)"])
+                }
+            }
+            logsByTopic[name] = nil
+        }
         for (name, partitionLogs) in logsByTopic where stored[name] == nil {
             let count = (partitionLogs.keys.max() ?? 0) + 1
             stored[name] = StoredTopic(name: name, id: KafkaUUID.random().description, partitions: count, configs: [:])
             logger.info("adopted partition directories without a topic entry", metadata: ["topic": "\(name)", "partitions": "\(count)"])
         }
         var newState = State()
+        newState.deleting = stillDeleting
         for (name, entry) in stored {
             let logConfiguration = configuration.logConfiguration(overrides: entry.configs)
             var partitions: [PartitionLog] = []
@@ -150,6 +169,9 @@ public final class TopicRegistry: Sendable {
         return try adminLock.withLock { _ throws(TopicError) -> Topic? in
             if topic(named: name) != nil { throw TopicError(.topicAlreadyExists, "Topic '\(name)' already exists.") }
             try checkBudget(adding: Int(count))
+            if state.withLock({ $0.deleting.contains(name) }) {
+                throw TopicError(.kafkaStorageError, "Topic '\(name)' is still being deleted (a directory could not be renamed); the next restart finishes it.")
+            }
             if validateOnly { return nil }
             let logConfiguration = configuration.logConfiguration(overrides: configs)
             let logs: [PartitionLog]
@@ -170,21 +192,50 @@ public final class TopicRegistry: Sendable {
         }
     }
 
+    /// Deletes a topic all or nothing. The commit point is the atomic rewrite of `petrel-topics.json`
+    /// without the topic and with its name under `deleting`; if that write fails (e.g. the disk is
+    /// full) nothing changed and the answer is `KAFKA_STORAGE_ERROR`. After it, the deletion is
+    /// rolled forward: the partition logs are renamed `-delete` (LogManager.deleteLog), then the
+    /// tombstone is dropped with another write.
+    ///
+    /// Crash points: before the commit, the old file still lists the topic and nothing was renamed;
+    /// after it, the next load renames away whatever partition directories of a `deleting` topic are
+    /// still there (instead of adopting them as unknown directories) and removes the `-delete` ones, so
+    /// an answered deletion is complete after a restart. A rename that fails after the commit is
+    /// logged, keeps the tombstone (and refuses re-creating the name) until the next load finishes it.
     public func deleteTopic(name: String) throws(TopicError) {
         guard configuration.deleteTopicEnable else { throw TopicError(.topicDeletionDisabled, "Topic deletion is disabled.") }
         try adminLock.withLock { _ throws(TopicError) in
-            let removed = state.withLock { state -> Topic? in
-                guard let topic = state.topics.removeValue(forKey: name) else { return nil }
-                state.byId[topic.id] = nil
-                return topic
-            }
-            guard let topic = removed else {
+            guard let topic = topic(named: name) else {
                 throw TopicError(.unknownTopicOrPartition, "This server does not host this topic-partition.")
             }
-            var failure: (any Error)?
-            do { try logManager.deleteLogs(topic.partitions.map(\.topicPartition)) } catch { failure = error }
-            try persistOrThrow()
-            if let failure { throw TopicError(.kafkaStorageError, "deleting \(name): \(failure)") }
+            // 1. Commit.
+            let (remaining, deleting) = state.withLock { s in
+                (Array(s.topics.values.filter { $0.name != name }), s.deleting.union([name]))
+            }
+            do { try persist(remaining, deleting: deleting) } catch {
+                throw TopicError(.kafkaStorageError, "deleting \(name): writing topic metadata: \(error)")
+            }
+            state.withLock { s in
+                s.topics[name] = nil
+                s.byId[topic.id] = nil
+                s.deleting.insert(name)
+            }
+            // 2. Roll forward.
+            // One batch off the appender (renames, one data-dir sync, one checkpoint write each).
+            var complete = true
+            let present = topic.partitions.map(\.topicPartition).filter { logManager.log(for: $0) != nil }
+            do throws(CommitLogError) { try logManager.deleteLogs(present) } catch {
+                complete = false
+                logger.error("could not rename a deleted partition away; the next start finishes it", metadata: ["topic": "\(name)", "error": "\(error)"])
+            }
+            // 3. Drop the tombstone (if this write fails, the next load finds nothing left to do).
+            if complete {
+                state.withLock { _ = $0.deleting.remove(name) }
+                do { try persist() } catch {
+                    logger.warning("could not drop the deletion tombstone", metadata: ["topic": "\(name)", "error": "\(error)"])
+                }
+            }
             logger.info("deleted topic", metadata: ["topic": "\(name)"])
         }
     }
@@ -254,10 +305,16 @@ public final class TopicRegistry: Sendable {
     }
 
     private func persist() throws {
-        let topics = state.withLock { Array($0.topics.values) }.sorted { $0.name < $1.name }
+        let (topics, deleting) = state.withLock { (Array($0.topics.values), $0.deleting) }
+        try persist(topics, deleting: deleting)
+    }
+
+    private func persist(_ topics: [Topic], deleting: Set<String>) throws {
+        let topics = topics.sorted { $0.name < $1.name }
         let stored = StoredMetadata(
             version: 1,
-            topics: topics.map { StoredTopic(name: $0.name, id: $0.id.description, partitions: Int32($0.partitions.count), configs: $0.overrides) })
+            topics: topics.map { StoredTopic(name: $0.name, id: $0.id.description, partitions: Int32($0.partitions.count), configs: $0.overrides) },
+            deleting: deleting.isEmpty ? nil : deleting.sorted())
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try io.writeFileAtomically(metadataPath, Array(try encoder.encode(stored)))

@@ -16,6 +16,9 @@ public struct CommitLogError: Error, Sendable, CustomStringConvertible {
         case storage
         /// The partition went offline after an earlier disk error (`KAFKA_STORAGE_ERROR`).
         case offline
+        /// The partition is read-only because the disk is full; a periodic probe brings it back
+        /// (`KAFKA_STORAGE_ERROR`, retriable).
+        case readOnly
         /// No such partition log (`UNKNOWN_TOPIC_OR_PARTITION`).
         case notFound
         /// The partition log exists already (`TOPIC_ALREADY_EXISTS`).

@@ -27,6 +27,9 @@ public final class LogManager: @unchecked Sendable {
     public var producerIdExpirationCheckIntervalMs: Int64 = 600_000
     /// How often time/size retention runs (Kafka: `log.retention.check.interval.ms`, 300 s).
     public var retentionCheckIntervalMs: Int64 = 300_000
+    /// How often a partition made read-only by a full disk probes for space again (Petrel:
+    /// `petrel.disk.full.probe.interval.ms`, 2 s; see Partition/PartitionLog+DiskFull.swift).
+    public var diskFullProbeIntervalMs: Int64 = 2000
     /// Segment files renamed `.deleted`, unlinked after `file.delete.delay.ms` (Retention/).
     let fileDeleter: SegmentFileDeleter
     /// The descriptor budget (`petrel.log.open.files.max`): every partition's active `.log` plus an LRU of
@@ -372,14 +375,15 @@ public final class LogManager: @unchecked Sendable {
         for log in logs {
             guard !log.writerOffline, !log.writerClosed else { continue }
             log.writerConfiguration = log.configuration
-            if log.active.isDueForTimeRoll(now: now, configuration: log.writerConfiguration) {
+            if log.writerReadOnly, now - log.lastSpaceProbeMs >= diskFullProbeIntervalMs { log.probeSpace(now: now) }
+            if !log.writerReadOnly, log.active.isDueForTimeRoll(now: now, configuration: log.writerConfiguration) {
                 do {
                     try log.roll(now: now)
                     try log.commitOutOfGroup()
                     rolled.append(log)
                 } catch {
-                    log.goOffline(error)
-                    continue
+                    log.writeFailed(error, now: now)
+                    if log.writerOffline { continue }
                 }
             }
             if log.flushDue(now: now) {

@@ -90,6 +90,7 @@ public final class SimulatedDisk: FileIO {
         var faults: [Fault] = []
         var nextFaultID = 1
         var capacityBytes: Int?
+        var partialWritesWhenFull = false
         var counters = Counters()
     }
 
@@ -120,6 +121,14 @@ public final class SimulatedDisk: FileIO {
     public var capacityBytes: Int? {
         get { state.withLock { $0.capacityBytes } }
         set { state.withLock { $0.capacityBytes = newValue } }
+    }
+
+    /// When true, a write that does not fit stores the bytes that do (a torn write, as a real file
+    /// system's short write before ENOSPC) and then fails with ENOSPC; when false (default) it
+    /// stores nothing.
+    public var partialWritesWhenFull: Bool {
+        get { state.withLock { $0.partialWritesWhenFull } }
+        set { state.withLock { $0.partialWritesWhenFull = newValue } }
     }
 
     /// Operation counts so far.
@@ -558,6 +567,14 @@ extension SimulatedDisk.State {
         guard file.writable else { throw DiskError(.write, path: inode.path, errno: EBADF, detail: "fd is read-only") }
         try checkFault(.write, path: inode.path)
         let end = start + written.count
+        if partialWritesWhenFull, let capacityBytes, start <= inode.current.count, usedBytes + (end - inode.current.count) > capacityBytes {
+            let fit = min(written.count, inode.current.count - start + max(0, capacityBytes - usedBytes))
+            if fit > 0 {
+                SimulatedDisk.place(written[..<fit], at: start, in: &inode.current)
+                inode.pending.append(.write(offset: start, bytes: Array(written[..<fit])))
+            }
+            throw DiskError(.write, path: inode.path, errno: ENOSPC, detail: "simulated disk full (\(capacityBytes) bytes) after \(fit) of \(written.count) bytes")
+        }
         try checkCapacity(growth: end - inode.current.count, operation: .write, path: inode.path)
         SimulatedDisk.place(written[...], at: start, in: &inode.current)
         inode.pending.append(.write(offset: start, bytes: written))

@@ -60,14 +60,16 @@ import Testing
             switch await h.append(makeBatch(recordCount: 1, valueBytes: 100), to: log) {
             case .success: continue
             case .failure(let error):
-                #expect(error.kind == .storage || error.kind == .offline)
+                #expect(error.kind == .storage || error.kind == .readOnly)
                 if error.kind == .storage { #expect(error.diskError?.isNoSpace == true) }
                 sawStorageError = true
             }
             if sawStorageError { break }
         }
         #expect(sawStorageError)
-        #expect(log.isOffline)
+        // Out of space is recoverable: read-only, not offline (DiskFullTests).
+        #expect(log.isReadOnly)
+        #expect(!log.isOffline)
         // Whatever was acknowledged is readable.
         #expect(try h.allBatches(log).count == Int(log.highWatermark))
     }

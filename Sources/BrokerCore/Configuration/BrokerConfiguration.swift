@@ -82,6 +82,10 @@ public struct BrokerConfiguration: Sendable {
     /// with POLICY_VIOLATION. Default (unset or 0): the soft `RLIMIT_NOFILE` (raised to the hard limit
     /// at start) minus a reserve of an eighth (at least 256) for sockets and other files.
     public var logOpenFilesMax: Int = 0
+    /// Petrel: `petrel.disk.full.probe.interval.ms` — how often a partition made read-only by a full
+    /// disk tries a probe write to come back online (default 2000). Kafka has no such setting: it
+    /// takes the log dir offline until a restart.
+    public var diskFullProbeIntervalMs: Int64 = 2000
 
     /// Every static key=value given (file and `--set`), including topic-default synonyms such as
     /// `log.retention.hours`; used to resolve topic config defaults and for DescribeConfigs(BROKER).
@@ -186,6 +190,9 @@ public struct BrokerConfiguration: Sendable {
         case "petrel.log.open.files.max":
             logOpenFilesMax = try int(Int.self)
             guard logOpenFilesMax >= 0 else { throw ConfigurationError("petrel.log.open.files.max must be 0 (derived) or positive") }
+        case "petrel.disk.full.probe.interval.ms":
+            diskFullProbeIntervalMs = try int(Int64.self)
+            guard diskFullProbeIntervalMs >= 1 else { throw ConfigurationError("petrel.disk.full.probe.interval.ms must be at least 1") }
         default:
             // Topic-default synonyms are validated with the topic config they feed.
             for definition in TopicConfigs.all where definition.brokerSynonyms.contains(where: { $0.name == key }) {

@@ -56,7 +56,12 @@ extension Broker {
                     aggregate.fail(slot, .unknownTopicOrPartition, message: "This server does not host this topic-partition.", finish: finish)
                     continue
                 }
-                if log.isOffline {
+                switch log.storageStatus {
+                case .online: break
+                case .readOnly:
+                    aggregate.fail(slot, .kafkaStorageError, message: "The partition's log is read-only: the disk is full.", finish: finish)
+                    continue
+                case .offline:
                     aggregate.fail(slot, .kafkaStorageError, message: "The partition's log is offline after a disk error.", finish: finish)
                     continue
                 }
@@ -220,7 +225,7 @@ extension Broker {
         case .invalidBatch: .invalidRecord
         case .messageTooLarge: .messageTooLarge
         case .offsetOutOfRange: .offsetOutOfRange
-        case .storage, .offline: .kafkaStorageError
+        case .storage, .offline, .readOnly: .kafkaStorageError
         case .notFound: .unknownTopicOrPartition
         case .alreadyExists: .topicAlreadyExists
         case .shuttingDown: .notLeaderOrFollower

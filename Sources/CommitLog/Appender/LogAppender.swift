@@ -246,8 +246,9 @@ public final class LogAppender: @unchecked Sendable {
         // 4. Partitions that need no flush complete now; the others wait for the group commit.
         for log in groupLogs {
             if let failure = log.groupFailure {
-                log.goOffline(failure)
-            } else if log.writerOffline || log.writerClosed {
+                // Out of space: read-only, the unpublished tail truncated away; otherwise offline.
+                log.writeFailed(failure, now: now)
+            } else if log.writerOffline || log.writerClosed || log.writerReadOnly {
                 continue  // its appends failed early; nothing to publish or flush
             } else if log.flushDue(now: now) {
                 log.groupNeedsFlush = true
@@ -285,8 +286,9 @@ public final class LogAppender: @unchecked Sendable {
             notify(flushing: true)
         }
         for log in groupLogs where !log.groupNeedsFlush {
-            // A failed write-behind: the appends were acknowledged, but the disk is failing.
-            if let failure = log.groupFailure { log.goOffline(failure) }
+            // A failed write-behind: the appends were acknowledged, but the disk is failing. (A log
+            // made read-only in step 4 had its failure handled there and queued no write-behind.)
+            if let failure = log.groupFailure, !log.writerReadOnly { log.goOffline(failure) }
         }
 
         // 6. Rolled segments become durable (Kafka flushes up to the new segment's base after a roll),
@@ -331,6 +333,7 @@ public final class LogAppender: @unchecked Sendable {
         }
         if log.writerClosed { return Outcome(error: CommitLogError(.notFound, "\(log.topicPartition) was deleted or shut down")) }
         if log.writerOffline { return Outcome(error: CommitLogError(.offline, "\(log.topicPartition) is offline after a disk error")) }
+        if log.writerReadOnly { return Outcome(error: CommitLogError(.readOnly, "\(log.topicPartition) is read-only: the disk is full")) }
         if let failure = log.groupFailure {
             return Outcome(error: .storage(failure, "\(log.topicPartition): an earlier append of this group failed"))
         }

@@ -158,7 +158,7 @@ public final class LogCleaner: @unchecked Sendable {
         var candidates: [(log: PartitionLog, plan: CompactionPlanner.Plan)] = []
         for log in manager.allLogs {
             let configuration = log.configuration
-            guard configuration.cleanupPolicy.contains(.compact), !log.isOffline else { continue }
+            guard configuration.cleanupPolicy.contains(.compact), !log.isOffline, !log.isReadOnly else { continue }
             let state = shared.withLock { $0.partitions[log.topicPartition] ?? PartitionState() }
             guard state.retryAtMs <= now else { continue }
             let plan = CompactionPlanner.plan(

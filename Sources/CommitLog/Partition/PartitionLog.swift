@@ -27,6 +27,8 @@ public final class PartitionLog: @unchecked Sendable {
         var highWatermark: Int64
         var logStartOffset: Int64
         var isOffline = false
+        /// Out of disk space: appends fail, reads serve the published prefix (PartitionLog+DiskFull).
+        var isReadOnly = false
         /// Deleted or shut down: appends fail, reads still see the data they saw.
         var isClosed = false
     }
@@ -50,6 +52,10 @@ public final class PartitionLog: @unchecked Sendable {
     var unflushedSegments: [LogSegment] = []
     var writerConfiguration: LogConfiguration
     var writerOffline = false
+    /// Out of disk space, rolled back to the published state; probed by `LogManager` (PartitionLog+DiskFull).
+    var writerReadOnly = false
+    /// When the space probe last ran (or the log went read-only).
+    var lastSpaceProbeMs: Int64 = 0
     var writerClosed = false
     /// Idempotent-producer state: checked and updated at offset assignment, snapshotted on roll and
     /// shutdown, rebuilt by `LogLoader`.
@@ -130,8 +136,27 @@ public final class PartitionLog: @unchecked Sendable {
     /// The log end offset: same as the high watermark on a single node once appends complete.
     public var logEndOffset: Int64 { highWatermark }
 
-    /// Set after a disk error; appends then fail with `.offline`.
+    /// Set after a fatal disk error (EIO, a failed sync); appends then fail with `.offline`.
     public var isOffline: Bool { state.withLock { $0.isOffline } }
+
+    /// Set while the disk is full: appends fail with `.readOnly`, reads keep working, and a periodic
+    /// probe brings the log back (PartitionLog+DiskFull.swift).
+    public var isReadOnly: Bool { state.withLock { $0.isReadOnly } }
+
+    /// Whether the log takes appends, in one lock acquisition (for the produce path).
+    public var storageStatus: StorageStatus {
+        state.withLock { s in s.isOffline ? .offline : s.isReadOnly ? .readOnly : .online }
+    }
+
+    /// What a partition's storage can do now.
+    public enum StorageStatus: Sendable {
+        /// Appends and reads.
+        case online
+        /// Out of disk space: reads only, until a probe write succeeds.
+        case readOnly
+        /// After a fatal disk error: neither, until a restart.
+        case offline
+    }
 
     /// Base offsets of the segments, oldest first (for tools and tests).
     public var segmentBaseOffsets: [Int64] { state.withLock { $0.segments.map(\.baseOffset) } }
@@ -181,7 +206,11 @@ public final class PartitionLog: @unchecked Sendable {
     func goOffline(_ error: DiskError) {
         guard !writerOffline else { return }
         writerOffline = true
-        state.withLock { $0.isOffline = true }
+        writerReadOnly = false
+        state.withLock {
+            $0.isOffline = true
+            $0.isReadOnly = false
+        }
         logger.error("partition offline after disk error", metadata: ["error": "\(error)"])
     }
 
@@ -191,10 +220,22 @@ public final class PartitionLog: @unchecked Sendable {
     /// base offset, as Kafka does on roll (a failure there is logged: recovery replays instead).
     func roll(now: Int64) throws(DiskError) {
         let old = active
-        let segment = try LogSegment.create(directory: directory, baseOffset: nextOffset, configuration: writerConfiguration, io: io)
+        var created: LogSegment?
+        do {
+            created = try LogSegment.create(directory: directory, baseOffset: nextOffset, configuration: writerConfiguration, io: io)
+            try io.syncDirectory(directory)
+            try old.deactivate()
+        } catch {
+            // Out of space part-way (or worse): leave no half-created segment behind to be loaded.
+            created?.closeIndexFiles()
+            for suffix in [SegmentFileName.log(nextOffset), SegmentFileName.offsetIndex(nextOffset), SegmentFileName.timeIndex(nextOffset)] {
+                let path = SegmentFileName.join(directory, suffix)
+                if io.fileExists(path) { try? io.unlink(path) }
+            }
+            throw error
+        }
+        let segment = created!
         files.register([segment])
-        try io.syncDirectory(directory)
-        try old.deactivate()
         if groupSegments.last !== old && !groupSegments.contains(where: { $0 === old }) { groupSegments.append(old) }
         if !unflushedSegments.contains(where: { $0 === old }) { unflushedSegments.append(old) }
         groupSegments.append(segment)
