@@ -49,7 +49,9 @@ if [ "$BUILD_OK" = 0 ]; then
 fi
 
 if [ "${SKIP_UNIT:-0}" != 1 ]; then
-  step "unit tests (swift test)" swift test
+  # Gates first (warnings as errors, explicit target imports); swift test reuses that build.
+  step "gates (tools/check.sh)" tools/check.sh
+  step "unit tests (swift test)" swift test -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error
 fi
 
 if [ "${SKIP_INTEGRATION:-0}" != 1 ]; then
