@@ -53,6 +53,14 @@ extension GroupCoordinator {
             let isUnknownMember = request.memberId.isEmpty
             let group: ClassicGroup
             if let existing = groups[request.groupId] {
+                if let consumer = existing.consumer {
+                    // A consumer-protocol (KIP-848) group: classic members may take it over once
+                    // it is empty (online conversion of a live group is not implemented).
+                    guard consumer.members.isEmpty else { return fail(.inconsistentGroupProtocol) }
+                    existing.consumer = nil
+                    existing.protocolType = nil
+                    existing.protocolName = nil
+                }
                 group = existing
             } else {
                 guard isUnknownMember else { return fail(.unknownMemberId) }
