@@ -32,6 +32,8 @@ final class ConsumerMember: @unchecked Sendable {
     var sessionToken: UInt64 = 0
     var revocationTimer: (any CancellableTimer)?
     var revocationToken: UInt64 = 0
+    /// Set for a classic (JoinGroup/SyncGroup) member hosted in a consumer-protocol group.
+    var classic: ClassicMemberInfo?
 
     init(memberId: String, clientId: String, clientHost: String) {
         self.memberId = memberId
@@ -76,4 +78,15 @@ final class ConsumerGroupState: @unchecked Sendable {
     var orderedMembers: [ConsumerMember] { members.values.sorted { $0.memberId < $1.memberId } }
 
     var subscribedTopicNames: Set<String> { Set(members.values.flatMap(\.subscribedTopicNames)) }
+}
+
+/// What a classic member hosted in a consumer-protocol group keeps of its JoinGroup (to answer it
+/// in the classic protocol, and to turn it back into a classic member).
+struct ClassicMemberInfo: Sendable {
+    var protocols: [MemberProtocol]
+    var sessionTimeoutMs: Int32
+    var rebalanceTimeoutMs: Int32
+
+    /// The protocol the member is told about (its first), as Kafka does for such members.
+    var protocolName: String { protocols.first?.name ?? "" }
 }

@@ -55,13 +55,14 @@ extension GroupCoordinator {
         let group: ClassicGroup
         if let existing = groups[request.groupId] {
             if existing.consumer == nil {
-                guard existing.members.isEmpty, existing.state == .empty, existing.pendingMembers.isEmpty else {
-                    return failure(.groupIdNotFound, "Group \(request.groupId) is not a consumer group.")
-                }
                 if epoch != 0 { return failure(.unknownMemberId) }
-                existing.consumer = ConsumerGroupState()
-                existing.protocolType = Self.consumerGroupType
-                existing.protocolName = nil
+                if existing.members.isEmpty, existing.state == .empty, existing.pendingMembers.isEmpty {
+                    existing.consumer = ConsumerGroupState()
+                    existing.protocolType = Self.consumerGroupType
+                    existing.protocolName = nil
+                } else if let error = convertToConsumerGroup(existing) {
+                    return failure(error, "Group \(request.groupId) is a classic group that cannot be converted now.")
+                }
             }
             group = existing
         } else {
@@ -110,13 +111,13 @@ extension GroupCoordinator {
                     logger.info("static member rejoined", metadata: ["group": "\(group.groupId)", "member": "\(newId)", "instance": "\(instanceId)"])
                 } else {
                     // Same member re-joining with epoch 0: start over.
-                    removeConsumerMember(group, state, existing, reason: "rejoined")
+                    removeConsumerMember(group, state, existing, reason: "rejoined", rejoining: true)
                     member = addConsumerMember(group, state, memberId: request.memberId, client: client)
                     joined = true
                 }
             } else {
                 if let existing = state.members[request.memberId] {
-                    removeConsumerMember(group, state, existing, reason: "rejoined")
+                    removeConsumerMember(group, state, existing, reason: "rejoined", rejoining: true)
                 }
                 if let maxGroupSize = configuration.maxGroupSize, state.members.count >= maxGroupSize {
                     return failure(.groupMaxSizeReached)
@@ -189,12 +190,12 @@ extension GroupCoordinator {
 
     // MARK: Members
 
-    private func makeConsumerMemberId() -> String {
+    func makeConsumerMemberId() -> String {
         // A bare UUID (KIP-1082's client-generated form is accepted as sent).
         String(makeMemberId(prefix: "x").dropFirst(2))
     }
 
-    private func addConsumerMember(_ group: ClassicGroup, _ state: ConsumerGroupState, memberId: String, client: GroupClientInfo) -> ConsumerMember {
+    func addConsumerMember(_ group: ClassicGroup, _ state: ConsumerGroupState, memberId: String, client: GroupClientInfo) -> ConsumerMember {
         let member = ConsumerMember(memberId: memberId, clientId: client.clientId, clientHost: client.clientHost)
         state.members[memberId] = member
         logger.info("consumer member joined", metadata: ["group": "\(group.groupId)", "member": "\(memberId)"])
@@ -202,7 +203,7 @@ extension GroupCoordinator {
     }
 
     /// Fences `member`: its partitions become free, the group epoch is bumped.
-    func removeConsumerMember(_ group: ClassicGroup, _ state: ConsumerGroupState, _ member: ConsumerMember, reason: String) {
+    func removeConsumerMember(_ group: ClassicGroup, _ state: ConsumerGroupState, _ member: ConsumerMember, reason: String, rejoining: Bool = false) {
         member.cancelTimers()
         state.members[member.memberId] = nil
         state.targetAssignment[member.memberId] = nil
@@ -212,15 +213,18 @@ extension GroupCoordinator {
         state.groupEpoch += 1
         if state.members.isEmpty {
             group.stateTimestampMs = clock.nowMilliseconds()
+        } else if !rejoining, state.members.values.allSatisfy({ $0.classic != nil }) {
+            convertToClassicGroup(group, state)
         }
         logger.info("consumer member removed", metadata: ["group": "\(group.groupId)", "member": "\(member.memberId)", "reason": "\(reason)"])
     }
 
-    private func scheduleConsumerSessionExpiry(_ group: ClassicGroup, _ state: ConsumerGroupState, _ member: ConsumerMember) {
+    func scheduleConsumerSessionExpiry(_ group: ClassicGroup, _ state: ConsumerGroupState, _ member: ConsumerMember) {
         member.sessionTimer?.cancel()
         let token = nextToken()
         member.sessionToken = token
-        member.sessionTimer = scheduleLocked(after: Int64(configuration.consumerSessionTimeoutMs)) { [weak self, weak group, weak state, weak member] in
+        let timeoutMs = member.classic.map { Int64($0.sessionTimeoutMs) } ?? Int64(configuration.consumerSessionTimeoutMs)
+        member.sessionTimer = scheduleLocked(after: timeoutMs) { [weak self, weak group, weak state, weak member] in
             guard let self, let group, let state, let member, self.groups[group.groupId] === group, group.consumer === state,
                   state.members[member.memberId] === member, member.sessionToken == token else { return }
             self.removeConsumerMember(group, state, member, reason: "session timeout")
@@ -252,7 +256,7 @@ extension GroupCoordinator {
         return names.sorted()
     }
 
-    private func currentSubscriptionMetadata(_ state: ConsumerGroupState) -> [String: GroupTopicInfo] {
+    func currentSubscriptionMetadata(_ state: ConsumerGroupState) -> [String: GroupTopicInfo] {
         var result: [String: GroupTopicInfo] = [:]
         for name in Set(state.members.values.flatMap(memberTopics)) {
             if let info = topicMetadata?.topic(named: name) { result[name] = info }
@@ -272,7 +276,7 @@ extension GroupCoordinator {
         return ConsumerAssignor.named(configuration.consumerAssignors.first ?? "uniform") ?? .uniform
     }
 
-    private func computeTargetAssignment(_ group: ClassicGroup, _ state: ConsumerGroupState) {
+    func computeTargetAssignment(_ group: ClassicGroup, _ state: ConsumerGroupState) {
         let assignor = selectAssignor(state)
         let members = state.members.values.map { member in
             AssignorMember(
@@ -287,7 +291,7 @@ extension GroupCoordinator {
     }
 
     /// Kafka `CurrentAssignmentBuilder`: moves `member` towards its target assignment.
-    private func reconcile(_ group: ClassicGroup, _ state: ConsumerGroupState, _ member: ConsumerMember, owned: [ConsumerGroupHeartbeatRequest.TopicPartitions]?) {
+    func reconcile(_ group: ClassicGroup, _ state: ConsumerGroupState, _ member: ConsumerMember, owned: [ConsumerGroupHeartbeatRequest.TopicPartitions]?) {
         switch member.state {
         case .stable:
             if member.memberEpoch != state.assignmentEpoch { computeNextAssignment(group, state, member) }
@@ -304,7 +308,7 @@ extension GroupCoordinator {
         }
     }
 
-    private func computeNextAssignment(_ group: ClassicGroup, _ state: ConsumerGroupState, _ member: ConsumerMember) {
+    func computeNextAssignment(_ group: ClassicGroup, _ state: ConsumerGroupState, _ member: ConsumerMember) {
         let target = state.targetAssignment[member.memberId] ?? []
         let revoke = member.assigned.subtracting(target)
         if !revoke.isEmpty {
@@ -347,7 +351,8 @@ extension GroupCoordinator {
             return state.members.isEmpty ? nil : .unknownMemberId
         }
         guard let member = state.members[memberId] else { return .unknownMemberId }
-        return memberEpoch == member.memberEpoch ? nil : .staleMemberEpoch
+        guard memberEpoch == member.memberEpoch else { return member.classic != nil ? .illegalGeneration : .staleMemberEpoch }
+        return nil
     }
 
     // MARK: ConsumerGroupDescribe

@@ -181,9 +181,10 @@ func owned(_ topicId: KafkaUUID, _ partitions: [Int32]) -> Owned {
         let a = h.consumerHeartbeat(memberId: "a", epoch: 1)
         #expect(a.memberEpoch == 3)
         #expect(partitions(a, t) ?? [0, 1, 2, 3, 4, 5] == [0, 1, 2, 3, 4, 5])
-        // A classic member cannot join while consumer-protocol members are in the group.
-        let join = h.join(h.joinRequest(topics: ["t"]))
-        #expect(join.value?.errorCode == KafkaErrorCode.inconsistentGroupProtocol.rawValue)
+        // A member of another protocol type cannot join.
+        var other = h.joinRequest(topics: ["t"])
+        other.protocolType = "connect"
+        #expect(h.join(other).value?.errorCode == KafkaErrorCode.inconsistentGroupProtocol.rawValue)
     }
 
     @Test func staticMemberRejoinsWithItsAssignment() throws {
@@ -230,5 +231,53 @@ func owned(_ topicId: KafkaUUID, _ partitions: [Int32]) -> Owned {
         #expect(restarted.consumerHeartbeat(memberId: "a", epoch: 1).errorCode == KafkaErrorCode.unknownMemberId.rawValue)
         let rejoined = restarted.consumerHeartbeat(memberId: "a", epoch: 0, topics: ["t"])
         #expect(rejoined.errorCode == 0 && rejoined.memberEpoch == 1)
+    }
+
+    @Test func classicGroupConvertsOnlineAndBack() throws {
+        let h = harness { $0.initialRebalanceDelayMs = 0 }
+        let t = topics.id("t")
+        // A stable classic group: one member owns all six partitions at generation 1.
+        let a = h.joinWithHandshake(topics: ["t"])
+        let joinA = try #require(a.reply.value)
+        #expect(joinA.generationId == 1)
+        let all = assignment("t", [0, 1, 2, 3, 4, 5])
+        #expect(h.sync(memberId: a.memberId, generation: 1, assignments: [a.memberId: all]).value?.errorCode == 0)
+
+        // A consumer-protocol member arrives: the group converts; A keeps its partitions for now.
+        let b = h.consumerHeartbeat(memberId: "b", epoch: 0, topics: ["t"])
+        #expect(b.errorCode == 0)
+        #expect(b.memberEpoch == 2)
+        #expect(partitions(b, t) == [])
+        #expect(h.describeConsumer().members.count == 2)
+        // A's commits at its generation still count.
+        #expect(h.commitErrors(h.commit(memberId: a.memberId, generation: 1, offsets: [("t", 0, 3)])) == [.none])
+
+        // A's heartbeat asks it to rejoin; it rejoins (eager: owning nothing) and syncs its share.
+        #expect(h.heartbeat(memberId: a.memberId, generation: 1) == .rebalanceInProgress)
+        let rejoin = try #require(h.join(h.joinRequest(memberId: a.memberId, topics: ["t"])).value)
+        #expect(rejoin.errorCode == 0)
+        #expect(rejoin.generationId == 2)
+        let synced = try #require(h.sync(memberId: a.memberId, generation: 2).value)
+        var bytes = synced.assignment
+        _ = try bytes.readWireInt16()
+        let decoded = try ConsumerProtocolAssignment(from: &bytes, version: 0)
+        #expect(decoded.assignedPartitions.flatMap(\.partitions).count == 3)
+        #expect(h.heartbeat(memberId: a.memberId, generation: 2) == .none)
+
+        // B gets the other three.
+        let b2 = h.consumerHeartbeat(memberId: "b", epoch: 2, owned: owned(t, []))
+        let mine = try #require(partitions(b2, t))
+        #expect(Set(mine).union(decoded.assignedPartitions[0].partitions) == Set(0...5))
+
+        // B leaves: only classic members remain, the group turns classic again and rebalances.
+        #expect(h.consumerHeartbeat(memberId: "b", epoch: b2.memberEpoch).errorCode == 0)
+        _ = h.consumerHeartbeat(memberId: "b", epoch: -1)
+        #expect(h.describeConsumer().errorCode == KafkaErrorCode.groupIdNotFound.rawValue)
+        #expect(h.state() == .preparingRebalance)
+        #expect(h.heartbeat(memberId: a.memberId, generation: 3) == .rebalanceInProgress)
+        let classicAgain = try #require(h.join(h.joinRequest(memberId: a.memberId, topics: ["t"])).value)
+        #expect(classicAgain.errorCode == 0)
+        #expect(classicAgain.leader == a.memberId)
+        #expect(classicAgain.generationId == 4)
     }
 }

@@ -239,51 +239,58 @@ def test_broker_restart_mid_consumption(broker_factory, topic_name):
 
 
 @petrel_only()
-def test_classic_and_consumer_members_in_one_group(broker_factory, topic_name):
-    """Classic members own the group first; a consumer-protocol member is refused while they are
-    there (online conversion is not implemented) and takes over once they left, from their
-    committed offsets; then the reverse."""
+def test_classic_group_converted_online_and_back(broker_factory, topic_name):
+    """A classic member (librdkafka's range/roundrobin) owns the group; a consumer-protocol member
+    joins and the group converts online: they share the partitions, every record is consumed, no
+    committed offset goes back. When the consumer-protocol member leaves, the group turns classic
+    again and the classic member takes everything back."""
     b = broker_factory(sets=FAST)
     h.create_topic(b.bootstrap, topic_name, partitions=PARTITIONS)
     group = f"kip848-mixed-{uuid.uuid4().hex[:8]}"
-    values = [f"x-{i:04d}".encode() for i in range(600)]
-    h.produce_values(b.bootstrap, topic_name, {p: values[p::PARTITIONS] for p in range(PARTITIONS)})
-
-    classic = h.group_consumer(b.bootstrap, group)
-    classic.subscribe([topic_name])
-    got = h.poll_group([classic], 300, extra_wait=0)[0]
-    classic.commit(asynchronous=False)
-    committed = h.committed_offsets(b.bootstrap, group, topic_name, PARTITIONS)
-    consumed_classic = {m.value() for m in got if m.offset() < committed[m.partition()]}
-
-    errors = []
-    newer = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "group.protocol": "consumer",
-                      "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                      "error_cb": lambda e: errors.append(e)})
-    newer.subscribe([topic_name])
-    end = time.monotonic() + 4
-    while time.monotonic() < end:
-        m = newer.poll(0.2)
-        assert m is None or m.error() is not None, "consumer-protocol member got records while classic members own the group"
-        classic.poll(0.05)
-    assert newer.assignment() == []
-
-    classic.close()
     ledger = Ledger()
-    member = Member(b.bootstrap, group, topic_name, "new", ledger)
-    newer.close()
+    first = [f"x-{i:04d}".encode() for i in range(600)]
+    h.produce_values(b.bootstrap, topic_name, {p: first[p::PARTITIONS] for p in range(PARTITIONS)})
+
+    classic = Member(b.bootstrap, group, topic_name, "classic", ledger, **{
+        "group.protocol": "classic", "heartbeat.interval.ms": 500, "session.timeout.ms": 10000})
+    drive([classic], 4.0)
+    assert classic.assigned == set(range(PARTITIONS))
+
+    newer = Member(b.bootstrap, group, topic_name, "newer", ledger)
+    members = [classic, newer]
+    deadline = time.monotonic() + 25
+    while time.monotonic() < deadline:
+        drive(members, 0.5)
+        if classic.assigned and newer.assigned and classic.assigned | newer.assigned == set(range(PARTITIONS)) \
+                and not classic.assigned & newer.assigned:
+            break
+    assert classic.assigned and newer.assigned, (classic.assigned, newer.assigned)
+    assert classic.assigned | newer.assigned == set(range(PARTITIONS))
+
+    out = subprocess.run([petrel_bin(), "groups", "describe", group, "--bootstrap", b.bootstrap],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "consumer protocol" in out.stdout and "2 member(s)" in out.stdout, out.stdout + out.stderr
+
+    second = [f"y-{i:04d}".encode() for i in range(600)]
+    h.produce_values(b.bootstrap, topic_name, {p: second[p::PARTITIONS] for p in range(PARTITIONS)})
     done = threading.Event()
     done.set()
-    rest = set(values) - consumed_classic
-    drain([member], list(rest), done)
-    assert not (set(member.seen) & consumed_classic), "records committed by the classic member were read again"
-    settle_commits(b.bootstrap, group, topic_name, [member])
-    member.close()
+    drain(members, first + second, done)
+    settle_commits(b.bootstrap, group, topic_name, members)
+    assert ledger.regressions == []
 
-    # And back: a classic consumer takes the emptied consumer group over.
-    h.produce_values(b.bootstrap, topic_name, {0: [b"tail"]})
-    classic = h.group_consumer(b.bootstrap, group)
-    classic.subscribe([topic_name])
-    got = h.poll_group([classic], 1, extra_wait=1.0)[0]
-    assert [m.value() for m in got] == [b"tail"]
+    # The consumer-protocol member leaves: the classic member gets every partition back.
+    newer.close()
+    deadline = time.monotonic() + 25
+    while time.monotonic() < deadline and classic.assigned != set(range(PARTITIONS)):
+        drive([classic], 0.5)
+    assert classic.assigned == set(range(PARTITIONS))
+    tail = [f"z-{i}".encode() for i in range(PARTITIONS)]
+    h.produce_values(b.bootstrap, topic_name, {p: [tail[p]] for p in range(PARTITIONS)})
+    drain([classic], tail, done, gone=[newer])
+    out = subprocess.run([petrel_bin(), "groups", "describe", group, "--bootstrap", b.bootstrap],
+                         capture_output=True, text=True, timeout=30)
+    assert "classic protocol" in out.stdout, out.stdout
+    settle_commits(b.bootstrap, group, topic_name, [classic])
+    assert ledger.regressions == []
     classic.close()
