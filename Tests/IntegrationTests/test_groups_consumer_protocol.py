@@ -294,3 +294,58 @@ def test_classic_group_converted_online_and_back(broker_factory, topic_name):
     settle_commits(b.bootstrap, group, topic_name, [classic])
     assert ledger.regressions == []
     classic.close()
+
+
+@petrel_only()
+def test_regex_subscription(broker_factory, topic_name):
+    """librdkafka sends a `^...` subscription as SubscribedTopicRegex (v1); the broker resolves it,
+    including topics created later."""
+    b = broker_factory(sets=FAST)
+    for suffix in ("a", "b"):
+        h.create_topic(b.bootstrap, f"{topic_name}-{suffix}", partitions=2)
+    h.create_topic(b.bootstrap, f"other-{topic_name}", partitions=1)
+    group = f"kip848-regex-{uuid.uuid4().hex[:8]}"
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "group.protocol": "consumer",
+                  "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 1000})
+    try:
+        c.subscribe([f"^{topic_name}-.*"])
+        want = {(f"{topic_name}-a", 0), (f"{topic_name}-a", 1), (f"{topic_name}-b", 0), (f"{topic_name}-b", 1)}
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and {(tp.topic, tp.partition) for tp in c.assignment()} != want:
+            c.poll(0.2)
+        assert {(tp.topic, tp.partition) for tp in c.assignment()} == want
+        h.create_topic(b.bootstrap, f"{topic_name}-c", partitions=1)
+        want.add((f"{topic_name}-c", 0))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and {(tp.topic, tp.partition) for tp in c.assignment()} != want:
+            c.poll(0.2)
+        assert {(tp.topic, tp.partition) for tp in c.assignment()} == want
+    finally:
+        c.close()
+
+
+@petrel_only()
+def test_static_member_returns_to_its_partitions(broker_factory, topic_name):
+    """group.instance.id: a closing static member leaves temporarily (epoch -2); its partitions
+    wait for it and a new process with the same instance id gets them back."""
+    b = broker_factory(sets=FAST)
+    h.create_topic(b.bootstrap, topic_name, partitions=PARTITIONS)
+    group = f"kip848-static-{uuid.uuid4().hex[:8]}"
+    ledger = Ledger()
+    m1 = Member(b.bootstrap, group, topic_name, "s1", ledger, **{"group.instance.id": "inst-1"})
+    m2 = Member(b.bootstrap, group, topic_name, "s2", ledger, **{"group.instance.id": "inst-2"})
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and sorted(len(m.assigned) for m in (m1, m2)) != [3, 3]:
+        drive([m1, m2], 0.5)
+    assert sorted(len(m.assigned) for m in (m1, m2)) == [3, 3]
+    first = set(m1.assigned)
+    m1.close()
+    drive([m2], 3.0)
+    assert m2.assigned == set(range(PARTITIONS)) - first  # nothing moved while inst-1 is away
+    again = Member(b.bootstrap, group, topic_name, "s1-again", ledger, **{"group.instance.id": "inst-1"})
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and again.assigned != first:
+        drive([again, m2], 0.5)
+    assert again.assigned == first
+    again.close()
+    m2.close()
