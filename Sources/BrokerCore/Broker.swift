@@ -124,10 +124,14 @@ public final class Broker: Sendable {
         groupConfiguration.minSessionTimeoutMs = configuration.groupMinSessionTimeoutMs
         groupConfiguration.maxSessionTimeoutMs = configuration.groupMaxSessionTimeoutMs
         groupConfiguration.offsetsRetentionMs = configuration.offsetsRetentionMs
+        groupConfiguration.consumerHeartbeatIntervalMs = configuration.groupConsumerHeartbeatIntervalMs
+        groupConfiguration.consumerSessionTimeoutMs = configuration.groupConsumerSessionTimeoutMs
+        groupConfiguration.consumerAssignors = configuration.groupConsumerAssignors
         let store = DeferredGroupStore()
         self.groupCoordinator = GroupCoordinator(
             configuration: groupConfiguration, clock: SystemCoordinatorClock(), scheduler: groupScheduler, store: store, logger: logger)
         store.target.withLock { $0 = OffsetsTopicStore(broker: self) }
+        groupCoordinator.setTopicMetadata(RegistryTopicMetadata(registry: topics))
         groupCoordinator.beginLoading()
         let waiters = fetchWaiters
         logManager.appender.onAppended = { tp, _ in waiters.partitionAppended(tp) }
@@ -246,6 +250,12 @@ public final class Broker: Sendable {
         add(DescribeGroupsRequest.self) { $0.groupCoordinator.handleDescribeGroups($2, version: $1.header.apiVersion, completion: $3.send) }
         add(DeleteGroupsRequest.self) { $0.groupCoordinator.handleDeleteGroups($2, version: $1.header.apiVersion, completion: $3.send) }
         add(OffsetDeleteRequest.self) { $0.groupCoordinator.handleOffsetDelete($2, version: $1.header.apiVersion, completion: $3.send) }
+        // Consumer groups (KIP-848 consumer protocol).
+        add(ConsumerGroupHeartbeatRequest.self) { broker, context, request, reply in
+            let client = GroupClientInfo(clientId: context.header.clientId ?? "", clientHost: context.clientHost)
+            broker.groupCoordinator.handleConsumerGroupHeartbeat(request, client: client) { reply.send($0) }
+        }
+        add(ConsumerGroupDescribeRequest.self) { $0.groupCoordinator.handleConsumerGroupDescribe($2, completion: $3.send) }
         return routes
     }
 

@@ -113,3 +113,18 @@ extension Broker {
         return CoordinatorNode(nodeId: configuration.nodeId, host: host, port: Int32(port))
     }
 }
+
+/// Topic names, ids and partition counts for the KIP-848 coordinator, read from the registry.
+struct RegistryTopicMetadata: GroupTopicMetadata {
+    let registry: TopicRegistry
+
+    func topic(named name: String) -> GroupTopicInfo? {
+        registry.topic(named: name).map { GroupTopicInfo(name: $0.name, id: $0.id, partitionCount: Int32($0.partitions.count)) }
+    }
+
+    func allTopicNames() -> [String] { registry.allTopics.map(\.name) }
+
+    func topic(id: KafkaUUID) -> GroupTopicInfo? {
+        registry.topic(id: id).map { GroupTopicInfo(name: $0.name, id: $0.id, partitionCount: Int32($0.partitions.count)) }
+    }
+}

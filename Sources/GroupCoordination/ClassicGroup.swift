@@ -97,6 +97,8 @@ final class ClassicGroup: @unchecked Sendable {
     /// Topics the members subscribe to (consumer protocol), nil when unknown (not a consumer group
     /// or undecodable metadata: then every topic counts as subscribed).
     var subscribedTopics: Set<String>?
+    /// Non-nil while the group runs the consumer protocol (KIP-848); its offsets stay in `offsets`.
+    var consumer: ConsumerGroupState?
 
     init(groupId: String) {
         self.groupId = groupId
@@ -105,6 +107,12 @@ final class ClassicGroup: @unchecked Sendable {
     var orderedMembers: [GroupMember] { memberOrder.compactMap { members[$0] } }
 
     var isConsumerGroup: Bool { protocolType == "consumer" }
+
+    /// ListGroups v5 group type: "consumer" for KIP-848 groups, else "classic".
+    var groupType: String { consumer == nil ? "classic" : "consumer" }
+
+    /// The state as ListGroups/DescribeGroups name it (consumer groups: Empty/Assigning/Reconciling/Stable).
+    var stateName: String { consumer?.stateName ?? state.rawValue }
 
     func isLeader(_ memberId: String) -> Bool { leaderId == memberId }
 
@@ -118,6 +126,7 @@ final class ClassicGroup: @unchecked Sendable {
     /// True when nothing is left worth keeping: no members, no pending members, no offsets.
     var isVacant: Bool {
         state == .empty && members.isEmpty && pendingMembers.isEmpty && offsets.isEmpty && pendingOffsetCommits.isEmpty
+            && (consumer?.members.isEmpty ?? true)
     }
 
     func add(_ member: GroupMember) {

@@ -56,16 +56,16 @@ extension GroupCoordinator {
             }
             let states = Set((version >= 4 ? request.statesFilter : []).map { $0.lowercased() })
             let types = Set((version >= 5 ? request.typesFilter : []).map { $0.lowercased() })
-            if !types.isEmpty && !types.contains(Self.classicGroupType) { return }
             response.groups = groups.values
-                .filter { states.isEmpty || states.contains($0.state.rawValue.lowercased()) }
+                .filter { types.isEmpty || types.contains($0.groupType) }
+                .filter { states.isEmpty || states.contains($0.stateName.lowercased()) }
                 .sorted { $0.groupId < $1.groupId }
                 .map { group in
                     ListGroupsResponse.ListedGroup(
                         groupId: group.groupId,
                         protocolType: group.protocolType ?? "",
-                        groupState: version >= 4 ? group.state.rawValue : "",
-                        groupType: version >= 5 ? Self.classicGroupType : "")
+                        groupState: version >= 4 ? group.stateName : "",
+                        groupType: version >= 5 ? group.groupType : "")
                 }
         }
         completion(response)
@@ -89,6 +89,19 @@ extension GroupCoordinator {
                     return described
                 }
                 guard let group = groups[groupId] else { return described }
+                if let consumer = group.consumer {
+                    // A consumer-protocol group, described in the classic layout (no member metadata).
+                    described.groupState = consumer.stateName
+                    described.protocolType = Self.consumerGroupType
+                    described.protocolData = consumer.assignorName
+                    described.members = consumer.orderedMembers.map { member in
+                        DescribeGroupsResponse.DescribedGroupMember(
+                            memberId: member.memberId, groupInstanceId: version >= 4 ? member.instanceId : nil,
+                            clientId: member.clientId, clientHost: member.clientHost,
+                            memberMetadata: ByteBuffer(), memberAssignment: ByteBuffer())
+                    }
+                    return described
+                }
                 let stable = group.state == .stable
                 described.groupState = group.state.rawValue
                 described.protocolType = group.protocolType ?? ""
@@ -142,7 +155,7 @@ extension GroupCoordinator {
                     switch group.state {
                     case .dead:
                         error = .groupIdNotFound
-                    case .empty where group.members.isEmpty:
+                    case .empty where group.members.isEmpty && (group.consumer?.members.isEmpty ?? true):
                         for timer in group.pendingMembers.values { timer.cancel() }
                         group.pendingMembers.removeAll()
                         for key in group.offsets.keys.sorted() {

@@ -53,6 +53,16 @@ extension GroupCoordinator {
             let isUnknownMember = request.memberId.isEmpty
             let group: ClassicGroup
             if let existing = groups[request.groupId] {
+                if let consumer = existing.consumer {
+                    // A consumer-protocol (KIP-848) group: classic members join it as hosted
+                    // members while it has members, and take it over once it is empty.
+                    if !consumer.members.isEmpty {
+                        return complete(waiter, classicJoinInConsumerGroup(existing, consumer, request, client: client))
+                    }
+                    existing.consumer = nil
+                    existing.protocolType = nil
+                    existing.protocolName = nil
+                }
                 group = existing
             } else {
                 guard isUnknownMember else { return fail(.unknownMemberId) }
@@ -494,6 +504,10 @@ extension GroupCoordinator {
             if isLoading { return fail(.coordinatorLoadInProgress) }
             guard !request.groupId.isEmpty else { return fail(.invalidGroupId) }
             guard let group = groups[request.groupId] else { return fail(.unknownMemberId) }
+            if let consumer = group.consumer {
+                let response = classicSyncInConsumerGroup(consumer, request, version: version)
+                return respond { completion(response) }
+            }
             guard group.state != .dead else { return fail(.coordinatorNotAvailable) }
             let instanceId = version >= 3 ? request.groupInstanceId : nil
             if let error = validateCurrentMember(group, memberId: request.memberId, groupInstanceId: instanceId) { return fail(error) }
@@ -603,6 +617,7 @@ extension GroupCoordinator {
         if isLoading { return .coordinatorLoadInProgress }
         guard !request.groupId.isEmpty else { return .invalidGroupId }
         guard let group = groups[request.groupId] else { return .unknownMemberId }
+        if let consumer = group.consumer { return classicHeartbeatInConsumerGroup(group, consumer, request) }
         guard group.state != .dead else { return .coordinatorNotAvailable }
         let instanceId = version >= 3 ? request.groupInstanceId : nil
         if let error = validateCurrentMember(group, memberId: request.memberId, groupInstanceId: instanceId) { return error }
@@ -662,6 +677,7 @@ extension GroupCoordinator {
     }
 
     private func leave(_ group: ClassicGroup, _ identity: LeaveGroupRequest.MemberIdentity) -> KafkaErrorCode {
+        if let consumer = group.consumer { return classicLeaveInConsumerGroup(group, consumer, identity) }
         let reason = "member \(identity.memberId) left" + (identity.reason.map { ": \($0)" } ?? "")
         if identity.memberId.isEmpty {
             // Administrative removal by group.instance.id.

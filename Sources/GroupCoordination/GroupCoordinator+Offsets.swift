@@ -49,6 +49,9 @@ extension GroupCoordinator {
     /// Kafka `validateOffsetCommit`.
     private func validateOffsetCommit(_ group: ClassicGroup, generationId: Int32, memberId: String, groupInstanceId: String?) -> KafkaErrorCode? {
         if group.state == .dead { return .coordinatorNotAvailable }
+        if let consumer = group.consumer {
+            return validateConsumerOffsetCommit(consumer, memberEpoch: generationId, memberId: memberId)
+        }
         if generationId >= 0 || !memberId.isEmpty || groupInstanceId != nil {
             if let error = validateCurrentMember(group, memberId: memberId, groupInstanceId: groupInstanceId) { return error }
             return generationId == group.generationId ? nil : .illegalGeneration
@@ -269,6 +272,9 @@ extension GroupCoordinator {
                 }.map(\.key)
             }
             switch (group.protocolType, group.state) {
+            case (_, _) where !(group.consumer?.members.isEmpty ?? true):
+                // A live consumer-protocol group: offsets of topics nobody subscribes to expire.
+                expiredKeys = expired(base: { $0.commitTimestampMs }, keeping: group.consumer!.subscribedTopicNames)
             case (.some, .empty):
                 expiredKeys = expired { group.stateTimestampMs ?? $0.commitTimestampMs }
             case (.some("consumer"), .stable) where group.subscribedTopics != nil:

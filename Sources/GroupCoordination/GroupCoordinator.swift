@@ -30,6 +30,8 @@ public final class GroupCoordinator: @unchecked Sendable {
     private var tokenCounter: UInt64 = 0
     private var random: SplitMix64
     var retentionTimer: (any CancellableTimer)?
+    /// Topic names, ids and partition counts for consumer-protocol (KIP-848) groups.
+    var topicMetadata: (any GroupTopicMetadata)?
 
     enum Effect: Sendable {
         case persist([CoordinatorRecord], @Sendable (Bool) -> Void)
@@ -84,8 +86,15 @@ public final class GroupCoordinator: @unchecked Sendable {
                     member.sessionTimer?.cancel()
                     member.sessionTimer = nil
                 }
+                for member in group.consumer.map({ Array($0.members.values) }) ?? [] { member.cancelTimers() }
             }
         }
+    }
+
+    /// Where consumer-protocol groups look up topics (the broker's topic registry); without it
+    /// every subscribed topic counts as missing.
+    public func setTopicMetadata(_ metadata: any GroupTopicMetadata) {
+        withState { topicMetadata = metadata }
     }
 
     /// Makes group requests answer COORDINATOR_LOAD_IN_PROGRESS until `load(_:)` finishes; call it

@@ -24,6 +24,16 @@ public struct GroupCoordinatorConfiguration: Sendable, Hashable {
     /// Kafka: `offsets.retention.check.interval.ms`. Default: 600000.
     public var offsetsRetentionCheckIntervalMs: Int64 = 600_000
 
+    /// Heartbeat interval told to consumer-protocol (KIP-848) members.
+    /// Kafka: `group.consumer.heartbeat.interval.ms`. Default: 5000.
+    public var consumerHeartbeatIntervalMs: Int32 = 5000
+    /// A consumer-protocol member that does not heartbeat for this long is removed.
+    /// Kafka: `group.consumer.session.timeout.ms`. Default: 45000.
+    public var consumerSessionTimeoutMs: Int32 = 45000
+    /// Server-side assignors (`uniform`, `range`); the first is used when a member names none.
+    /// Kafka: `group.consumer.assignors`. Default: uniform, range.
+    public var consumerAssignors: [String] = ["uniform", "range"]
+
     public init() {}
 
     /// Checks the settings once at startup.
@@ -37,6 +47,11 @@ public struct GroupCoordinatorConfiguration: Sendable, Hashable {
         guard offsetMetadataMaxBytes >= 0 else { throw ConfigurationError("offset.metadata.max.bytes must be >= 0") }
         guard newMemberJoinTimeoutMs > 0 else { throw ConfigurationError("newMemberJoinTimeoutMs must be > 0") }
         guard offsetsRetentionMs > 0 else { throw ConfigurationError("offsets.retention.minutes must be > 0") }
+        guard consumerHeartbeatIntervalMs > 0 else { throw ConfigurationError("group.consumer.heartbeat.interval.ms must be > 0") }
+        guard consumerSessionTimeoutMs > 0 else { throw ConfigurationError("group.consumer.session.timeout.ms must be > 0") }
+        guard !consumerAssignors.isEmpty, consumerAssignors.allSatisfy({ ConsumerAssignor.named($0) != nil }) else {
+            throw ConfigurationError("group.consumer.assignors must list uniform and/or range")
+        }
         guard offsetsRetentionCheckIntervalMs >= 0 else { throw ConfigurationError("offsets.retention.check.interval.ms must be >= 0") }
     }
 

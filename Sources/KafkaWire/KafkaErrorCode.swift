@@ -140,6 +140,7 @@ public struct KafkaErrorCode: RawRepresentable, Hashable, Sendable, CustomString
     public static let invalidVoterKey = KafkaErrorCode(rawValue: 125)
     public static let duplicateVoter = KafkaErrorCode(rawValue: 126)
     public static let voterNotFound = KafkaErrorCode(rawValue: 127)
+    public static let invalidRegularExpression = KafkaErrorCode(rawValue: 128)
 
     /// Kafka's name, e.g. `UNKNOWN_TOPIC_OR_PARTITION`.
     public var name: String? {
@@ -273,6 +274,7 @@ public struct KafkaErrorCode: RawRepresentable, Hashable, Sendable, CustomString
         case 125: return "INVALID_VOTER_KEY"
         case 126: return "DUPLICATE_VOTER"
         case 127: return "VOTER_NOT_FOUND"
+        case 128: return "INVALID_REGULAR_EXPRESSION"
         default: return nil
         }
     }

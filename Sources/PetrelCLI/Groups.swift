@@ -31,6 +31,8 @@ struct GroupDescription: Sendable {
     }
     var group: String
     var state: String
+    /// "consumer" for KIP-848 groups (ConsumerGroupHeartbeat), "classic" for JoinGroup/SyncGroup groups.
+    var groupProtocol: String = "classic"
     var protocolType: String
     var protocolName: String
     var members: [Member]
@@ -39,6 +41,25 @@ struct GroupDescription: Sendable {
 
 enum GroupQueries {
     static func describe(_ client: KafkaClient, group: String) async throws -> GroupDescription {
+        // KIP-848 groups first (ConsumerGroupDescribe answers GROUP_ID_NOT_FOUND for classic groups).
+        if client.connection.brokerVersions[.consumerGroupDescribe]?.contains(0) == true {
+            let response = try await client.connection.send(ConsumerGroupDescribeRequest(groupIds: [group]), version: 0)
+            if let entry = response.groups.first, entry.errorCode == 0 {
+                var owners: [String: String] = [:]
+                let members = entry.members.map { member in
+                    for topic in member.assignment.topicPartitions {
+                        for partition in topic.partitions { owners["\(topic.topicName)/\(partition)"] = member.memberId }
+                    }
+                    return GroupDescription.Member(
+                        memberId: member.memberId, instanceId: member.instanceId, clientId: member.clientId, host: member.clientHost,
+                        assignment: member.assignment.topicPartitions.map { ($0.topicName, $0.partitions.sorted()) })
+                }
+                return GroupDescription(
+                    group: group, state: entry.groupState, groupProtocol: "consumer", protocolType: "consumer",
+                    protocolName: entry.assignorName, members: members,
+                    offsets: try await lags(client, group: group, owners: owners))
+            }
+        }
         let described = try await client.connection.send(DescribeGroupsRequest(groups: [group], includeAuthorizedOperations: false), version: 5)
         guard let entry = described.groups.first else { throw ClientError(.protocolViolation, "empty DescribeGroups response") }
         try ClientError.check(entry.errorCode, "describe group \(group)")
@@ -57,7 +78,13 @@ enum GroupQueries {
             }
             members.append(.init(memberId: member.memberId, instanceId: member.groupInstanceId, clientId: member.clientId, host: member.clientHost, assignment: assignment))
         }
-        // Committed offsets (all partitions), then each partition's log end for the lag.
+        return GroupDescription(
+            group: group, state: entry.groupState, protocolType: entry.protocolType, protocolName: entry.protocolData, members: members,
+            offsets: try await lags(client, group: group, owners: owners))
+    }
+
+    /// Committed offsets (all partitions), then each partition's log end for the lag.
+    static func lags(_ client: KafkaClient, group: String, owners: [String: String]) async throws -> [PartitionLag] {
         let fetched = try await client.connection.send(OffsetFetchRequest(groupId: group, topics: nil, requireStable: false), version: 7)
         try ClientError.check(fetched.errorCode, "fetch committed offsets of \(group)")
         var offsets: [PartitionLag] = []
@@ -71,8 +98,7 @@ enum GroupQueries {
                         logEnd: ends[partition.partitionIndex] ?? -1, owner: owners["\(topic.name)/\(partition.partitionIndex)"]))
             }
         }
-        return GroupDescription(
-            group: group, state: entry.groupState, protocolType: entry.protocolType, protocolName: entry.protocolData, members: members, offsets: offsets)
+        return offsets
     }
 }
 
@@ -107,7 +133,8 @@ struct GroupsDescribe: ParsableCommand {
         let description = try connection.withClient { client in try await GroupQueries.describe(client, group: group) }
         if json {
             printJSON([
-                "group": description.group, "state": description.state, "protocolType": description.protocolType,
+                "group": description.group, "state": description.state, "groupProtocol": description.groupProtocol,
+                "protocolType": description.protocolType,
                 "protocol": description.protocolName,
                 "members": description.members.map { member -> [String: Any] in
                     [
@@ -125,7 +152,7 @@ struct GroupsDescribe: ParsableCommand {
             ] as [String: Any])
             return
         }
-        print("Group \(description.group): \(description.state) (\([description.protocolType, description.protocolName].filter { !$0.isEmpty }.joined(separator: "/").nilIfEmpty ?? "no protocol"), \(description.members.count) member(s))")
+        print("Group \(description.group): \(description.state), \(description.groupProtocol) protocol (\([description.protocolType, description.protocolName].filter { !$0.isEmpty }.joined(separator: "/").nilIfEmpty ?? "no protocol"), \(description.members.count) member(s))")
         if !description.members.isEmpty {
             print("\nMEMBER\tCLIENT-ID\tHOST\tASSIGNMENT")
             for member in description.members {

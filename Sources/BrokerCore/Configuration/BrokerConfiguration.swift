@@ -61,6 +61,12 @@ public struct BrokerConfiguration: Sendable {
     public var groupMinSessionTimeoutMs: Int32 = 6000
     /// Kafka: `group.max.session.timeout.ms`. Default: 1800000.
     public var groupMaxSessionTimeoutMs: Int32 = 1_800_000
+    /// Kafka: `group.consumer.heartbeat.interval.ms` (KIP-848 groups). Default: 5000.
+    public var groupConsumerHeartbeatIntervalMs: Int32 = 5000
+    /// Kafka: `group.consumer.session.timeout.ms` (KIP-848 groups). Default: 45000.
+    public var groupConsumerSessionTimeoutMs: Int32 = 45000
+    /// Kafka: `group.consumer.assignors`; the first is the default. Default: uniform,range.
+    public var groupConsumerAssignors: [String] = ["uniform", "range"]
     /// Kafka: `offsets.retention.minutes`, in ms. Default: 7 days.
     public var offsetsRetentionMs: Int64 = 7 * 24 * 3_600_000
     /// Kafka: `producer.id.expiration.ms`. Default: 86400000 (1 day).
@@ -182,6 +188,19 @@ public struct BrokerConfiguration: Sendable {
             guard producerIdExpirationMs >= 1 else { throw ConfigurationError("producer.id.expiration.ms must be positive") }
         case "group.min.session.timeout.ms": groupMinSessionTimeoutMs = try int(Int32.self)
         case "group.max.session.timeout.ms": groupMaxSessionTimeoutMs = try int(Int32.self)
+        case "group.consumer.heartbeat.interval.ms":
+            groupConsumerHeartbeatIntervalMs = try int(Int32.self)
+            guard groupConsumerHeartbeatIntervalMs >= 1 else { throw ConfigurationError("group.consumer.heartbeat.interval.ms must be positive") }
+        case "group.consumer.session.timeout.ms":
+            groupConsumerSessionTimeoutMs = try int(Int32.self)
+            guard groupConsumerSessionTimeoutMs >= 1 else { throw ConfigurationError("group.consumer.session.timeout.ms must be positive") }
+        case "group.consumer.assignors":
+            let names = value.split(separator: ",").map { String($0.filter { $0 != " " }).lowercased() }.filter { !$0.isEmpty }
+            let known = ["uniform", "range"]
+            guard !names.isEmpty, names.allSatisfy({ known.contains($0) || $0.hasSuffix("uniformassignor") || $0.hasSuffix("rangeassignor") }) else {
+                throw ConfigurationError("group.consumer.assignors must list uniform and/or range")
+            }
+            groupConsumerAssignors = names.map { $0.hasSuffix("uniformassignor") ? "uniform" : $0.hasSuffix("rangeassignor") ? "range" : $0 }
         case "offsets.retention.minutes": offsetsRetentionMs = try int(Int64.self) * 60_000
         case "petrel.io.engine":
             guard ["uring", "posix"].contains(value) else { throw ConfigurationError("petrel.io.engine must be uring or posix") }

@@ -398,6 +398,8 @@ extension APIKey {
         ServedAPIRange(apiKey: .incrementalAlterConfigs, minVersion: 0, maxVersion: 1),
         ServedAPIRange(apiKey: .offsetDelete, minVersion: 0, maxVersion: 0),
         ServedAPIRange(apiKey: .describeCluster, minVersion: 0, maxVersion: 1),
+        ServedAPIRange(apiKey: .consumerGroupHeartbeat, minVersion: 0, maxVersion: 1),
+        ServedAPIRange(apiKey: .consumerGroupDescribe, minVersion: 0, maxVersion: 0),
     ]
 
     /// The generated request type for this key (nil if not served).
@@ -429,6 +431,8 @@ extension APIKey {
         case .incrementalAlterConfigs: return IncrementalAlterConfigsRequest.self
         case .offsetDelete: return OffsetDeleteRequest.self
         case .describeCluster: return DescribeClusterRequest.self
+        case .consumerGroupHeartbeat: return ConsumerGroupHeartbeatRequest.self
+        case .consumerGroupDescribe: return ConsumerGroupDescribeRequest.self
         default: return nil
         }
     }
@@ -462,6 +466,8 @@ extension APIKey {
         case .incrementalAlterConfigs: return IncrementalAlterConfigsResponse.self
         case .offsetDelete: return OffsetDeleteResponse.self
         case .describeCluster: return DescribeClusterResponse.self
+        case .consumerGroupHeartbeat: return ConsumerGroupHeartbeatResponse.self
+        case .consumerGroupDescribe: return ConsumerGroupDescribeResponse.self
         default: return nil
         }
     }
