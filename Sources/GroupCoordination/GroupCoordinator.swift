@@ -30,6 +30,8 @@ public final class GroupCoordinator: @unchecked Sendable {
     private var tokenCounter: UInt64 = 0
     private var random: SplitMix64
     var retentionTimer: (any CancellableTimer)?
+    /// Offsets committed in open transactions: producer id → group → partition (GroupCoordinator+Transactions).
+    var pendingTransactionalOffsets: [Int64: [String: [GroupTopicPartition: CommittedOffset]]] = [:]
 
     enum Effect: Sendable {
         case persist([CoordinatorRecord], @Sendable (Bool) -> Void)
