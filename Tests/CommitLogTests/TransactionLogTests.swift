@@ -73,3 +73,38 @@ func marker(_ type: ControlRecordType, producerId: Int64, epoch: Int16 = 0) -> B
         #expect(again.allAbortedTransactions.map(\.lastOffset) == [1, 6])
     }
 }
+
+extension TransactionLogTests {
+    @Test func compactionRemovesAbortedRecordsKeepsMarkersAndNeverCleansOpenTransactions() async throws {
+        let h = try Harness()
+        let log = try h.createLog(configuration: compactedConfiguration(segmentBytes: 300))
+        func txn(_ pairs: [(String?, String?)], producer: Int64, sequence: Int32) -> ByteBuffer {
+            var builder = RecordBatchBuilder(producerId: producer, producerEpoch: 0, baseSequence: sequence, isTransactional: true)
+            for (index, pair) in pairs.enumerated() {
+                builder.append(key: pair.0.map { Array($0.utf8) }, value: pair.1.map { Array($0.utf8) }, timestamp: 1 + Int64(index))
+            }
+            return builder.build()
+        }
+        try await h.appendOK(try keyedBatch([("k", "committed")], timestamp: 1), to: log)  // 0
+        try await h.appendOK(txn([("k", "aborted")], producer: 20, sequence: 0), to: log)  // 1: must not shadow offset 0
+        try await h.appendOK(marker(.abort, producerId: 20), to: log)  // 2
+        for round in 0..<10 { try await h.appendOK(try keyedBatch([("filler", "\(round)")], timestamp: 2), to: log) }
+        var cleanerConfiguration = CleanerConfiguration()
+        cleanerConfiguration.dedupeBufferBytes = 1 << 16
+        cleanerConfiguration.backoffMs = 10
+        let cleaner = try #require(h.manager.startCleaner(cleanerConfiguration, startThread: false))
+        cleaner.cleanUntilIdle()
+        let stored = try h.storedRecords(log)
+        #expect(stored.contains { $0.offset == 0 }, "the committed value was removed by an aborted one")
+        #expect(!stored.contains { $0.offset == 1 }, "the aborted record survived compaction")
+        #expect(try h.storedBatches(log).contains { $0.header.isControl && $0.header.baseOffset == 2 })
+
+        // An open transaction bounds the cleanable range.
+        try await h.appendOK(txn([("open", "1")], producer: 21, sequence: 0), to: log)
+        let openAt = log.highWatermark - 1
+        for round in 0..<10 { try await h.appendOK(try keyedBatch([("filler", "again\(round)")], timestamp: 3), to: log) }
+        cleaner.cleanUntilIdle()
+        #expect(try h.storedRecords(log).contains { $0.offset == openAt })
+        #expect((cleaner.firstDirtyOffset(log.topicPartition) ?? 0) <= openAt)
+    }
+}

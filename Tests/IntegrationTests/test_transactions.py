@@ -291,3 +291,39 @@ def test_open_transaction_aborted_on_timeout_after_kill9(broker_factory, topic_n
     again = read_all(b.bootstrap, topic_name, (0,), "read_committed", 2, timeout=20, extra_wait=1.0)
     assert [m.value() for m in again] == [b"committed-before", b"committed-after"]
     assert len(read_all(b.bootstrap, topic_name, (0,), "read_uncommitted", 12, extra_wait=1.0)) == 12
+
+
+def test_transaction_timeout_above_the_broker_maximum_is_refused(broker_factory):
+    b = broker_factory(sets={"transaction.max.timeout.ms": "5000"})
+    p = Producer({"bootstrap.servers": b.bootstrap, "transactional.id": f"big-{uuid.uuid4().hex[:6]}",
+                  "transaction.timeout.ms": 6000})
+    with pytest.raises(KafkaException) as info:
+        p.init_transactions(20)
+    assert info.value.args[0].code() == KafkaError.INVALID_TRANSACTION_TIMEOUT, info.value
+
+
+@petrel_only("petrel transactions CLI")
+def test_cli_lists_describes_and_aborts(broker_factory, topic_name):
+    import os
+    import subprocess
+    b = broker_factory()
+    h.create_topic(b.bootstrap, topic_name)
+    txn_id = f"cli-{uuid.uuid4().hex[:6]}"
+    p = txn_producer(b.bootstrap, txn_id)
+    p.begin_transaction()
+    p.produce(topic_name, value=b"left-open", partition=0)
+    p.flush(30)
+    cli = [os.environ["PETREL_BIN"]]
+    listed = subprocess.run(cli + ["transactions", "list", "--bootstrap", b.bootstrap], capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0, listed.stderr
+    assert f"{txn_id}\t" in listed.stdout and "Ongoing" in listed.stdout
+    described = subprocess.run(cli + ["transactions", "describe", txn_id, "--bootstrap", b.bootstrap], capture_output=True, text=True, timeout=30)
+    assert described.returncode == 0 and f"{topic_name}-0" in described.stdout, described.stdout + described.stderr
+    aborted = subprocess.run(cli + ["transactions", "abort", txn_id, "--bootstrap", b.bootstrap], capture_output=True, text=True, timeout=30)
+    assert aborted.returncode == 0, aborted.stderr
+    described = subprocess.run(cli + ["transactions", "describe", txn_id, "--bootstrap", b.bootstrap, "--json"], capture_output=True, text=True, timeout=30)
+    assert '"CompleteAbort"' in described.stdout or '"Empty"' in described.stdout, described.stdout
+    # The LSO moved: a plain record after it is visible to read_committed.
+    h.produce_all(h.producer(b.bootstrap), topic_name, [{"value": b"plain", "partition": 0}])
+    got = read_all(b.bootstrap, topic_name, (0,), "read_committed", 1, extra_wait=1.0)
+    assert [m.value() for m in got] == [b"plain"]

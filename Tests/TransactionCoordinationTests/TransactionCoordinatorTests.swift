@@ -54,11 +54,15 @@ final class Box<T>: @unchecked Sendable {
     var value: T?
 }
 
+final class IdSource: Sendable {
+    let next = Mutex<Int64>(1000)
+}
+
 struct Harness {
     let clock = ManualClock()
     let io = RecordingIO()
     let coordinator: TransactionCoordinator
-    let nextId = Mutex<Int64>(1000)
+    let nextId = IdSource()
 
     init(configure: (inout TransactionCoordinatorConfiguration) -> Void = { _ in }) {
         var configuration = TransactionCoordinatorConfiguration()
@@ -66,7 +70,7 @@ struct Harness {
         let ids = nextId
         coordinator = TransactionCoordinator(
             configuration: configuration, clock: clock, store: io, markers: io,
-            allocateProducerId: { ids.withLock { $0 += 1; return $0 } }, logger: Logger(label: "test"))
+            allocateProducerId: { ids.next.withLock { $0 += 1; return $0 } }, logger: Logger(label: "test"))
         coordinator.load([])
     }
 
