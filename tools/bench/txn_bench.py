@@ -29,7 +29,8 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 
 def create(bootstrap: str, name: str) -> None:
-    AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic(name, 1, 1)])[name].result(30)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(name, 1, 1)])[name].result(30)
 
 
 def produce(bootstrap: str, topic: str, records: int, size: int, per_txn: int | None) -> float:
@@ -85,7 +86,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
     data = tempfile.mkdtemp(prefix="petrel-txn-bench-")
-    proc, bootstrap, _ = start(args.bin, data, 65536)
+    hard = __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)[1]
+    proc, bootstrap, _ = start(args.bin, data, min(hard, 65536))
     rows = []
     try:
         for rep in range(args.reps):
