@@ -28,11 +28,12 @@ var targets: [Target] = [
     .target(name: "DiskIOTesting", dependencies: ["DiskIO"], swiftSettings: swiftSettings),
     .target(name: "URingIO", dependencies: ["DiskIO", "CLibURing", "CURingShims"], swiftSettings: swiftSettings),
     .target(name: "CommitLog", dependencies: ["DiskIO", "RecordFormat", "RecordCompression", logging, nioCore], swiftSettings: swiftSettings),
-    .target(name: "BrokerCore", dependencies: ["CommitLog", "RecordFormat", "RecordCompression", "KafkaWire", "DiskIO", "GroupCoordination", logging, nioCore], swiftSettings: swiftSettings),
+    .target(name: "BrokerCore", dependencies: ["CommitLog", "RecordFormat", "RecordCompression", "KafkaWire", "DiskIO", "GroupCoordination", "TransactionCoordination", logging, nioCore], swiftSettings: swiftSettings),
     .target(name: "BrokerServer", dependencies: ["BrokerCore", "CommitLog", "DiskIO", "URingIO", "KafkaWire", "GroupCoordination", nioCore, nioPosix, logging], swiftSettings: swiftSettings),
     .target(name: "WireClient", dependencies: ["KafkaWire", "RecordFormat", nioCore, nioPosix], swiftSettings: swiftSettings),
     .target(name: "LoadGen", dependencies: ["WireClient", "KafkaWire", "RecordFormat", "RecordCompression", nioCore, nioPosix, .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
     .target(name: "GroupCoordination", dependencies: ["KafkaWire", nioCore, logging], swiftSettings: swiftSettings),
+    .target(name: "TransactionCoordination", dependencies: ["KafkaWire", "RecordFormat", nioCore, logging], swiftSettings: swiftSettings),
     .target(name: "SegmentTool", dependencies: ["CommitLog", "DiskIO", "RecordFormat", "RecordCompression", nioCore], swiftSettings: swiftSettings),
     .executableTarget(
         name: "PetrelCLI",
@@ -52,6 +53,7 @@ var targets: [Target] = [
     .testTarget(name: "CommitLogTests", dependencies: ["CommitLog", "DiskIO", "DiskIOTesting", "URingIO", "RecordFormat", "RecordCompression", "SegmentTool", "TestSupport", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "SimulationTests", dependencies: ["CommitLog", "DiskIO", "DiskIOTesting", "RecordFormat", "RecordCompression", "TestSupport", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "GroupCoordinationTests", dependencies: ["GroupCoordination", "KafkaWire", nioCore], swiftSettings: swiftSettings),
+    .testTarget(name: "TransactionCoordinationTests", dependencies: ["TransactionCoordination", "KafkaWire", nioCore, logging], swiftSettings: swiftSettings),
     .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "WireClient", "KafkaWire", "RecordFormat", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "GroupCoordination", "CommitLog", "KafkaWire", "DiskIO", "RecordFormat", "RecordCompression", "TestSupport", nioCore, nioPosix, logging], swiftSettings: swiftSettings),
 ]

@@ -6,6 +6,7 @@ import KafkaWire
 import Logging
 import NIOCore
 import Synchronization
+import TransactionCoordination
 
 /// What the connection should do with a request's outcome.
 public enum ResponseAction: Sendable {
@@ -106,6 +107,10 @@ public final class Broker: Sendable {
     let adminQueue = DispatchQueue(label: "petrel-admin")
     /// The classic consumer-group coordinator; its records live in `__consumer_offsets`.
     public let groupCoordinator: GroupCoordinator
+    /// The transaction coordinator; its records live in `__transaction_state` (TransactionServices.swift).
+    public let transactionCoordinator: TransactionCoordinator
+    /// Runs coordinator timers (an event loop).
+    let groupScheduler: any CoordinatorScheduler
 
     /// - Parameter groupScheduler: runs the coordinator's session/rebalance timers (an event loop).
     public init(
@@ -130,9 +135,21 @@ public final class Broker: Sendable {
         let store = DeferredGroupStore()
         self.groupCoordinator = GroupCoordinator(
             configuration: groupConfiguration, clock: SystemCoordinatorClock(), scheduler: groupScheduler, store: store, logger: logger)
+        self.groupScheduler = groupScheduler
+        let transactionIO = BrokerTransactionIO()
+        var transactionConfiguration = TransactionCoordinatorConfiguration()
+        transactionConfiguration.transactionMaxTimeoutMs = Int32(configuration.transactions.maxTimeoutMs)
+        transactionConfiguration.transactionalIdExpirationMs = configuration.transactions.transactionalIdExpirationMs
+        transactionConfiguration.abortTimedOutTransactionCleanupIntervalMs = configuration.transactions.abortTimedOutCleanupIntervalMs
+        transactionConfiguration.removeExpiredTransactionalIdCleanupIntervalMs = configuration.transactions.removeExpiredCleanupIntervalMs
+        let producerIds = logManager.producerIds
+        self.transactionCoordinator = TransactionCoordinator(
+            configuration: transactionConfiguration, clock: TransactionWallClock(clock: clock), store: transactionIO, markers: transactionIO,
+            allocateProducerId: { try producerIds.allocate() }, logger: logger)
         store.target.withLock { $0 = OffsetsTopicStore(broker: self) }
         groupCoordinator.setTopicMetadata(RegistryTopicMetadata(registry: topics))
         groupCoordinator.beginLoading()
+        transactionIO.broker = self
         let waiters = fetchWaiters
         logManager.appender.onAppended = { tp, _ in waiters.partitionAppended(tp) }
     }
@@ -145,6 +162,7 @@ public final class Broker: Sendable {
         logManager.appender.start()
         logManager.startCleaner(configuration.cleaner)
         try loadGroups()
+        try loadTransactions()
     }
 
     public func shutdown() throws {
@@ -231,10 +249,19 @@ public final class Broker: Sendable {
         add(DeleteRecordsRequest.self) { $3.send($0.handleDeleteRecords($1, $2)) }
         add(DescribeClusterRequest.self) { $3.send($0.handleDescribeCluster($1, $2)) }
         add(OffsetForLeaderEpochRequest.self) { $3.send($0.handleOffsetForLeaderEpoch($1, $2)) }
-        add(InitProducerIdRequest.self) { $3.send($0.handleInitProducerId($1, $2)) }
+        add(InitProducerIdRequest.self) { $0.handleInitProducerIdRouted($1, $2, reply: $3) }
+        // Transactions (TransactionHandlers.swift).
+        add(AddPartitionsToTxnRequest.self) { $0.handleAddPartitionsToTxn($1, $2, reply: $3) }
+        add(AddOffsetsToTxnRequest.self) { $0.handleAddOffsetsToTxn($1, $2, reply: $3) }
+        add(EndTxnRequest.self) { $0.handleEndTxn($1, $2, reply: $3) }
+        add(TxnOffsetCommitRequest.self) { $0.handleTxnOffsetCommit($1, $2, reply: $3) }
+        add(DescribeTransactionsRequest.self) { $3.send($0.handleDescribeTransactions($1, $2)) }
+        add(ListTransactionsRequest.self) { $3.send($0.handleListTransactions($1, $2)) }
+        add(DescribeProducersRequest.self) { b, c, r, reply in b.adminQueue.async { reply.send(b.handleDescribeProducers(c, r)) } }
         // Consumer groups (classic protocol).
         add(FindCoordinatorRequest.self) { broker, context, request, reply in
             if request.keyType == 0 { _ = try? broker.ensureOffsetsTopic() }
+            if request.keyType == 1 { _ = try? broker.ensureTransactionStateTopic() }
             broker.groupCoordinator.handleFindCoordinator(request, version: context.header.apiVersion, node: broker.coordinatorNode) { reply.send($0) }
         }
         add(JoinGroupRequest.self) { broker, context, request, reply in

@@ -11,7 +11,7 @@ import Synchronization
 /// in Kafka's record formats, through the same commit log as every other topic.
 final class OffsetsTopicStore: GroupStore {
     static let topicName = "__consumer_offsets"
-    private weak let broker: Broker?
+    weak let broker: Broker?
 
     init(broker: Broker) { self.broker = broker }
 
@@ -83,6 +83,7 @@ extension Broker {
             return
         }
         var records: [(key: ByteBuffer, value: ByteBuffer?)] = []
+        var pendingTransactional: [Int64: [(key: ByteBuffer, value: ByteBuffer?)]] = [:]
         for log in topic.partitions {
             var offset = log.logStartOffset
             while offset < log.highWatermark {
@@ -95,9 +96,20 @@ extension Broker {
                     let header = try RecordBatch.validateFraming(bytes, requireExactLength: false)
                     let batch = bytes.readSlice(length: header.totalByteCount)!
                     next = header.nextOffset
-                    if header.isControl { continue }
+                    if header.isControl {
+                        // A transaction marker applies or drops that producer's offsets (TxnOffsetCommit).
+                        if let held = pendingTransactional.removeValue(forKey: header.producerId), ControlRecordType(controlBatch: batch) == .commit {
+                            records.append(contentsOf: held)
+                        }
+                        continue
+                    }
                     for record in try RecordBatch.records(in: batch) where header.baseOffset + Int64(record.offsetDelta) >= offset {
-                        if let key = record.key { records.append((key, record.value)) }
+                        guard let key = record.key else { continue }
+                        if header.isTransactional {
+                            pendingTransactional[header.producerId, default: []].append((key, record.value))
+                        } else {
+                            records.append((key, record.value))
+                        }
                     }
                 }
                 guard next > offset else { break }
@@ -105,6 +117,9 @@ extension Broker {
             }
         }
         groupCoordinator.load(records)
+        for (producerId, held) in pendingTransactional {
+            groupCoordinator.loadPendingTransactionalOffsets(producerId: producerId, records: held)
+        }
         logger.info("loaded consumer groups", metadata: ["records": "\(records.count)", "groups": "\(groupCoordinator.describeAllGroups().count)"])
     }
 

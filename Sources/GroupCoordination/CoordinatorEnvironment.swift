@@ -32,6 +32,17 @@ public protocol CoordinatorScheduler: Sendable {
 /// `completion` may be called on any thread, also synchronously from inside `persist`.
 public protocol GroupStore: Sendable {
     func persist(_ records: [CoordinatorRecord], completion: @escaping @Sendable (Bool) -> Void)
+    /// TxnOffsetCommit: appends the records as one transactional batch of `producerId`/`producerEpoch`
+    /// (they take effect when the transaction's COMMIT marker is written).
+    func persistTransactional(
+        _ records: [CoordinatorRecord], producerId: Int64, producerEpoch: Int16, completion: @escaping @Sendable (Bool) -> Void)
+}
+
+extension GroupStore {
+    /// Stores without a transactional log refuse transactional commits.
+    public func persistTransactional(
+        _ records: [CoordinatorRecord], producerId: Int64, producerEpoch: Int16, completion: @escaping @Sendable (Bool) -> Void
+    ) { completion(false) }
 }
 
 /// Reads the system real-time clock.

@@ -21,10 +21,9 @@ extension GroupCoordinator {
             let error: KafkaErrorCode
             let message: String?
             switch keyType {
-            case 0:
+            case 0, 1:
+                // Groups and transactions (key type 1) are both coordinated by this node.
                 return .init(key: key, nodeId: node.nodeId, host: node.host, port: node.port, errorCode: 0, errorMessage: nil)
-            case 1:
-                (error, message) = (.coordinatorNotAvailable, "transactions are not supported")
             default:
                 (error, message) = (.invalidRequest, "unknown key type \(keyType)")
             }

@@ -32,6 +32,8 @@ public final class GroupCoordinator: @unchecked Sendable {
     var retentionTimer: (any CancellableTimer)?
     /// Topic names, ids and partition counts for consumer-protocol (KIP-848) groups.
     var topicMetadata: (any GroupTopicMetadata)?
+    /// Offsets committed in open transactions: producer id → group → partition (GroupCoordinator+Transactions).
+    var pendingTransactionalOffsets: [Int64: [String: [GroupTopicPartition: CommittedOffset]]] = [:]
 
     enum Effect: Sendable {
         case persist([CoordinatorRecord], @Sendable (Bool) -> Void)

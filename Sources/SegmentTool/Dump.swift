@@ -93,6 +93,8 @@ struct Dumper {
             let logPath = SegmentName.join(directory, SegmentName.stem(base) + ".log")
             guard var scan = dumpLog(logPath, baseOffset: base) else { continue }
             scan.baseOffset = base
+            let transactionIndex = SegmentName.join(directory, SegmentName.stem(base) + ".txnindex")
+            if io.fileExists(transactionIndex) { printTransactionIndex(transactionIndex) }
             if options.verify {
                 let nextBase = i + 1 < bases.count ? bases[i + 1] : nil
                 checkOrder(scan, previous: previous, nextBase: nextBase)
@@ -129,8 +131,10 @@ struct Dumper {
             } else {
                 printTimeIndex(path, base: base)
             }
+        } else if SegmentName.baseOffset(name, ".txnindex") != nil {
+            printTransactionIndex(path)
         } else {
-            fail(path, "not a segment file (expected <20-digit offset>.log, .index or .timeindex)")
+            fail(path, "not a segment file (expected <20-digit offset>.log, .index, .timeindex or .txnindex)")
         }
     }
 
@@ -400,6 +404,30 @@ struct Dumper {
             json: [("type", .string("sanity")), ("path", .string(path)), ("passed", .bool(passed))])
     }
 
+    /// A `.txnindex` (aborted transactions, 34 bytes each), printed as Kafka's dump tool does.
+    mutating func printTransactionIndex(_ path: String) {
+        let bytes: [UInt8]
+        do { bytes = try io.readWholeFile(path) ?? [] } catch {
+            fail(path, "cannot read: \(error)")
+            return
+        }
+        emit(text: "Dumping \(path)", json: [("type", .string("file")), ("path", .string(path))])
+        func int64(_ at: Int) -> Int64 { bytes[at..<at + 8].reduce(0) { $0 << 8 | Int64($1) } }
+        var at = 0
+        while bytes.count - at >= 34 {
+            let version = Int16(bytes[at]) << 8 | Int16(bytes[at + 1])
+            let producerId = int64(at + 2), first = int64(at + 10), last = int64(at + 18), lastStable = int64(at + 26)
+            emit(
+                text: "version: \(version) producerId: \(producerId) firstOffset: \(first) lastOffset: \(last) lastStableOffset: \(lastStable)",
+                json: [
+                    ("type", .string("abortedTransaction")), ("version", .int(Int64(version))), ("producerId", .int(producerId)),
+                    ("firstOffset", .int(first)), ("lastOffset", .int(last)), ("lastStableOffset", .int(lastStable)),
+                ])
+            at += 34
+        }
+        if at != bytes.count { fail(path, "\(bytes.count - at) trailing bytes (a torn entry)") }
+    }
+
     // MARK: Output
 
     func printBatch(_ header: RecordBatchHeader, position: Int64, valid: Bool) {
@@ -446,6 +474,16 @@ struct Dumper {
                 ("keySize", .int(Int64(record.key?.readableBytes ?? -1))), ("valueSize", .int(Int64(record.value?.readableBytes ?? -1))),
                 ("sequence", .int(sequence)), ("headerKeys", .array(record.headers.map { .string($0.key) })),
             ]
+            if header.isControl, let key = record.key, key.readableBytes >= 4,
+                let type = key.getInteger(at: key.readerIndex + 2, as: Int16.self)
+            {
+                // Kafka's dump: the transaction marker a control record carries.
+                let marker = type == 0 ? "ABORT" : type == 1 ? "COMMIT" : "UNKNOWN(\(type))"
+                let coordinatorEpoch = record.value.flatMap { $0.readableBytes >= 6 ? $0.getInteger(at: $0.readerIndex + 2, as: Int32.self) : nil } ?? -1
+                text += " endTxnMarker: \(marker) coordinatorEpoch: \(coordinatorEpoch)"
+                json.append(("endTxnMarker", .string(marker)))
+                json.append(("coordinatorEpoch", .int(Int64(coordinatorEpoch))))
+            }
             if options.printData {
                 text += " key: \(Self.render(record.key)) payload: \(Self.render(record.value))"
                 if !record.headers.isEmpty {

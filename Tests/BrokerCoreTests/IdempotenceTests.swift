@@ -58,7 +58,7 @@ func producerBatch(_ values: [String], producerId: Int64, epoch: Int16, sequence
         #expect(batches.map(\.producerId) == [-1, producerId, producerId, producerId])
     }
 
-    @Test func initProducerIdHandsOutFreshIdsAndRefusesTransactions() throws {
+    @Test func initProducerIdHandsOutFreshIdsAndServesTransactions() throws {
         let harness = try BrokerHarness()
         var ids: Set<Int64> = []
         for version in Int16(0)...5 {
@@ -71,8 +71,14 @@ func producerBatch(_ values: [String], producerId: Int64, epoch: Int16, sequence
         let exhausted = try harness.call(
             InitProducerIdRequest(transactionalId: nil, transactionTimeoutMs: -1, producerId: ids.min()!, producerEpoch: Int16.max - 1), version: 5)
         #expect(exhausted.errorCode == 0 && !ids.contains(exhausted.producerId) && exhausted.producerEpoch == 0)
+        // A transactional id goes to the transaction coordinator: a fresh id, epoch 0, then epoch 1
+        // for the next instance; a timeout above transaction.max.timeout.ms is refused.
         let transactional = try harness.call(InitProducerIdRequest(transactionalId: "tx-1", transactionTimeoutMs: 60_000), version: 4)
-        #expect(transactional.errorCode == KafkaErrorCode.transactionalIdAuthorizationFailed.rawValue)
+        #expect(transactional.errorCode == 0 && transactional.producerEpoch == 0 && !ids.contains(transactional.producerId))
+        let again = try harness.call(InitProducerIdRequest(transactionalId: "tx-1", transactionTimeoutMs: 60_000), version: 4)
+        #expect(again.errorCode == 0 && again.producerId == transactional.producerId && again.producerEpoch == 1)
+        let tooLong = try harness.call(InitProducerIdRequest(transactionalId: "tx-2", transactionTimeoutMs: 900_001), version: 4)
+        #expect(tooLong.errorCode == KafkaErrorCode.invalidTransactionTimeout.rawValue)
         let response = try harness.call(ApiVersionsRequest(clientSoftwareName: "petrel-test", clientSoftwareVersion: "1.0"), version: 3)
         let key = response.apiKeys.first { $0.apiKey == APIKey.initProducerId.rawValue }
         #expect(key?.minVersion == 0 && key?.maxVersion == 5)

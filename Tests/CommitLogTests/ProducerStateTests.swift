@@ -107,14 +107,6 @@ extension Result where Failure == CommitLogError {
         #expect(try await h.appendOK(idempotentBatch(producerId: 6, sequence: 0), to: log).baseOffset == 5)
     }
 
-    @Test func transactionalBatchesAreRefused() async throws {
-        let h = try Harness()
-        let log = try h.createLog()
-        let result = await h.append(idempotentBatch(producerId: 8, sequence: 0, transactional: true), to: log)
-        #expect(result.errorKind == .transactionsUnsupported)
-        #expect(log.highWatermark == 0)
-    }
-
     @Test func batchesOfOneProducerInOneGroupSeeEachOther() async throws {
         let h = try Harness()
         let log = try h.createLog()

@@ -57,6 +57,10 @@ public struct BrokerConfiguration: Sendable {
     public var groupInitialRebalanceDelayMs: Int64 = 3000
     /// Kafka: `offsets.topic.num.partitions`. Default: 50.
     public var offsetsTopicPartitions: Int32 = 50
+    /// Transactions: `transaction.max.timeout.ms`, `transactional.id.expiration.ms`,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms` (Kafka's defaults).
+    public var transactions = TransactionSettings()
     /// Kafka: `group.min.session.timeout.ms`. Default: 6000.
     public var groupMinSessionTimeoutMs: Int32 = 6000
     /// Kafka: `group.max.session.timeout.ms`. Default: 1800000.
@@ -180,6 +184,9 @@ public struct BrokerConfiguration: Sendable {
             cleaner.ioMaxBytesPerSecond = rate
         case "log.cleaner.threads":
             guard try int(Int.self) >= 1 else { throw ConfigurationError("log.cleaner.threads must be at least 1") }
+        case "transaction.max.timeout.ms", "transactional.id.expiration.ms", "transaction.state.log.num.partitions",
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms", "transaction.remove.expired.transaction.cleanup.interval.ms":
+            try transactions.set(key, try int(Int64.self))
         case "offsets.topic.num.partitions":
             offsetsTopicPartitions = try int(Int32.self)
             guard offsetsTopicPartitions >= 1 else { throw ConfigurationError("offsets.topic.num.partitions must be at least 1") }
@@ -248,5 +255,36 @@ extension BrokerConfiguration {
         if logOpenFilesMax > 0 { return logOpenFilesMax }
         guard fileLimit > 0, fileLimit != .max else { return .max }
         return max(64, fileLimit - max(256, fileLimit / 8))
+    }
+}
+
+/// Transaction coordinator settings with Kafka's names and defaults.
+public struct TransactionSettings: Sendable, Equatable {
+    /// Kafka: `transaction.max.timeout.ms`. Default: 900000.
+    public var maxTimeoutMs: Int64 = 900_000
+    /// Kafka: `transactional.id.expiration.ms`. Default: 604800000 (7 days).
+    public var transactionalIdExpirationMs: Int64 = 604_800_000
+    /// Kafka: `transaction.abort.timed.out.transaction.cleanup.interval.ms`. Default: 10000.
+    public var abortTimedOutCleanupIntervalMs: Int64 = 10_000
+    /// Kafka: `transaction.remove.expired.transaction.cleanup.interval.ms`. Default: 3600000.
+    public var removeExpiredCleanupIntervalMs: Int64 = 3_600_000
+    /// Kafka: `transaction.state.log.num.partitions`. Default: 50.
+    public var stateLogPartitions: Int32 = 50
+
+    public init() {}
+
+    mutating func set(_ key: String, _ value: Int64) throws(ConfigurationError) {
+        guard value >= 1 else { throw ConfigurationError("\(key) must be at least 1") }
+        switch key {
+        case "transaction.max.timeout.ms":
+            guard value <= Int64(Int32.max) else { throw ConfigurationError("\(key) is too large") }
+            maxTimeoutMs = value
+        case "transactional.id.expiration.ms": transactionalIdExpirationMs = value
+        case "transaction.abort.timed.out.transaction.cleanup.interval.ms": abortTimedOutCleanupIntervalMs = value
+        case "transaction.remove.expired.transaction.cleanup.interval.ms": removeExpiredCleanupIntervalMs = value
+        default:
+            guard value <= 10_000 else { throw ConfigurationError("\(key) is too large") }
+            stateLogPartitions = Int32(value)
+        }
     }
 }

@@ -14,6 +14,8 @@ extension Broker {
         var error: KafkaErrorCode
         var fetchOffset: Int64
         var partitionMaxBytes: Int
+        /// isolation.level=read_committed: stop at the last stable offset, list aborted transactions.
+        var readCommitted = false
     }
 
     /// What one evaluation of a fetch found: per target either an error or slices of the log.
@@ -56,6 +58,7 @@ extension Broker {
                 } else {
                     target.error = missing
                 }
+                target.readCommitted = version >= 4 && request.isolationLevel == 1
                 targets.append(target)
             }
         }
@@ -116,7 +119,9 @@ extension Broker {
             let remaining = maxBytes - evaluation.byteCount
             let limit = min(target.partitionMaxBytes, max(remaining, 0))
             do {
-                var read = try log.read(from: target.fetchOffset, maxBytes: max(limit, 1))
+                var read = target.readCommitted
+                    ? try log.readCommitted(from: target.fetchOffset, maxBytes: max(limit, 1)).0
+                    : try log.read(from: target.fetchOffset, maxBytes: max(limit, 1))
                 // KIP-74: only the first partition with data may exceed the limits (one whole batch).
                 if evaluation.byteCount > 0 && read.byteCount > limit {
                     read.slices = []
@@ -140,16 +145,23 @@ extension Broker {
         var retained: [AnyObject] = []
         for (target, result) in zip(targets, evaluation.results) {
             var partition = FetchResponse.PartitionData(partitionIndex: target.partitionIndex, errorCode: result.error.rawValue)
+            partition.abortedTransactions = nil
             if let log = target.log {
                 partition.highWatermark = result.read?.highWatermark ?? log.highWatermark
-                partition.lastStableOffset = partition.highWatermark
+                let lastStable = log.lastStableOffset
+                partition.lastStableOffset = min(lastStable, partition.highWatermark)
                 partition.logStartOffset = result.read?.logStartOffset ?? log.logStartOffset
+                if target.readCommitted, let read = result.read, read.byteCount > 0 {
+                    // The aborted transactions whose records may be in the returned range.
+                    partition.abortedTransactions = log.abortedTransactions(from: target.fetchOffset, upTo: lastStable).map {
+                        .init(producerId: $0.producerId, firstOffset: $0.firstOffset)
+                    }
+                }
             } else {
                 partition.highWatermark = -1
                 partition.lastStableOffset = -1
                 partition.logStartOffset = -1
             }
-            partition.abortedTransactions = nil
             partition.preferredReadReplica = -1
             if let read = result.read, read.byteCount > 0, let legacyMagic {
                 partition.records = makeLegacyRecords(read, magic: legacyMagic, fromOffset: target.fetchOffset)

@@ -98,7 +98,7 @@ extension Broker {
                 }
                 do {
                     switch partition.timestamp {
-                    case -1: result.offset = log.highWatermark
+                    case -1: result.offset = version >= 2 && request.isolationLevel == 1 ? log.lastStableOffset : log.highWatermark
                     case -2, -4: result.offset = log.logStartOffset
                     case -3:
                         if let found = try log.offsetOfMaxTimestamp() {

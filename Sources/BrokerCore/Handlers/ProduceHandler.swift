@@ -20,7 +20,7 @@ extension Broker {
         let acks = request.acks
         var immediateError: KafkaErrorCode?
         if acks != 0 && acks != 1 && acks != -1 { immediateError = .invalidRequiredAcks }
-        if request.transactionalId != nil { immediateError = .transactionalIdAuthorizationFailed }
+        if let transactionalId = request.transactionalId, transactionalId.isEmpty { immediateError = .invalidRequest }
 
         let partitionCount = request.topicData.reduce(0) { $0 + $1.partitionData.count }
         let aggregate = ProduceAggregate(request: request, partitionCount: partitionCount)
@@ -96,6 +96,10 @@ extension Broker {
                     header = try RecordBatch.validateFromClient(batch, requireExactLength: true)
                 } catch {
                     aggregate.fail(slot, Self.errorCode(for: error), message: error.message, finish: finish)
+                    continue
+                }
+                if header.isTransactional, let refusal = transactionalRefusal(request.transactionalId, header, topic: topicData.name, partition: partitionData.index) {
+                    aggregate.fail(slot, refusal, message: "transactional produce refused: \(refusal)", finish: finish)
                     continue
                 }
                 if header.compression == .zstd && version < 7 {

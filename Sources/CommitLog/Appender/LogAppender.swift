@@ -349,10 +349,14 @@ public final class LogAppender: @unchecked Sendable {
         }
         // Idempotent producers: checked here, in append order, so pipelined batches (several in one
         // group, too) see the state their predecessors left.
-        if header.producerId >= 0 {
-            if header.isTransactional {
-                return Outcome(error: CommitLogError(.transactionsUnsupported, "\(log.topicPartition): transactional batches are not supported (no transaction coordinator)"))
+        var marker: ControlRecordType?
+        if header.producerId >= 0, header.isControl {
+            // A transaction marker from the coordinator: only the epoch is checked.
+            marker = ControlRecordType(controlBatch: batchItems[index].batch)
+            do { try log.producers.checkMarker(producerId: header.producerId, epoch: header.producerEpoch) } catch {
+                return Outcome(error: CommitLogError(error.kind, "\(log.topicPartition): \(error.message)"))
             }
+        } else if header.producerId >= 0 {
             let decision: ProducerStateManager.Decision
             do {
                 decision = try log.producers.check(
@@ -409,11 +413,13 @@ public final class LogAppender: @unchecked Sendable {
                 queueStagedWrite(fd: fd, at: position, UnsafeRawBufferPointer(staged), log: log)
             }
         }
-        if header.producerId >= 0 {
+        if header.producerId >= 0, header.isControl {
+            log.noteTransactionalMarker(producerId: header.producerId, epoch: header.producerEpoch, type: marker, markerOffset: baseOffset, now: now)
+        } else if header.producerId >= 0 {
             log.producers.update(
                 producerId: header.producerId, epoch: header.producerEpoch, firstSequence: header.baseSequence,
                 lastSequence: header.lastSequence, firstOffset: baseOffset, lastOffset: lastOffset, maxTimestamp: maxTimestamp,
-                now: now)
+                now: now, isTransactional: header.isTransactional)
         }
         log.nextOffset = lastOffset + 1
         if log.unflushedSegments.last !== segment { log.unflushedSegments.append(segment) }
@@ -486,13 +492,16 @@ public final class LogAppender: @unchecked Sendable {
         // An offline log keeps what readers saw; its failed reservations are never published.
         guard !log.writerOffline, !log.writerClosed else { return }
         let previous: Int64
+        var aborted: [AbortedTransaction]?
         (previous, log.groupLogStartOffset) = log.state.withLock { s in
             for segment in log.groupSegments { segment.commitLocked() }
             log.publishPendingSegmentsLocked(&s)
             let previous = s.highWatermark
             s.highWatermark = log.nextOffset
+            aborted = log.publishTransactionsLocked(&s)
             return (previous, s.logStartOffset)
         }
+        if let aborted { log.writeTransactionIndex(aborted) }
         log.groupAdvanced = log.nextOffset > previous
     }
 

@@ -62,6 +62,17 @@ struct CompactionRound {
     let ioBufferBytes: Int
     let crashHook: SegmentSwap.CrashHook?
     let throttle: IOThrottle?
+    /// The partition's aborted transactions: their records are removed (and never shadow a key),
+    /// as Kafka's cleaner does; markers are kept.
+    var abortedTransactions: [AbortedTransaction] = []
+
+    /// Whether the batch is data of an aborted transaction.
+    func isAborted(_ header: RecordBatchHeader) -> Bool {
+        guard header.isTransactional, !header.isControl, header.producerId >= 0, !abortedTransactions.isEmpty else { return false }
+        return abortedTransactions.contains {
+            $0.producerId == header.producerId && $0.firstOffset <= header.baseOffset && header.baseOffset < $0.lastOffset
+        }
+    }
 
     private struct SegmentView {
         let segment: LogSegment
@@ -81,7 +92,7 @@ struct CompactionRound {
             var full = false
             try forEachBatch(view) { header, batch in
                 if full { return }
-                guard header.lastOffset >= plan.firstDirtyOffset, !header.isControl else { return }
+                guard header.lastOffset >= plan.firstDirtyOffset, !header.isControl, !isAborted(header) else { return }
                 let (_, records) = try RecordBatch.decodeRecords(in: batch)
                 for record in records {
                     let offset = header.baseOffset + Int64(record.offsetDelta)
@@ -218,8 +229,9 @@ struct CompactionRound {
         _ header: RecordBatchHeader, _ batch: ByteBuffer, endOffset: Int64, map: KeyOffsetMap, configuration: LogConfiguration
     ) throws -> (ByteBuffer?, Int64?, Int64, Int64) {
         if header.isControl { return (batch, nil, 0, 0) }
+        let aborted = isAborted(header)
         // Not analysed yet: kept as it is (a tombstone in it gets its horizon once it is analysed).
-        if header.baseOffset >= endOffset { return (batch, nil, 0, Int64(header.recordsCount)) }
+        if header.baseOffset >= endOffset && !aborted { return (batch, nil, 0, Int64(header.recordsCount)) }
         let (_, records) = try RecordBatch.decodeRecords(in: batch)
         let timestampBase = header.baseTimestamp
         var survivors: [CompactedBatchEncoder.Survivor] = []
@@ -230,7 +242,9 @@ struct CompactionRound {
         for record in records {
             let offset = header.baseOffset + Int64(record.offsetDelta)
             var keep: Bool
-            if offset >= endOffset {
+            if aborted {
+                keep = false
+            } else if offset >= endOffset {
                 // Not analysed: older values of its key may still be below, so a tombstone here stays.
                 keep = true
             } else if let key = record.key {

@@ -203,10 +203,18 @@ public final class LogCleaner: @unchecked Sendable {
             for entry in log.producers.sortedEntries { lastOffsets[entry.producerId] = entry.lastOffset }
             return lastOffsets
         }
-        let round = CompactionRound(
+        var round = CompactionRound(
             log: log, io: manager.io, logger: logger, now: now, producerLastOffsets: producers,
             ioBufferBytes: configuration.ioBufferBytes, crashHook: crashHook.withLock { $0 },
             throttle: configuration.ioMaxBytesPerSecond.isFinite ? IOThrottle(bytesPerSecond: configuration.ioMaxBytesPerSecond) : nil)
+        round.abortedTransactions = log.allAbortedTransactions
+        // Open transactions are not cleaned (Kafka: the first unstable offset bounds the cleanable range).
+        var plan = plan
+        let lastStable = log.lastStableOffset
+        if lastStable < plan.firstUncleanableOffset {
+            plan.firstUncleanableOffset = log.segmentBaseOffsets.last { $0 <= lastStable } ?? plan.firstDirtyOffset
+            plan.firstDirtyOffset = min(plan.firstDirtyOffset, plan.firstUncleanableOffset)
+        }
         let outcome: CompactionRound.Outcome
         do {
             outcome = try map.withLock { map in try round.run(plan: plan, map: &map) }

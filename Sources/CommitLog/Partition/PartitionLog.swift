@@ -31,6 +31,11 @@ public final class PartitionLog: @unchecked Sendable {
         var isReadOnly = false
         /// Deleted or shut down: appends fail, reads still see the data they saw.
         var isClosed = false
+        /// First offset of the earliest open transaction as of the published appends (nil: none);
+        /// the last stable offset is this or the high watermark (PartitionLog+Transactions).
+        var firstUnstableOffset: Int64?
+        /// Aborted transactions, ascending by marker offset (loaded from `.txnindex`, grown on abort).
+        var abortedTransactions: [AbortedTransaction] = []
     }
 
     let state: Mutex<State>
@@ -60,6 +65,8 @@ public final class PartitionLog: @unchecked Sendable {
     /// Idempotent-producer state: checked and updated at offset assignment, snapshotted on roll and
     /// shutdown, rebuilt by `LogLoader`.
     var producers: ProducerStateManager
+    /// ABORT markers written in the current group, published with it (PartitionLog+Transactions).
+    var groupAborted: [AbortedTransaction] = []
 
     // Per-group scratch (appender thread).
     var inGroup = false

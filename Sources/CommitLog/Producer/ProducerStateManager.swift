@@ -26,12 +26,21 @@ struct ProducerStateManager: Sendable, Equatable {
     }
 
     private(set) var entries: [Int64: ProducerStateEntry] = [:]
+    /// Producers with a transaction open on this partition → the first offset it wrote here
+    /// (mirrors `currentTxnFirstOffset`; small, so the last stable offset is cheap to compute).
+    private(set) var ongoingTransactions: [Int64: Int64] = [:]
 
     init() {}
 
     init(entries: [ProducerStateEntry]) {
-        for entry in entries { self.entries[entry.producerId] = entry }
+        for entry in entries {
+            self.entries[entry.producerId] = entry
+            if entry.currentTxnFirstOffset >= 0 { ongoingTransactions[entry.producerId] = entry.currentTxnFirstOffset }
+        }
     }
+
+    /// The first offset of the earliest open transaction (the last stable offset), nil when none.
+    var firstUnstableOffset: Int64? { ongoingTransactions.values.min() }
 
     var isEmpty: Bool { entries.isEmpty }
     var count: Int { entries.count }
@@ -47,6 +56,13 @@ struct ProducerStateManager: Sendable, Equatable {
         guard let entry = entries[producerId] else { return .append }
         if now - entry.lastTimestamp >= expirationMs {
             entries[producerId] = nil
+            return .append
+        }
+        if firstSequence < 0 {
+            // Written by a coordinator (transactional offset commits): no sequence, only the epoch.
+            guard epoch >= entry.epoch else {
+                throw CommitLogError(.invalidProducerEpoch, "epoch \(epoch) of producer \(producerId) is older than the current epoch \(entry.epoch)")
+            }
             return .append
         }
         if epoch == entry.epoch, let original = entry.duplicate(firstSequence: firstSequence, lastSequence: lastSequence) {
@@ -77,15 +93,19 @@ struct ProducerStateManager: Sendable, Equatable {
     /// recovery, which trusts the log and checks nothing). A new epoch starts an empty batch cache.
     mutating func update(
         producerId: Int64, epoch: Int16, firstSequence: Int32, lastSequence: Int32, firstOffset: Int64, lastOffset: Int64,
-        maxTimestamp: Int64, now: Int64
+        maxTimestamp: Int64, now: Int64, isTransactional: Bool = false
     ) {
         let batch = ProducerBatchMetadata(
             firstSequence: firstSequence, lastSequence: lastSequence, firstOffset: firstOffset, lastOffset: lastOffset,
             maxTimestamp: maxTimestamp)
+        if isTransactional, ongoingTransactions[producerId] == nil { ongoingTransactions[producerId] = firstOffset }
+        let txnFirstOffset = ongoingTransactions[producerId] ?? -1
         guard var entry = entries[producerId], entry.epoch == epoch else {
-            entries[producerId] = ProducerStateEntry(producerId: producerId, epoch: epoch, batches: [batch], lastTimestamp: now)
+            entries[producerId] = ProducerStateEntry(
+                producerId: producerId, epoch: epoch, batches: [batch], lastTimestamp: now, currentTxnFirstOffset: txnFirstOffset)
             return
         }
+        entry.currentTxnFirstOffset = txnFirstOffset
         if entry.batches.count >= ProducerStateEntry.retainedBatchesMax {
             entry.batches.removeFirst(entry.batches.count - ProducerStateEntry.retainedBatchesMax + 1)
         }
@@ -94,19 +114,47 @@ struct ProducerStateManager: Sendable, Equatable {
         entries[producerId] = entry
     }
 
-    /// Drops producers idle for `expirationMs` or more (Kafka `removeExpiredProducers`). Returns how
-    /// many were dropped.
+    /// Checks a transaction marker (a control batch written by the transaction coordinator): its
+    /// epoch may not be older than the producer's.
+    /// - Throws: `.invalidProducerEpoch` for a fenced epoch.
+    func checkMarker(producerId: Int64, epoch: Int16) throws(CommitLogError) {
+        if let entry = entries[producerId], epoch < entry.epoch {
+            throw CommitLogError(.invalidProducerEpoch, "marker epoch \(epoch) of producer \(producerId) is older than \(entry.epoch)")
+        }
+    }
+
+    /// Ends the producer's open transaction at a marker (Kafka `completeTxn`): the epoch becomes
+    /// the marker's, the sequence cache starts over when it changed. Returns the first offset of
+    /// the transaction it closed, nil when none was open here.
+    mutating func completeTransaction(producerId: Int64, epoch: Int16, now: Int64) -> Int64? {
+        let first = ongoingTransactions.removeValue(forKey: producerId)
+        if var entry = entries[producerId] {
+            if entry.epoch != epoch {
+                entry.epoch = epoch
+                entry.batches = []
+            }
+            entry.currentTxnFirstOffset = -1
+            entry.lastTimestamp = max(entry.lastTimestamp, now)
+            entries[producerId] = entry
+        } else {
+            entries[producerId] = ProducerStateEntry(producerId: producerId, epoch: epoch, batches: [], lastTimestamp: now)
+        }
+        return first
+    }
+
+    /// Drops producers idle for `expirationMs` or more (Kafka `removeExpiredProducers`), except
+    /// those with an open transaction. Returns how many were dropped.
     @discardableResult
     mutating func removeExpired(now: Int64, expirationMs: Int64) -> Int {
         let before = entries.count
-        entries = entries.filter { now - $0.value.lastTimestamp < expirationMs }
+        entries = entries.filter { now - $0.value.lastTimestamp < expirationMs || ongoingTransactions[$0.key] != nil }
         return before - entries.count
     }
 
     /// Drops producers whose last batch lies below `offset` (Kafka `truncateHead`): their batches
     /// were deleted with the log head.
     mutating func removeProducers(lastOffsetBelow offset: Int64) {
-        entries = entries.filter { $0.value.lastOffset >= offset }
+        entries = entries.filter { $0.value.lastOffset >= offset || ongoingTransactions[$0.key] != nil }
     }
 
     /// Entries in producer-id order (for snapshots and tests).

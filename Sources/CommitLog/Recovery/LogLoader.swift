@@ -106,12 +106,14 @@ struct LogLoader {
         let last = segments[segments.count - 1]
         // After a clean shutdown everything is durable; otherwise only what the checkpoint says.
         let effectiveRecoveryPoint = hadCleanShutdown ? last.nextOffset : min(recoveryPoint, last.nextOffset)
-        let producers = try ProducerStateLoader(directory: directory, io: io, clock: clock, logger: logger)
-            .load(segments: segments, logStartOffset: logStart)
-        return PartitionLog(
+        let (producers, replayedAborts) = try ProducerStateLoader(directory: directory, io: io, clock: clock, logger: logger)
+            .loadWithAborts(segments: segments, logStartOffset: logStart)
+        let log = PartitionLog(
             topicPartition: topicPartition, directory: directory, configuration: configuration, segments: segments,
             logStartOffset: logStart, recoveryPoint: effectiveRecoveryPoint, producers: producers, io: io, clock: clock,
             logger: logger, files: files)
+        try log.loadTransactionIndexes(segments: segments, replayed: replayedAborts)
+        return log
     }
 
     /// Opens segment `base`; recovers it when asked or when its indexes are not usable. Returns whether

@@ -20,6 +20,14 @@ struct ProducerStateLoader {
     let logger: Logger
 
     func load(segments: [LogSegment], logStartOffset: Int64) throws(DiskError) -> ProducerStateManager {
+        try loadWithAborts(segments: segments, logStartOffset: logStartOffset).state
+    }
+
+    /// `load`, also returning the aborted transactions whose ABORT markers were replayed (markers
+    /// past the snapshot: open transactions are rebuilt from the snapshot's `currentTxnFirstOffset`
+    /// and the transactional batches after it).
+    func loadWithAborts(segments: [LogSegment], logStartOffset: Int64) throws(DiskError) -> (state: ProducerStateManager, aborted: [AbortedTransaction]) {
+        var aborted: [AbortedTransaction] = []
         let logEndOffset = segments.last?.nextOffset ?? logStartOffset
         var offsets = try ProducerSnapshotFile.list(directory, io: io)
         for offset in offsets where offset > logEndOffset {
@@ -58,11 +66,27 @@ struct ProducerStateLoader {
                     break
                 }
                 position += Int64(header.totalByteCount)
-                guard header.lastOffset >= replayFrom, header.producerId >= 0, !header.isControl else { continue }
+                guard header.lastOffset >= replayFrom, header.producerId >= 0 else { continue }
+                if header.isControl {
+                    let batchPosition = position - Int64(header.totalByteCount)
+                    guard header.totalByteCount <= 4096,
+                        let whole = try reader.slice(at: batchPosition, length: header.totalByteCount)
+                    else { continue }
+                    let type = ControlRecordType(controlBatch: whole)
+                    if let first = state.completeTransaction(producerId: header.producerId, epoch: header.producerEpoch, now: now),
+                        type == .abort
+                    {
+                        let lastStable = state.firstUnstableOffset ?? (header.baseOffset + 1)
+                        aborted.append(
+                            AbortedTransaction(producerId: header.producerId, firstOffset: first, lastOffset: header.baseOffset, lastStableOffset: lastStable))
+                    }
+                    replayed += 1
+                    continue
+                }
                 state.update(
                     producerId: header.producerId, epoch: header.producerEpoch, firstSequence: header.baseSequence,
                     lastSequence: header.lastSequence, firstOffset: header.baseOffset, lastOffset: header.lastOffset,
-                    maxTimestamp: header.maxTimestamp, now: now)
+                    maxTimestamp: header.maxTimestamp, now: now, isTransactional: header.isTransactional)
                 replayed += 1
             }
         }
@@ -75,6 +99,6 @@ struct ProducerStateLoader {
                     "producers": "\(state.count)",
                 ])
         }
-        return state
+        return (state, aborted)
     }
 }

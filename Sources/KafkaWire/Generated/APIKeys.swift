@@ -391,6 +391,10 @@ extension APIKey {
         ServedAPIRange(apiKey: .deleteRecords, minVersion: 0, maxVersion: 2),
         ServedAPIRange(apiKey: .initProducerId, minVersion: 0, maxVersion: 5),
         ServedAPIRange(apiKey: .offsetForLeaderEpoch, minVersion: 2, maxVersion: 4),
+        ServedAPIRange(apiKey: .addPartitionsToTxn, minVersion: 0, maxVersion: 4),
+        ServedAPIRange(apiKey: .addOffsetsToTxn, minVersion: 0, maxVersion: 4),
+        ServedAPIRange(apiKey: .endTxn, minVersion: 0, maxVersion: 4),
+        ServedAPIRange(apiKey: .txnOffsetCommit, minVersion: 0, maxVersion: 4),
         ServedAPIRange(apiKey: .describeConfigs, minVersion: 0, maxVersion: 4),
         ServedAPIRange(apiKey: .alterConfigs, minVersion: 0, maxVersion: 2),
         ServedAPIRange(apiKey: .createPartitions, minVersion: 0, maxVersion: 3),
@@ -398,6 +402,9 @@ extension APIKey {
         ServedAPIRange(apiKey: .incrementalAlterConfigs, minVersion: 0, maxVersion: 1),
         ServedAPIRange(apiKey: .offsetDelete, minVersion: 0, maxVersion: 0),
         ServedAPIRange(apiKey: .describeCluster, minVersion: 0, maxVersion: 1),
+        ServedAPIRange(apiKey: .describeProducers, minVersion: 0, maxVersion: 0),
+        ServedAPIRange(apiKey: .describeTransactions, minVersion: 0, maxVersion: 0),
+        ServedAPIRange(apiKey: .listTransactions, minVersion: 0, maxVersion: 1),
         ServedAPIRange(apiKey: .consumerGroupHeartbeat, minVersion: 0, maxVersion: 1),
         ServedAPIRange(apiKey: .consumerGroupDescribe, minVersion: 0, maxVersion: 0),
     ]
@@ -424,6 +431,10 @@ extension APIKey {
         case .deleteRecords: return DeleteRecordsRequest.self
         case .initProducerId: return InitProducerIdRequest.self
         case .offsetForLeaderEpoch: return OffsetForLeaderEpochRequest.self
+        case .addPartitionsToTxn: return AddPartitionsToTxnRequest.self
+        case .addOffsetsToTxn: return AddOffsetsToTxnRequest.self
+        case .endTxn: return EndTxnRequest.self
+        case .txnOffsetCommit: return TxnOffsetCommitRequest.self
         case .describeConfigs: return DescribeConfigsRequest.self
         case .alterConfigs: return AlterConfigsRequest.self
         case .createPartitions: return CreatePartitionsRequest.self
@@ -431,6 +442,9 @@ extension APIKey {
         case .incrementalAlterConfigs: return IncrementalAlterConfigsRequest.self
         case .offsetDelete: return OffsetDeleteRequest.self
         case .describeCluster: return DescribeClusterRequest.self
+        case .describeProducers: return DescribeProducersRequest.self
+        case .describeTransactions: return DescribeTransactionsRequest.self
+        case .listTransactions: return ListTransactionsRequest.self
         case .consumerGroupHeartbeat: return ConsumerGroupHeartbeatRequest.self
         case .consumerGroupDescribe: return ConsumerGroupDescribeRequest.self
         default: return nil
@@ -459,6 +473,10 @@ extension APIKey {
         case .deleteRecords: return DeleteRecordsResponse.self
         case .initProducerId: return InitProducerIdResponse.self
         case .offsetForLeaderEpoch: return OffsetForLeaderEpochResponse.self
+        case .addPartitionsToTxn: return AddPartitionsToTxnResponse.self
+        case .addOffsetsToTxn: return AddOffsetsToTxnResponse.self
+        case .endTxn: return EndTxnResponse.self
+        case .txnOffsetCommit: return TxnOffsetCommitResponse.self
         case .describeConfigs: return DescribeConfigsResponse.self
         case .alterConfigs: return AlterConfigsResponse.self
         case .createPartitions: return CreatePartitionsResponse.self
@@ -466,6 +484,9 @@ extension APIKey {
         case .incrementalAlterConfigs: return IncrementalAlterConfigsResponse.self
         case .offsetDelete: return OffsetDeleteResponse.self
         case .describeCluster: return DescribeClusterResponse.self
+        case .describeProducers: return DescribeProducersResponse.self
+        case .describeTransactions: return DescribeTransactionsResponse.self
+        case .listTransactions: return ListTransactionsResponse.self
         case .consumerGroupHeartbeat: return ConsumerGroupHeartbeatResponse.self
         case .consumerGroupDescribe: return ConsumerGroupDescribeResponse.self
         default: return nil
