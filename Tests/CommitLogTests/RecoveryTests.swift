@@ -149,6 +149,32 @@ import Dispatch
         #expect(try Self.storedBatches(h, reloaded) == stored)
     }
 
+    /// Found by FuzzIndexLoading: an empty `.timeindex` passed the sanity checks, so after a clean
+    /// restart the segment's max timestamp was unknown and timestamp lookups skipped the segment.
+    @Test func emptyTimeIndexOfATimestampedSegmentIsRebuilt() async throws {
+        let h = try Harness()
+        let log = try h.createLog(configuration: Self.configuration())
+        _ = try await Self.fill(h, log, count: 60)
+        let bases = log.segmentBaseOffsets
+        #expect(bases.count > 2)
+        let first = try #require(try log.offset(forTimestamp: 0))
+        let max = try #require(try log.offsetOfMaxTimestamp())
+        try h.manager.shutdown()
+        let path = segmentPath(h.root, "orders-0", 0, ".timeindex")
+        let timeIndex = try #require(h.disk.currentContents(of: path))
+        #expect(!timeIndex.isEmpty)
+        let fd = try h.io.open(path, mode: .readWrite)
+        try h.io.truncate(fd, to: 0)
+        h.io.close(fd)
+
+        let reloaded = try #require(try h.restart(configuration: Self.configuration()).first)
+        #expect(h.disk.currentContents(of: path) == timeIndex)
+        let again = try #require(try reloaded.offset(forTimestamp: 0))
+        #expect(again.offset == first.offset && again.timestamp == first.timestamp && first.offset == 0)
+        let maxAgain = try #require(try reloaded.offsetOfMaxTimestamp())
+        #expect(maxAgain.offset == max.offset && maxAgain.timestamp == max.timestamp)
+    }
+
     @Test func preallocatedIndexTailIsNotAnEntry() async throws {
         let h = try Harness()
         let log = try h.createLog(configuration: Self.configuration())

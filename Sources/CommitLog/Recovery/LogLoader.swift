@@ -203,6 +203,12 @@ struct LogLoader {
         }
         let timeIndex: TimeIndex
         do { timeIndex = try TimeIndex.decode(timeBytes, baseOffset: base, nextOffset: nextOffset) } catch { return .failure(error) }
+        // A segment gets its final time entry when it stops being active (roll or clean shutdown), so a
+        // segment whose records carry timestamps cannot have an empty time index: trusting one would hide
+        // the segment from timestamp lookups. (Timestamp 0 at relative offset 0 reads as a zero tail.)
+        if timeIndex.entries.isEmpty, firstBatchMaxTimestamp > 0 {
+            return .failure(IndexCorruption("time index is empty but the segment's records carry timestamps"))
+        }
         var indexer = SegmentIndexer(baseOffset: base, intervalBytes: configuration.indexIntervalBytes)
         if let last = timeIndex.entries.last {
             indexer.maxTimestamp = last.timestamp
