@@ -175,6 +175,54 @@ import Dispatch
         #expect(maxAgain.offset == max.offset && maxAgain.timestamp == max.timestamp)
     }
 
+    /// A batch at `baseOffset` with `lastOffsetDelta` and a valid CRC (a record count to match).
+    static func batch(baseOffset: Int64, lastOffsetDelta: Int32) -> [UInt8] {
+        var buffer = makeBatch()
+        var header = try! #require(RecordBatchHeader(buffer: buffer))
+        header.baseOffset = baseOffset
+        header.lastOffsetDelta = lastOffsetDelta
+        header.write(into: &buffer, at: 0)
+        RecordBatch.updateCRC(in: &buffer, at: 0)
+        return Array(buffer.readableBytesView)
+    }
+
+    /// Found by FuzzSegmentRecovery: after a clean shutdown the last segment's tail is trusted; a batch
+    /// there reaching past the segment's u32 relative offsets made the indexer trap at the next
+    /// shutdown. Now the index is rebuilt by the validating scan, which stops before that batch.
+    @Test func trustedBatchPastTheRelativeOffsetRangeIsNotTrusted() async throws {
+        let h = try Harness()
+        let log = try h.createLog(configuration: Self.configuration())
+        let stored = try await Self.fill(h, log, count: 3)
+        try h.manager.shutdown()
+        let path = segmentPath(h.root, "orders-0", 0, ".log")
+        let fd = try h.io.open(path, mode: .readWrite)
+        let size = try h.io.fileSize(fd)
+        try h.io.write(fd, bytes: Self.batch(baseOffset: 1000, lastOffsetDelta: Int32.max), at: size)
+        h.io.close(fd)
+
+        let reloaded = try #require(try h.restart(configuration: Self.configuration()).first)
+        #expect(try Self.storedBatches(h, reloaded) == stored)
+        try h.manager.shutdown()  // trapped here before
+        #expect(h.io.fileExists("/data/.kafka_cleanshutdown"))
+    }
+
+    /// A batch whose base offset + lastOffsetDelta overflows Int64 ends recovery there instead of trapping.
+    @Test func recoveryStopsAtABatchWhoseLastOffsetOverflows() async throws {
+        let h = try Harness()
+        let log = try h.createLog(configuration: Self.configuration())
+        let stored = try await Self.fill(h, log, count: 3)
+        h.manager.appender.shutdown()  // unclean
+        let path = segmentPath(h.root, "orders-0", 0, ".log")
+        let fd = try h.io.open(path, mode: .readWrite)
+        let size = try h.io.fileSize(fd)
+        try h.io.write(fd, bytes: Self.batch(baseOffset: Int64.max - 1, lastOffsetDelta: 5), at: size)
+        h.io.close(fd)
+
+        let reloaded = try #require(try h.restart(configuration: Self.configuration()).first)
+        #expect(try Self.storedBatches(h, reloaded) == stored)
+        #expect(h.disk.currentContents(of: path)?.count == Int(size))
+    }
+
     @Test func preallocatedIndexTailIsNotAnEntry() async throws {
         let h = try Harness()
         let log = try h.createLog(configuration: Self.configuration())

@@ -192,7 +192,10 @@ struct LogLoader {
             var previousLast: Int64?
             while position < size {
                 let header = try? BatchHeaderReader.header(io: io, file: file, at: position, end: size)
+                // Offsets must stay within the segment's u32 relative range (checked before `lastOffset`
+                // is computed, which could overflow): the indexer traps on anything else.
                 guard let header, header.baseOffset >= base, header.lastOffsetDelta >= 0,
+                    header.baseOffset - base <= Int64(Int32.max) - Int64(header.lastOffsetDelta),
                     previousLast.map({ header.baseOffset > $0 }) ?? true
                 else { return .failure(IndexCorruption("no valid batch at \(position) after the last index entry")) }
                 if header.maxTimestamp > scannedMax.timestamp { scannedMax = (header.maxTimestamp, header.lastOffset) }
