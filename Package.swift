@@ -102,6 +102,21 @@ if ProcessInfo.processInfo.environment["PETREL_BENCHMARKS"] != nil || ProcessInf
     ))
 }
 
+// Fuzz targets (libFuzzer) are built only on request, by tools/fuzz.sh (PETREL_FUZZ=1 and
+// `-sanitize=fuzzer,address`), so plain `swift build` / `swift test` never compile them.
+if ProcessInfo.processInfo.environment["PETREL_FUZZ"] != nil {
+    targets.append(.target(name: "FuzzSupport", dependencies: ["CommitLog", "DiskIO", "DiskIOTesting", "RecordFormat", logging, nioCore], path: "Tests/Fuzz/FuzzSupport", swiftSettings: swiftSettings))
+    let fuzzTargets: [(String, [Target.Dependency])] = [
+        ("FuzzRequestFrame", ["FuzzSupport", "KafkaWire", "RecordFormat", "RecordCompression", nioCore]),
+        ("FuzzRecordBatch", ["FuzzSupport", "RecordFormat", "RecordCompression", nioCore]),
+        ("FuzzSegmentRecovery", ["FuzzSupport", "CommitLog", "DiskIO", "DiskIOTesting", "RecordFormat", "RecordCompression", nioCore]),
+        ("FuzzIndexLoading", ["FuzzSupport", "CommitLog", "DiskIO", "DiskIOTesting", "RecordFormat", nioCore]),
+    ]
+    for (name, dependencies) in fuzzTargets {
+        targets.append(.executableTarget(name: name, dependencies: dependencies, path: "Tests/Fuzz/\(name)", swiftSettings: swiftSettings))
+    }
+}
+
 let package = Package(
     name: "Petrel",
     platforms: [.macOS(.v15)],

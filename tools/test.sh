@@ -4,6 +4,7 @@
 #   tools/test.sh                 everything
 #   SKIP_UNIT=1 tools/test.sh     build + integration only
 #   SKIP_INTEGRATION=1 tools/test.sh
+#   SKIP_FUZZ=1 tools/test.sh     without the bounded fuzz run (tools/fuzz.sh 45)
 #   PYTEST_ARGS="-k kcat" tools/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +53,11 @@ if [ "${SKIP_UNIT:-0}" != 1 ]; then
   # Gates first (warnings as errors, explicit target imports); swift test reuses that build.
   step "gates (tools/check.sh)" tools/check.sh
   step "unit tests (swift test)" swift test -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error
+fi
+
+# libFuzzer + ASan, 45 s per target plus its own build in .build-fuzz (see tools/fuzz.sh).
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+  step "fuzz (bounded)" env FUZZ_JOBS=2 tools/fuzz.sh 45
 fi
 
 if [ "${SKIP_INTEGRATION:-0}" != 1 ]; then

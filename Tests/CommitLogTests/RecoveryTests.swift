@@ -149,6 +149,80 @@ import Dispatch
         #expect(try Self.storedBatches(h, reloaded) == stored)
     }
 
+    /// Found by FuzzIndexLoading: an empty `.timeindex` passed the sanity checks, so after a clean
+    /// restart the segment's max timestamp was unknown and timestamp lookups skipped the segment.
+    @Test func emptyTimeIndexOfATimestampedSegmentIsRebuilt() async throws {
+        let h = try Harness()
+        let log = try h.createLog(configuration: Self.configuration())
+        _ = try await Self.fill(h, log, count: 60)
+        let bases = log.segmentBaseOffsets
+        #expect(bases.count > 2)
+        let first = try #require(try log.offset(forTimestamp: 0))
+        let max = try #require(try log.offsetOfMaxTimestamp())
+        try h.manager.shutdown()
+        let path = segmentPath(h.root, "orders-0", 0, ".timeindex")
+        let timeIndex = try #require(h.disk.currentContents(of: path))
+        #expect(!timeIndex.isEmpty)
+        let fd = try h.io.open(path, mode: .readWrite)
+        try h.io.truncate(fd, to: 0)
+        h.io.close(fd)
+
+        let reloaded = try #require(try h.restart(configuration: Self.configuration()).first)
+        #expect(h.disk.currentContents(of: path) == timeIndex)
+        let again = try #require(try reloaded.offset(forTimestamp: 0))
+        #expect(again.offset == first.offset && again.timestamp == first.timestamp && first.offset == 0)
+        let maxAgain = try #require(try reloaded.offsetOfMaxTimestamp())
+        #expect(maxAgain.offset == max.offset && maxAgain.timestamp == max.timestamp)
+    }
+
+    /// A batch at `baseOffset` with `lastOffsetDelta` and a valid CRC (a record count to match).
+    static func batch(baseOffset: Int64, lastOffsetDelta: Int32) -> [UInt8] {
+        var buffer = makeBatch()
+        var header = try! #require(RecordBatchHeader(buffer: buffer))
+        header.baseOffset = baseOffset
+        header.lastOffsetDelta = lastOffsetDelta
+        header.write(into: &buffer, at: 0)
+        RecordBatch.updateCRC(in: &buffer, at: 0)
+        return Array(buffer.readableBytesView)
+    }
+
+    /// Found by FuzzSegmentRecovery: after a clean shutdown the last segment's tail is trusted; a batch
+    /// there reaching past the segment's u32 relative offsets made the indexer trap at the next
+    /// shutdown. Now the index is rebuilt by the validating scan, which stops before that batch.
+    @Test func trustedBatchPastTheRelativeOffsetRangeIsNotTrusted() async throws {
+        let h = try Harness()
+        let log = try h.createLog(configuration: Self.configuration())
+        let stored = try await Self.fill(h, log, count: 3)
+        try h.manager.shutdown()
+        let path = segmentPath(h.root, "orders-0", 0, ".log")
+        let fd = try h.io.open(path, mode: .readWrite)
+        let size = try h.io.fileSize(fd)
+        try h.io.write(fd, bytes: Self.batch(baseOffset: 1000, lastOffsetDelta: Int32.max), at: size)
+        h.io.close(fd)
+
+        let reloaded = try #require(try h.restart(configuration: Self.configuration()).first)
+        #expect(try Self.storedBatches(h, reloaded) == stored)
+        try h.manager.shutdown()  // trapped here before
+        #expect(h.io.fileExists("/data/.kafka_cleanshutdown"))
+    }
+
+    /// A batch whose base offset + lastOffsetDelta overflows Int64 ends recovery there instead of trapping.
+    @Test func recoveryStopsAtABatchWhoseLastOffsetOverflows() async throws {
+        let h = try Harness()
+        let log = try h.createLog(configuration: Self.configuration())
+        let stored = try await Self.fill(h, log, count: 3)
+        h.manager.appender.shutdown()  // unclean
+        let path = segmentPath(h.root, "orders-0", 0, ".log")
+        let fd = try h.io.open(path, mode: .readWrite)
+        let size = try h.io.fileSize(fd)
+        try h.io.write(fd, bytes: Self.batch(baseOffset: Int64.max - 1, lastOffsetDelta: 5), at: size)
+        h.io.close(fd)
+
+        let reloaded = try #require(try h.restart(configuration: Self.configuration()).first)
+        #expect(try Self.storedBatches(h, reloaded) == stored)
+        #expect(h.disk.currentContents(of: path)?.count == Int(size))
+    }
+
     @Test func preallocatedIndexTailIsNotAnEntry() async throws {
         let h = try Harness()
         let log = try h.createLog(configuration: Self.configuration())

@@ -196,7 +196,10 @@ struct LogLoader {
             var previousLast: Int64?
             while position < size {
                 let header = try? BatchHeaderReader.header(io: io, file: file, at: position, end: size)
+                // Offsets must stay within the segment's u32 relative range (checked before `lastOffset`
+                // is computed, which could overflow): the indexer traps on anything else.
                 guard let header, header.baseOffset >= base, header.lastOffsetDelta >= 0,
+                    header.baseOffset - base <= Int64(Int32.max) - Int64(header.lastOffsetDelta),
                     previousLast.map({ header.baseOffset > $0 }) ?? true
                 else { return .failure(IndexCorruption("no valid batch at \(position) after the last index entry")) }
                 if header.maxTimestamp > scannedMax.timestamp { scannedMax = (header.maxTimestamp, header.lastOffset) }
@@ -207,6 +210,12 @@ struct LogLoader {
         }
         let timeIndex: TimeIndex
         do { timeIndex = try TimeIndex.decode(timeBytes, baseOffset: base, nextOffset: nextOffset) } catch { return .failure(error) }
+        // A segment gets its final time entry when it stops being active (roll or clean shutdown), so a
+        // segment whose records carry timestamps cannot have an empty time index: trusting one would hide
+        // the segment from timestamp lookups. (Timestamp 0 at relative offset 0 reads as a zero tail.)
+        if timeIndex.entries.isEmpty, firstBatchMaxTimestamp > 0 {
+            return .failure(IndexCorruption("time index is empty but the segment's records carry timestamps"))
+        }
         var indexer = SegmentIndexer(baseOffset: base, intervalBytes: configuration.indexIntervalBytes)
         if let last = timeIndex.entries.last {
             indexer.maxTimestamp = last.timestamp

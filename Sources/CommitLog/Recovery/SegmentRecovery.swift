@@ -58,10 +58,11 @@ struct SegmentRecovery {
                 result.stopReason = "invalid batch at position \(position): \(error)"
                 break
             }
+            // No `lastOffset` before the bound: baseOffset + lastOffsetDelta can overflow.
             guard header.lastOffsetDelta >= 0, header.baseOffset >= result.nextOffset,
-                header.lastOffset - baseOffset <= Int64(Int32.max)
+                header.baseOffset - baseOffset <= Int64(Int32.max) - Int64(header.lastOffsetDelta)
             else {
-                result.stopReason = "batch at position \(position) has offsets \(header.baseOffset)...\(header.lastOffset), expected from \(result.nextOffset)"
+                result.stopReason = "batch at position \(position) has offsets \(header.baseOffset) + \(header.lastOffsetDelta), expected from \(result.nextOffset)"
                 break
             }
             if let offsetLimit, header.lastOffset >= offsetLimit {
