@@ -65,7 +65,9 @@ final class LogSegment: @unchecked Sendable {
     /// Active, or holding bytes/indexes not yet fdatasynced: the LRU never closes it.
     var pinned = true
     /// The cache counting this segment's descriptor (set by `SegmentFileCache.register`).
-    var cache: SegmentFileCache?
+    /// Weak: the cache holds its evictable segments, so a strong back-reference would keep both alive
+    /// after their log manager is gone.
+    weak var cache: SegmentFileCache?
     /// LRU stamp (cache lock).
     var lastUse: UInt64 = 0
 
