@@ -175,6 +175,42 @@ import Dispatch
         #expect(maxAgain.offset == max.offset && maxAgain.timestamp == max.timestamp)
     }
 
+    /// Found by FuzzIndexLoading: the load's sanity check looks at the last offset-index entry only
+    /// (as Kafka's does), so a well-formed entry in the middle pointing inside a batch, or at a later
+    /// batch, survived a clean restart and made reads fail or skip records. Reads now rescan the
+    /// segment from its start when the indexed position does not lead to the wanted offset.
+    @Test func wrongMiddleIndexEntriesDoNotBreakReads() async throws {
+        let h = try Harness()
+        let log = try h.createLog(configuration: Self.configuration())
+        let stored = try await Self.fill(h, log, count: 60)
+        let expected = try Self.storedBatches(h, log)
+        #expect(stored == expected)
+        #expect(log.segmentBaseOffsets.count > 2, "segment 0 must be a closed segment with its index on disk")
+        try h.manager.shutdown()
+        let path = segmentPath(h.root, "orders-0", 0, ".index")
+        var index = try #require(h.disk.currentContents(of: path))
+        #expect(index.count >= 16, "need at least two entries")
+        // Entry 0 (not the last, so the load keeps it) now points 5 bytes into its batch.
+        func put(_ value: UInt32, at position: Int) {
+            index[position] = UInt8(value >> 24); index[position + 1] = UInt8((value >> 16) & 0xFF)
+            index[position + 2] = UInt8((value >> 8) & 0xFF); index[position + 3] = UInt8(value & 0xFF)
+        }
+        let firstPosition = UInt32(index[4]) << 24 | UInt32(index[5]) << 16 | UInt32(index[6]) << 8 | UInt32(index[7])
+        put(firstPosition + 5, at: 4)
+        let fd = try h.io.open(path, mode: .readWrite)
+        try index.withUnsafeBytes { try h.io.write(fd, $0, at: 0) }
+        h.io.close(fd)
+
+        let reloaded = try #require(try h.restart(configuration: Self.configuration()).first)
+        #expect(h.disk.currentContents(of: path) == index, "the load kept the wrong entry (only the last is checked)")
+        // Every offset, not only batch starts (the wrong entry names a batch's last offset).
+        for offset in reloaded.logStartOffset..<reloaded.highWatermark {
+            let batch = try #require(try Harness.batches(in: h.bytes(of: reloaded.read(from: offset, maxBytes: 1))).first)
+            #expect(batch.baseOffset <= offset && offset <= batch.lastOffset, "read from \(offset) returned \(batch.baseOffset)...\(batch.lastOffset)")
+        }
+        #expect(try Self.storedBatches(h, reloaded) == expected)
+    }
+
     /// A batch at `baseOffset` with `lastOffsetDelta` and a valid CRC (a record count to match).
     static func batch(baseOffset: Int64, lastOffsetDelta: Int32) -> [UInt8] {
         var buffer = makeBatch()

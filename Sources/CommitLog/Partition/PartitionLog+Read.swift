@@ -65,15 +65,24 @@ extension PartitionLog {
             guard let plan else { break }
 
             // Find the batch containing `offset` (the first whose last offset reaches it).
-            var position = plan.scanFrom
-            var firstHeader: RecordBatchHeader?
-            while position < plan.end {
-                let header = try BatchHeaderReader.header(io: io, file: plan.file, at: position, end: plan.end)
-                if header.lastOffset >= offset {
-                    firstHeader = header
-                    break
+            func scan(from start: Int64) throws(CommitLogError) -> (Int64, RecordBatchHeader?) {
+                var position = start
+                while position < plan.end {
+                    let header = try BatchHeaderReader.header(io: io, file: plan.file, at: position, end: plan.end)
+                    if header.lastOffset >= offset { return (position, header) }
+                    position += Int64(header.totalByteCount)
                 }
-                position += Int64(header.totalByteCount)
+                return (position, nil)
+            }
+            var (position, firstHeader): (Int64, RecordBatchHeader?)
+            do {
+                (position, firstHeader) = try scan(from: plan.scanFrom)
+                // An index entry that does not point at the batch holding the offset (a well-formed
+                // but wrong entry that survived the load's sanity check) is not trusted: rescan the
+                // segment from its start.
+                if plan.scanFrom > 0, let header = firstHeader, header.baseOffset > offset { (position, firstHeader) = try scan(from: 0) }
+            } catch where plan.scanFrom > 0 {
+                (position, firstHeader) = try scan(from: 0)
             }
             guard let firstHeader else {
                 exhaustedSegmentBase = plan.segment.baseOffset
