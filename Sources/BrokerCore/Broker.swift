@@ -44,6 +44,12 @@ public struct RequestContext: Sendable {
     public var eventLoop: any EventLoop
     public var allocator: ByteBufferAllocator
     public var clientAddress: String
+    /// The listener the request arrived on (Metadata advertises that listener's address).
+    public var listenerName: String = ""
+    /// The authenticated principal (`User:alice`; `User:ANONYMOUS` when unauthenticated).
+    public var principal: String = "User:ANONYMOUS"
+    /// Whether fetched records may be sent as file regions (sendfile); false under TLS.
+    public var zeroCopy: Bool = true
 
     /// The client's IP (Kafka's `clientHost`, e.g. "/127.0.0.1").
     public var clientHost: String {
@@ -79,8 +85,17 @@ public final class Broker: Sendable {
     /// The port actually bound (differs from the configured one when that was 0).
     private let boundPort = Atomic<Int>(0)
 
+    /// The port each listener actually bound, by listener name.
+    private let boundPorts = Mutex<[String: Int]>([:])
+
     /// Called by the server once the listener is bound.
     public func setBoundPort(_ port: Int) { boundPort.store(port, ordering: .releasing) }
+
+    /// Called by the server once the listener `name` is bound.
+    public func setBoundPort(_ port: Int, listener name: String) {
+        boundPorts.withLock { $0[name] = port }
+        if boundPort.load(ordering: .acquiring) == 0 { boundPort.store(port, ordering: .releasing) }
+    }
 
     /// Host and port announced in Metadata / DescribeCluster / FindCoordinator.
     public var advertisedAddress: (host: String, port: Int) {
@@ -90,6 +105,20 @@ public final class Broker: Sendable {
             if bound != 0 { address.port = bound }
         }
         return address
+    }
+
+    /// The address advertised to a client connected to `listener`: its `advertised.listeners`
+    /// entry, else the listener's own host (127.0.0.1 for a wildcard) and bound port.
+    public func advertisedAddress(listener name: String) -> (host: String, port: Int) {
+        guard !name.isEmpty, let listener = (try? configuration.resolvedListeners())?.first(where: { $0.name == name }) else {
+            return advertisedAddress
+        }
+        let bound = boundPorts.withLock { $0[name] } ?? listener.port
+        if let advertised = (try? configuration.resolvedAdvertisedListeners())?[name] {
+            return (advertised.host == "0.0.0.0" ? "127.0.0.1" : advertised.host, advertised.port == 0 ? bound : advertised.port)
+        }
+        let host = listener.host == "0.0.0.0" || listener.host == "::" ? "127.0.0.1" : listener.host
+        return (host, bound)
     }
 
     /// Handlers by API key, with the versions we serve.
@@ -106,6 +135,8 @@ public final class Broker: Sendable {
     let adminQueue = DispatchQueue(label: "petrel-admin")
     /// The classic consumer-group coordinator; its records live in `__consumer_offsets`.
     public let groupCoordinator: GroupCoordinator
+    /// SASL users and SCRAM credentials.
+    public let security: SecurityServices
 
     /// - Parameter groupScheduler: runs the coordinator's session/rebalance timers (an event loop).
     public init(
@@ -119,6 +150,7 @@ public final class Broker: Sendable {
         self.logger = logger
         self.topics = TopicRegistry(configuration: configuration, logManager: logManager, io: io, logger: logger)
         self.routes = Broker.makeRoutes()
+        self.security = SecurityServices(configuration: configuration, io: io, logger: logger)
         var groupConfiguration = GroupCoordinatorConfiguration()
         groupConfiguration.initialRebalanceDelayMs = configuration.groupInitialRebalanceDelayMs
         groupConfiguration.minSessionTimeoutMs = configuration.groupMinSessionTimeoutMs
@@ -137,6 +169,7 @@ public final class Broker: Sendable {
     public func start() throws {
         logManager.retentionCheckIntervalMs = configuration.retentionCheckIntervalMs
         logManager.diskFullProbeIntervalMs = configuration.diskFullProbeIntervalMs
+        try security.load()
         try topics.load()
         logManager.appender.start()
         logManager.startCleaner(configuration.cleaner)
@@ -231,7 +264,7 @@ public final class Broker: Sendable {
         // Consumer groups (classic protocol).
         add(FindCoordinatorRequest.self) { broker, context, request, reply in
             if request.keyType == 0 { _ = try? broker.ensureOffsetsTopic() }
-            broker.groupCoordinator.handleFindCoordinator(request, version: context.header.apiVersion, node: broker.coordinatorNode) { reply.send($0) }
+            broker.groupCoordinator.handleFindCoordinator(request, version: context.header.apiVersion, node: broker.coordinatorNode(listener: context.listenerName)) { reply.send($0) }
         }
         add(JoinGroupRequest.self) { broker, context, request, reply in
             let client = GroupClientInfo(clientId: context.header.clientId ?? "", clientHost: context.clientHost)
@@ -245,6 +278,13 @@ public final class Broker: Sendable {
         add(ListGroupsRequest.self) { $0.groupCoordinator.handleListGroups($2, version: $1.header.apiVersion, completion: $3.send) }
         add(DescribeGroupsRequest.self) { $0.groupCoordinator.handleDescribeGroups($2, version: $1.header.apiVersion, completion: $3.send) }
         add(DeleteGroupsRequest.self) { $0.groupCoordinator.handleDeleteGroups($2, version: $1.header.apiVersion, completion: $3.send) }
+        // SASL: served by the connection on SASL listeners; elsewhere Kafka answers ILLEGAL_SASL_STATE.
+        add(SaslHandshakeRequest.self) { $3.send(SaslHandshakeResponse(errorCode: KafkaErrorCode.illegalSaslState.rawValue, mechanisms: [])) }
+        add(SaslAuthenticateRequest.self) { _, _, _, reply in
+            reply.send(SaslAuthenticateResponse(errorCode: KafkaErrorCode.illegalSaslState.rawValue, errorMessage: "SASL is not enabled on this listener"))
+        }
+        add(DescribeUserScramCredentialsRequest.self) { $3.send($0.security.describe($2)) }
+        add(AlterUserScramCredentialsRequest.self) { b, _, r, reply in b.adminQueue.async { reply.send(b.security.alter(r)) } }
         add(OffsetDeleteRequest.self) { $0.groupCoordinator.handleOffsetDelete($2, version: $1.header.apiVersion, completion: $3.send) }
         return routes
     }

@@ -2,11 +2,27 @@ import BrokerCore
 import KafkaWire
 import Logging
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOSSL
+import Security
 
-/// One client connection: decodes request headers, hands requests to the broker, and writes the
-/// responses strictly in request order (the Java client checks correlation ids FIFO), however they
-/// complete. Pipelining is bounded: past `maxInFlight` outstanding requests, or while the socket
-/// is not writable, it stops reading (backpressure instead of unbounded buffering).
+/// What a connection knows about the listener it was accepted on.
+struct ListenerContext: Sendable {
+    var name: String
+    var securityProtocol: SecurityProtocol
+    var sasl: ConnectionStateMachine.Configuration.SASL?
+    /// Maps a client certificate's subject DN to a user name (`ssl.principal.mapping.rules`).
+    var principalMapper: PrincipalMapper?
+
+    static let plaintext = ListenerContext(name: "PLAINTEXT", securityProtocol: .plaintext)
+}
+
+/// One client connection: carries out `ConnectionStateMachine`'s decisions — hands requests to
+/// the broker, writes the responses in request order however they complete, holds reads while
+/// too many requests are outstanding or the socket is full (backpressure instead of unbounded
+/// buffering), and runs the SASL exchange on SASL listeners.
 final class ConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = Never
@@ -14,22 +30,19 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private let broker: Broker
     private let logger: Logger
-    private let maxInFlight: Int
-    private var nextSequence: UInt64 = 0
-    private var nextToSend: UInt64 = 0
-    private var ready: [UInt64: ResponseAction] = [:]
-    private var readPending = false
-    private var isActive = true
+    private let listener: ListenerContext
+    private weak var frameReader: KafkaFrameReader?
+    private var state: ConnectionStateMachine
     private var clientAddress = ""
 
-    init(broker: Broker, logger: Logger, maxInFlight: Int = 128) {
+    init(broker: Broker, logger: Logger, maxInFlight: Int = 128, listener: ListenerContext = .plaintext, frameReader: KafkaFrameReader? = nil) {
         self.broker = broker
         self.logger = logger
-        self.maxInFlight = maxInFlight
+        self.listener = listener
+        self.frameReader = frameReader
+        self.state = ConnectionStateMachine(configuration: .init(maxInFlight: maxInFlight, sasl: listener.sasl))
+        frameReader?.setLimits(frameBytesMax: state.frameBytesMax, acceptsShortFrames: state.acceptsShortFrames)
     }
-
-    private var inFlight: Int { Int(nextSequence - nextToSend) }
-    private var canRead: Bool { inFlight < maxInFlight }
 
     func channelActive(context: ChannelHandlerContext) {
         clientAddress = context.remoteAddress.map { "\($0)" } ?? ""
@@ -37,50 +50,72 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        isActive = false
-        for action in ready.values { Self.release(action) }
-        ready.removeAll()
+        for action in state.closed() { Self.release(action) }
         context.fireChannelInactive()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var frame = unwrapInboundIn(data)
-        let header: RequestHeader
-        do {
-            header = try RequestHeader.read(from: &frame)
-        } catch {
-            logger.info("closing connection: unreadable request header", metadata: ["client": "\(clientAddress)", "error": "\(error)"])
-            context.close(promise: nil)
-            return
+    /// mTLS: the principal is the client certificate's subject DN, mapped by
+    /// `ssl.principal.mapping.rules` (Kafka's default: the full DN). Read at the first request,
+    /// when the handshake is necessarily complete.
+    private var tlsPrincipalPending = true
+
+    private func resolveTLSPrincipal(context: ChannelHandlerContext) {
+        tlsPrincipalPending = false
+        guard let mapper = listener.principalMapper else { return }
+        let handler = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self)
+        if let certificate = handler?.peerCertificate, let der = try? certificate.toDERBytes(), let dn = DistinguishedName.subject(ofCertificate: der) {
+            state.tlsAuthenticated(principal: "User:" + mapper.map(dn))
         }
-        let sequence = nextSequence
-        nextSequence += 1
-        let requestContext = RequestContext(
-            header: header, eventLoop: context.eventLoop, allocator: context.channel.allocator, clientAddress: clientAddress)
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
-        broker.handle(requestContext, body: frame) { action in
-            if eventLoop.inEventLoop {
-                let (handler, context) = loopBound.value
-                handler.responseReady(context: context, sequence: sequence, action: action)
-            } else {
-                eventLoop.execute {
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        if tlsPrincipalPending { resolveTLSPrincipal(context: context) }
+        let action = state.frameReceived(frame, now: .now())
+        frameReader?.setLimits(frameBytesMax: state.frameBytesMax, acceptsShortFrames: state.acceptsShortFrames)
+        switch action {
+        case .ignore:
+            return
+        case .close(let reason):
+            logger.info("closing connection", metadata: ["client": "\(clientAddress)", "reason": "\(reason)"])
+            for action in state.closed() { Self.release(action) }
+            context.close(promise: nil)
+        case .flush:
+            flushReady(context: context)
+        case .dispatch(let sequence, let header, let body):
+            var requestContext = RequestContext(
+                header: header, eventLoop: context.eventLoop, allocator: context.channel.allocator, clientAddress: clientAddress)
+            requestContext.listenerName = listener.name
+            requestContext.principal = state.principal
+            requestContext.zeroCopy = !listener.securityProtocol.usesTLS
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let eventLoop = context.eventLoop
+            broker.handle(requestContext, body: body) { action in
+                if eventLoop.inEventLoop {
                     let (handler, context) = loopBound.value
                     handler.responseReady(context: context, sequence: sequence, action: action)
+                } else {
+                    eventLoop.execute {
+                        let (handler, context) = loopBound.value
+                        handler.responseReady(context: context, sequence: sequence, action: action)
+                    }
                 }
             }
         }
     }
 
     private func responseReady(context: ChannelHandlerContext, sequence: UInt64, action: ResponseAction) {
-        guard isActive else {
+        guard state.responseReady(sequence: sequence, action: action) else {
             Self.release(action)
             return
         }
-        ready[sequence] = action
+        flushReady(context: context)
+    }
+
+    /// Writes every response that is next in order, then resumes a held read if allowed.
+    private func flushReady(context: ChannelHandlerContext) {
         var wrote = false
-        while let next = ready.removeValue(forKey: nextToSend) {
-            nextToSend += 1
+        while let next = state.nextToSend() {
             switch next {
             case .send(let frame):
                 write(context: context, frame)
@@ -90,26 +125,26 @@ final class ConnectionHandler: ChannelDuplexHandler {
             case .close(let reason):
                 logger.info("closing connection", metadata: ["client": "\(clientAddress)", "reason": "\(reason)"])
                 if wrote { context.flush() }
-                isActive = false
-                for action in ready.values { Self.release(action) }
-                ready.removeAll()
+                for action in state.closed() { Self.release(action) }
                 context.close(promise: nil)
                 return
             }
         }
         if wrote { context.flush() }
-        if readPending && canRead && context.channel.isWritable {
-            readPending = false
-            context.read()
-        }
+        if state.shouldResumeRead(isWritable: context.channel.isWritable) { context.read() }
     }
 
     private func write(context: ChannelHandlerContext, _ frame: ResponseFrame) {
         let count = frame.chunks.count
+        let tls = listener.securityProtocol.usesTLS
         for (index, chunk) in frame.chunks.enumerated() {
             let data: IOData
             switch chunk {
             case .bytes(let buffer): data = .byteBuffer(buffer)
+            case .file(let region) where tls:
+                // TLS cannot sendfile; fetches on TLS listeners read into buffers already, so
+                // this is only a safety net.
+                data = .byteBuffer(Self.read(region, allocator: context.channel.allocator))
             case .file(let region): data = .fileRegion(region)
             }
             if index == count - 1 {
@@ -126,24 +161,33 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    private static func read(_ region: FileRegion, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: region.readableBytes)
+        _ = try? region.fileHandle.withUnsafeFileDescriptor { fd in
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: region.readableBytes) { pointer in
+                var done = 0
+                while done < region.readableBytes {
+                    let n = pread(fd, pointer.baseAddress! + done, region.readableBytes - done, off_t(region.readerIndex + done))
+                    if n <= 0 { break }
+                    done += n
+                }
+                return done
+            }
+        }
+        return buffer
+    }
+
     private static func release(_ action: ResponseAction) {
         if case .send(let frame) = action { withExtendedLifetime(frame.retained) { frame.releaseFileRegions() } }
     }
 
     // Backpressure: hold reads while too many requests are outstanding or the socket is full.
     func read(context: ChannelHandlerContext) {
-        if canRead && context.channel.isWritable {
-            context.read()
-        } else {
-            readPending = true
-        }
+        if state.readRequested(isWritable: context.channel.isWritable) { context.read() }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable && readPending && canRead {
-            readPending = false
-            context.read()
-        }
+        if state.shouldResumeRead(isWritable: context.channel.isWritable) { context.read() }
         context.fireChannelWritabilityChanged()
     }
 
@@ -152,6 +196,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
             logger.warning("closing connection", metadata: ["client": "\(clientAddress)", "reason": "\(error)"])
         } else if let ioError = error as? IOError, [104, 32].contains(ioError.errnoCode) {
             // ECONNRESET / EPIPE: the client went away.
+        } else if error is NIOSSLError || error is BoringSSLError {
+            // A client speaking plaintext to a TLS port, a bad certificate, a reset mid-handshake.
+            logger.info("TLS error, closing connection", metadata: ["client": "\(clientAddress)", "error": "\(error)"])
         } else {
             logger.info("connection error", metadata: ["client": "\(clientAddress)", "error": "\(error)"])
         }

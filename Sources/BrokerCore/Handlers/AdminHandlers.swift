@@ -179,7 +179,8 @@ extension Broker {
             ("default.replication.factor", String(configuration.defaultReplicationFactor), .int),
             ("delete.topic.enable", String(configuration.deleteTopicEnable), .boolean),
             ("group.initial.rebalance.delay.ms", String(configuration.groupInitialRebalanceDelayMs), .int),
-            ("listeners", "PLAINTEXT://\(configuration.listenHost):\(configuration.listenPort)", .string),
+            ("listeners", (try? configuration.resolvedListeners())?.map { "\($0.name)://\($0.host):\($0.port)" }.joined(separator: ",")
+                ?? "PLAINTEXT://\(configuration.listenHost):\(configuration.listenPort)", .string),
             ("log.dirs", configuration.dataDirectory, .string),
             ("log.retention.check.interval.ms", String(configuration.retentionCheckIntervalMs), .long),
             ("max.broker.partitions", String(configuration.maxBrokerPartitions), .int),

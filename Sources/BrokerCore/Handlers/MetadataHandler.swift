@@ -6,7 +6,7 @@ extension Broker {
     /// (leader epoch 0, replicas = ISR = [self]). Unknown topics are auto-created when allowed.
     func handleMetadata(_ context: RequestContext, _ request: MetadataRequest) -> MetadataResponse {
         let version = context.header.apiVersion
-        let (host, port) = advertisedAddress
+        let (host, port) = advertisedAddress(listener: context.listenerName)
         var response = MetadataResponse(
             throttleTimeMs: 0,
             brokers: [.init(nodeId: configuration.nodeId, host: host, port: Int32(port), rack: nil)],
@@ -158,7 +158,7 @@ extension Broker {
     }
 
     func handleDescribeCluster(_ context: RequestContext, _ request: DescribeClusterRequest) -> DescribeClusterResponse {
-        let (host, port) = advertisedAddress
+        let (host, port) = advertisedAddress(listener: context.listenerName)
         var response = DescribeClusterResponse(
             throttleTimeMs: 0, errorCode: 0, errorMessage: nil, endpointType: 1, clusterId: clusterId,
             controllerId: configuration.nodeId,

@@ -385,6 +385,7 @@ extension APIKey {
         ServedAPIRange(apiKey: .syncGroup, minVersion: 0, maxVersion: 5),
         ServedAPIRange(apiKey: .describeGroups, minVersion: 0, maxVersion: 5),
         ServedAPIRange(apiKey: .listGroups, minVersion: 0, maxVersion: 5),
+        ServedAPIRange(apiKey: .saslHandshake, minVersion: 0, maxVersion: 1),
         ServedAPIRange(apiKey: .apiVersions, minVersion: 0, maxVersion: 4),
         ServedAPIRange(apiKey: .createTopics, minVersion: 2, maxVersion: 7),
         ServedAPIRange(apiKey: .deleteTopics, minVersion: 1, maxVersion: 6),
@@ -393,10 +394,13 @@ extension APIKey {
         ServedAPIRange(apiKey: .offsetForLeaderEpoch, minVersion: 2, maxVersion: 4),
         ServedAPIRange(apiKey: .describeConfigs, minVersion: 0, maxVersion: 4),
         ServedAPIRange(apiKey: .alterConfigs, minVersion: 0, maxVersion: 2),
+        ServedAPIRange(apiKey: .saslAuthenticate, minVersion: 0, maxVersion: 2),
         ServedAPIRange(apiKey: .createPartitions, minVersion: 0, maxVersion: 3),
         ServedAPIRange(apiKey: .deleteGroups, minVersion: 0, maxVersion: 2),
         ServedAPIRange(apiKey: .incrementalAlterConfigs, minVersion: 0, maxVersion: 1),
         ServedAPIRange(apiKey: .offsetDelete, minVersion: 0, maxVersion: 0),
+        ServedAPIRange(apiKey: .describeUserScramCredentials, minVersion: 0, maxVersion: 0),
+        ServedAPIRange(apiKey: .alterUserScramCredentials, minVersion: 0, maxVersion: 0),
         ServedAPIRange(apiKey: .describeCluster, minVersion: 0, maxVersion: 1),
     ]
 
@@ -416,6 +420,7 @@ extension APIKey {
         case .syncGroup: return SyncGroupRequest.self
         case .describeGroups: return DescribeGroupsRequest.self
         case .listGroups: return ListGroupsRequest.self
+        case .saslHandshake: return SaslHandshakeRequest.self
         case .apiVersions: return ApiVersionsRequest.self
         case .createTopics: return CreateTopicsRequest.self
         case .deleteTopics: return DeleteTopicsRequest.self
@@ -424,10 +429,13 @@ extension APIKey {
         case .offsetForLeaderEpoch: return OffsetForLeaderEpochRequest.self
         case .describeConfigs: return DescribeConfigsRequest.self
         case .alterConfigs: return AlterConfigsRequest.self
+        case .saslAuthenticate: return SaslAuthenticateRequest.self
         case .createPartitions: return CreatePartitionsRequest.self
         case .deleteGroups: return DeleteGroupsRequest.self
         case .incrementalAlterConfigs: return IncrementalAlterConfigsRequest.self
         case .offsetDelete: return OffsetDeleteRequest.self
+        case .describeUserScramCredentials: return DescribeUserScramCredentialsRequest.self
+        case .alterUserScramCredentials: return AlterUserScramCredentialsRequest.self
         case .describeCluster: return DescribeClusterRequest.self
         default: return nil
         }
@@ -449,6 +457,7 @@ extension APIKey {
         case .syncGroup: return SyncGroupResponse.self
         case .describeGroups: return DescribeGroupsResponse.self
         case .listGroups: return ListGroupsResponse.self
+        case .saslHandshake: return SaslHandshakeResponse.self
         case .apiVersions: return ApiVersionsResponse.self
         case .createTopics: return CreateTopicsResponse.self
         case .deleteTopics: return DeleteTopicsResponse.self
@@ -457,10 +466,13 @@ extension APIKey {
         case .offsetForLeaderEpoch: return OffsetForLeaderEpochResponse.self
         case .describeConfigs: return DescribeConfigsResponse.self
         case .alterConfigs: return AlterConfigsResponse.self
+        case .saslAuthenticate: return SaslAuthenticateResponse.self
         case .createPartitions: return CreatePartitionsResponse.self
         case .deleteGroups: return DeleteGroupsResponse.self
         case .incrementalAlterConfigs: return IncrementalAlterConfigsResponse.self
         case .offsetDelete: return OffsetDeleteResponse.self
+        case .describeUserScramCredentials: return DescribeUserScramCredentialsResponse.self
+        case .alterUserScramCredentials: return AlterUserScramCredentialsResponse.self
         case .describeCluster: return DescribeClusterResponse.self
         default: return nil
         }
