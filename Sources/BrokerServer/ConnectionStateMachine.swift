@@ -111,7 +111,8 @@ struct ConnectionStateMachine {
                 ready[sequence] = .send(Self.rawToken(final))
                 return .flush
             case .failed(let reason):
-                return fail(reason)
+                // Kafka closes without an answer on the legacy path.
+                return fail(reason, at: sequence)
             }
         default:
             break
@@ -146,8 +147,13 @@ struct ConnectionStateMachine {
     /// Refuses the connection: what is already queued (say the SASL_AUTHENTICATION_FAILED
     /// response) is still written in order, then the connection closes; nothing else is served.
     private mutating func fail(_ reason: String) -> FrameAction {
+        fail(reason, at: takeSequence())
+    }
+
+    /// Closes in the place of the request that took `sequence` (which gets no answer).
+    private mutating func fail(_ reason: String, at sequence: UInt64) -> FrameAction {
         auth = .failed
-        ready[takeSequence()] = .close(reason)
+        ready[sequence] = .close(reason)
         return .flush
     }
 
@@ -166,7 +172,7 @@ struct ConnectionStateMachine {
         let version = header.apiVersion
         if header.apiKey == .saslHandshake {
             guard (0...1).contains(version), let request = try? SaslHandshakeRequest(from: &body, version: version) else {
-                return fail("malformed or unsupported SaslHandshake v\(version)")
+                return fail("malformed or unsupported SaslHandshake v\(version)", at: sequence)
             }
             let names = sasl.enabledMechanisms.map(\.rawValue)
             var response = SaslHandshakeResponse(errorCode: 0, mechanisms: names)
@@ -199,7 +205,7 @@ struct ConnectionStateMachine {
         }
         // SaslAuthenticate
         guard (0...2).contains(version), let request = try? SaslAuthenticateRequest(from: &body, version: version) else {
-            return fail("malformed or unsupported SaslAuthenticate v\(version)")
+            return fail("malformed or unsupported SaslAuthenticate v\(version)", at: sequence)
         }
         var exchange: SaslServerExchange
         let isReauthentication: Bool

@@ -52,29 +52,40 @@ import Testing
             #expect(header.correlationId == Int32(id))
             sequences.append(sequence)
         }
-        #expect(machine.responseReady(sequence: sequences[2], action: sent([2])))
-        #expect(machine.nextToSend() == nil)  // 0 is not done yet
-        #expect(machine.responseReady(sequence: sequences[1], action: .noResponse))
-        #expect(machine.responseReady(sequence: sequences[0], action: sent([0])))
+        let value1 = machine.responseReady(sequence: sequences[2], action: sent([2]))
+        #expect(value1)
+        let value2 = machine.nextToSend()
+        #expect(value2 == nil)  // 0 is not done yet
+        let value3 = machine.responseReady(sequence: sequences[1], action: .noResponse)
+        #expect(value3)
+        let value4 = machine.responseReady(sequence: sequences[0], action: sent([0]))
+        #expect(value4)
         guard case .send = machine.nextToSend(), case .noResponse = machine.nextToSend(), case .send = machine.nextToSend() else {
             Issue.record("responses out of order"); return
         }
-        #expect(machine.nextToSend() == nil)
+        let value5 = machine.nextToSend()
+        #expect(value5 == nil)
         #expect(machine.inFlight == 0)
     }
 
     @Test func readsPauseAtMaxInFlightAndResume() {
         var machine = ConnectionStateMachine(configuration: .init(maxInFlight: 2))
-        #expect(machine.readRequested(isWritable: true))
+        let value6 = machine.readRequested(isWritable: true)
+        #expect(value6)
         _ = machine.frameReceived(frame(MetadataRequest(), version: 12, correlationId: 1), now: now)
         _ = machine.frameReceived(frame(MetadataRequest(), version: 12, correlationId: 2), now: now)
-        #expect(!machine.readRequested(isWritable: true))
-        #expect(!machine.shouldResumeRead(isWritable: true))
+        let value7 = machine.readRequested(isWritable: true)
+        #expect(!value7)
+        let value8 = machine.shouldResumeRead(isWritable: true)
+        #expect(!value8)
         _ = machine.responseReady(sequence: 0, action: sent([1]))
         _ = machine.nextToSend()
-        #expect(!machine.shouldResumeRead(isWritable: false))  // socket full: still held
-        #expect(machine.shouldResumeRead(isWritable: true))
-        #expect(!machine.shouldResumeRead(isWritable: true))  // resumed once
+        let value9 = machine.shouldResumeRead(isWritable: false)
+        #expect(!value9)  // socket full: still held
+        let value10 = machine.shouldResumeRead(isWritable: true)
+        #expect(value10)
+        let value11 = machine.shouldResumeRead(isWritable: true)
+        #expect(!value11)  // resumed once
     }
 
     @Test func closeStopsEverythingAfterIt() {
@@ -84,9 +95,12 @@ import Testing
         _ = machine.responseReady(sequence: 1, action: sent([2]))
         _ = machine.responseReady(sequence: 0, action: .close("bad request"))
         guard case .close = machine.nextToSend() else { Issue.record("expected close"); return }
-        #expect(machine.nextToSend() == nil)
-        #expect(machine.closed().count == 1)  // the response after the close is released, not sent
-        #expect(!machine.responseReady(sequence: 5, action: .noResponse))
+        let value12 = machine.nextToSend()
+        #expect(value12 == nil)
+        let value13 = machine.closed().count
+        #expect(value13 == 1)  // the response after the close is released, not sent
+        let value14 = machine.responseReady(sequence: 5, action: .noResponse)
+        #expect(!value14)
     }
 
     @Test func unreadableHeaderClosesAtOnce() {
@@ -158,7 +172,8 @@ import Testing
     @Test func legacyUnframedPlainAfterHandshakeV0() {
         var machine = saslMachine()
         _ = machine.frameReceived(frame(SaslHandshakeRequest(mechanism: "PLAIN"), version: 0, correlationId: 1), now: now)
-        #expect(response(SaslHandshakeResponse.self, from: machine.nextToSend(), version: 0)?.1.errorCode == 0)
+        let value15 = machine.nextToSend()
+        #expect(response(SaslHandshakeResponse.self, from: value15, version: 0)?.1.errorCode == 0)
         #expect(machine.acceptsShortFrames)
         // The raw token, no Kafka header; the answer is a size-prefixed (empty) token.
         guard case .flush = machine.frameReceived(ByteBuffer(bytes: Array("\0alice\0alice-secret".utf8)), now: now),
@@ -167,6 +182,25 @@ import Testing
         #expect(Array(bytes.readableBytesView) == [0, 0, 0, 0])
         #expect(machine.principal == "User:alice")
         #expect(!machine.acceptsShortFrames)
+    }
+
+    @Test func legacyWrongPasswordClosesWithoutAnswer() {
+        var machine = saslMachine()
+        _ = machine.frameReceived(frame(SaslHandshakeRequest(mechanism: "PLAIN"), version: 0, correlationId: 1), now: now)
+        _ = machine.nextToSend()
+        _ = machine.frameReceived(ByteBuffer(bytes: Array("\0alice\0wrong".utf8)), now: now)
+        guard case .close = machine.nextToSend() else { Issue.record("legacy failure did not close"); return }
+    }
+
+    @Test func malformedSaslAuthenticateCloses() {
+        var machine = saslMachine()
+        _ = machine.frameReceived(frame(SaslHandshakeRequest(mechanism: "PLAIN"), version: 1, correlationId: 1), now: now)
+        _ = machine.nextToSend()
+        var bad = ByteBuffer()
+        try! RequestHeader(apiKey: .saslAuthenticate, apiVersion: 1, correlationId: 2, clientId: "x").write(to: &bad)
+        bad.writeBytes([0xFF, 0xFF, 0xFF])  // a truncated bytes field
+        _ = machine.frameReceived(bad, now: now)
+        guard case .close = machine.nextToSend() else { Issue.record("malformed SaslAuthenticate did not close"); return }
     }
 
     @Test func scramOverSaslAuthenticate() {
@@ -205,14 +239,17 @@ import Testing
         _ = machine.nextToSend()
         _ = machine.frameReceived(
             frame(SaslAuthenticateRequest(authBytes: ByteBuffer(bytes: Array("\0alice\0alice-secret".utf8))), version: 1, correlationId: 2), now: now)
-        #expect(response(SaslAuthenticateResponse.self, from: machine.nextToSend(), version: 1)?.1.sessionLifetimeMs == 1000)
+        let value16 = machine.nextToSend()
+        #expect(response(SaslAuthenticateResponse.self, from: value16, version: 1)?.1.sessionLifetimeMs == 1000)
         // Re-authentication before expiry (KIP-368) extends the session.
         _ = machine.frameReceived(frame(SaslHandshakeRequest(mechanism: "PLAIN"), version: 1, correlationId: 3), now: now + .milliseconds(900))
-        #expect(response(SaslHandshakeResponse.self, from: machine.nextToSend(), version: 1)?.1.errorCode == 0)
+        let value17 = machine.nextToSend()
+        #expect(response(SaslHandshakeResponse.self, from: value17, version: 1)?.1.errorCode == 0)
         _ = machine.frameReceived(
             frame(SaslAuthenticateRequest(authBytes: ByteBuffer(bytes: Array("\0alice\0alice-secret".utf8))), version: 1, correlationId: 4),
             now: now + .milliseconds(900))
-        #expect(response(SaslAuthenticateResponse.self, from: machine.nextToSend(), version: 1)?.1.errorCode == 0)
+        let value18 = machine.nextToSend()
+        #expect(response(SaslAuthenticateResponse.self, from: value18, version: 1)?.1.errorCode == 0)
         guard case .dispatch = machine.frameReceived(frame(MetadataRequest(), version: 12, correlationId: 5), now: now + .milliseconds(1500)) else {
             Issue.record("refused within the renewed session"); return
         }

@@ -21,7 +21,8 @@ struct FramingTests {
         #expect(APIKey.servedAPIs.count == 30)
         #expect(APIKey.produce.servedRange == ServedAPIRange(apiKey: .produce, minVersion: 0, maxVersion: 11))  // v0-2: legacy message sets, converted
         #expect(APIKey.fetch.servedRange?.versions == 0...17)
-        #expect(APIKey.saslHandshake.servedRange == nil)
+        #expect(APIKey.saslHandshake.servedRange?.versions == 0...1)
+        #expect(APIKey.createAcls.servedRange == nil)
     }
 
     @Test func headerVersions() {
