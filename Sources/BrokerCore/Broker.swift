@@ -5,6 +5,7 @@ import GroupCoordination
 import KafkaWire
 import Logging
 import NIOCore
+import Security
 import Synchronization
 
 /// What the connection should do with a request's outcome.
@@ -267,15 +268,37 @@ public final class Broker: Sendable {
             broker.groupCoordinator.handleFindCoordinator(request, version: context.header.apiVersion, node: broker.coordinatorNode(listener: context.listenerName)) { reply.send($0) }
         }
         add(JoinGroupRequest.self) { broker, context, request, reply in
+            guard broker.authorized(context, .read, .group, request.groupId) else {
+                var refused = JoinGroupResponse()
+                refused.errorCode = KafkaErrorCode.groupAuthorizationFailed.rawValue
+                reply.send(refused)
+                return
+            }
             let client = GroupClientInfo(clientId: context.header.clientId ?? "", clientHost: context.clientHost)
             broker.groupCoordinator.handleJoinGroup(request, version: context.header.apiVersion, client: client) { reply.send($0) }
         }
-        add(SyncGroupRequest.self) { $0.groupCoordinator.handleSyncGroup($2, version: $1.header.apiVersion, completion: $3.send) }
-        add(HeartbeatRequest.self) { $0.groupCoordinator.handleHeartbeat($2, version: $1.header.apiVersion, completion: $3.send) }
-        add(LeaveGroupRequest.self) { $0.groupCoordinator.handleLeaveGroup($2, version: $1.header.apiVersion, completion: $3.send) }
+        add(SyncGroupRequest.self) { b, c, r, reply in
+            guard b.authorized(c, .read, .group, r.groupId) else { return reply.send(SyncGroupResponse(errorCode: KafkaErrorCode.groupAuthorizationFailed.rawValue)) }
+            b.groupCoordinator.handleSyncGroup(r, version: c.header.apiVersion, completion: reply.send)
+        }
+        add(HeartbeatRequest.self) { b, c, r, reply in
+            guard b.authorized(c, .read, .group, r.groupId) else { return reply.send(HeartbeatResponse(errorCode: KafkaErrorCode.groupAuthorizationFailed.rawValue)) }
+            b.groupCoordinator.handleHeartbeat(r, version: c.header.apiVersion, completion: reply.send)
+        }
+        add(LeaveGroupRequest.self) { b, c, r, reply in
+            guard b.authorized(c, .read, .group, r.groupId) else { return reply.send(LeaveGroupResponse(errorCode: KafkaErrorCode.groupAuthorizationFailed.rawValue)) }
+            b.groupCoordinator.handleLeaveGroup(r, version: c.header.apiVersion, completion: reply.send)
+        }
         add(OffsetCommitRequest.self) { $0.handleOffsetCommit($1, $2, reply: $3) }
         add(OffsetFetchRequest.self) { $0.groupCoordinator.handleOffsetFetch($2, version: $1.header.apiVersion, completion: $3.send) }
-        add(ListGroupsRequest.self) { $0.groupCoordinator.handleListGroups($2, version: $1.header.apiVersion, completion: $3.send) }
+        add(ListGroupsRequest.self) { b, c, r, reply in
+            // Kafka lists only the groups the principal may describe.
+            b.groupCoordinator.handleListGroups(r, version: c.header.apiVersion) { response in
+                var visible = response
+                visible.groups = response.groups.filter { b.authorized(c, .describe, .group, $0.groupId) }
+                reply.send(visible)
+            }
+        }
         add(DescribeGroupsRequest.self) { $0.groupCoordinator.handleDescribeGroups($2, version: $1.header.apiVersion, completion: $3.send) }
         add(DeleteGroupsRequest.self) { $0.groupCoordinator.handleDeleteGroups($2, version: $1.header.apiVersion, completion: $3.send) }
         // SASL: served by the connection on SASL listeners; elsewhere Kafka answers ILLEGAL_SASL_STATE.
@@ -283,8 +306,25 @@ public final class Broker: Sendable {
         add(SaslAuthenticateRequest.self) { _, _, _, reply in
             reply.send(SaslAuthenticateResponse(errorCode: KafkaErrorCode.illegalSaslState.rawValue, errorMessage: "SASL is not enabled on this listener"))
         }
-        add(DescribeUserScramCredentialsRequest.self) { $3.send($0.security.describe($2)) }
-        add(AlterUserScramCredentialsRequest.self) { b, _, r, reply in b.adminQueue.async { reply.send(b.security.alter(r)) } }
+        add(DescribeUserScramCredentialsRequest.self) { b, c, r, reply in
+            guard b.authorized(c, .describe, .cluster, Broker.clusterName) else {
+                reply.send(DescribeUserScramCredentialsResponse(errorCode: KafkaErrorCode.clusterAuthorizationFailed.rawValue, errorMessage: nil, results: []))
+                return
+            }
+            reply.send(b.security.describe(r))
+        }
+        add(AlterUserScramCredentialsRequest.self) { b, c, r, reply in
+            guard b.authorized(c, .alter, .cluster, Broker.clusterName) else {
+                let users = Set(r.deletions.map(\.name) + r.upsertions.map(\.name)).sorted()
+                reply.send(AlterUserScramCredentialsResponse(results: users.map { .init(user: $0, errorCode: KafkaErrorCode.clusterAuthorizationFailed.rawValue, errorMessage: nil) }))
+                return
+            }
+            b.adminQueue.async { reply.send(b.security.alter(r)) }
+        }
+        // ACLs (KIP-140 APIs); admin work on the admin queue (they write acls.properties).
+        add(CreateAclsRequest.self) { b, c, r, reply in b.adminQueue.async { reply.send(b.handleCreateAcls(c, r)) } }
+        add(DescribeAclsRequest.self) { $3.send($0.handleDescribeAcls($1, $2)) }
+        add(DeleteAclsRequest.self) { b, c, r, reply in b.adminQueue.async { reply.send(b.handleDeleteAcls(c, r)) } }
         add(OffsetDeleteRequest.self) { $0.groupCoordinator.handleOffsetDelete($2, version: $1.header.apiVersion, completion: $3.send) }
         return routes
     }

@@ -16,17 +16,57 @@ public final class SecurityServices: Sendable {
     private let plainUsersFile: String?
     /// Serializes credential changes and their persistence.
     private let writeLock = Mutex(())
+    /// Kafka's StandardAuthorizer rules when `authorizer.class.name` is set, else nil (everything allowed).
+    public let authorizer: Authorizer?
+    private let aclPath: String
+    private let authorizerClass: String?
+
+    /// Authorizer class names accepted for `authorizer.class.name`.
+    static let authorizerClasses = ["org.apache.kafka.metadata.authorizer.StandardAuthorizer", "kafka.security.authorizer.AclAuthorizer"]
 
     init(configuration: BrokerConfiguration, io: any FileIO, logger: Logger) {
         self.io = io
         self.logger = logger
         self.path = configuration.dataDirectory + "/" + CredentialStore.scramFileName
         self.plainUsersFile = configuration.staticConfigs["petrel.sasl.plain.users.file"]
+        self.aclPath = configuration.dataDirectory + "/acls.properties"
+        let name = configuration.staticConfigs["authorizer.class.name"].flatMap { $0.isEmpty ? nil : $0 }
+        self.authorizerClass = name
+        if name != nil {
+            authorizer = Authorizer(
+                superUsers: Authorizer.parseSuperUsers(configuration.staticConfigs["super.users"] ?? ""),
+                allowEveryoneIfNoAclFound: configuration.staticConfigs["allow.everyone.if.no.acl.found"]?.lowercased() == "true")
+        } else {
+            authorizer = nil
+        }
+    }
+
+    /// Writes the ACLs; returns an error text on failure.
+    func persistAcls() -> String? {
+        guard let authorizer else { return nil }
+        return writeLock.withLock { _ in
+            do {
+                try io.writeFileAtomically(aclPath, Array(authorizer.text.utf8))
+                return nil
+            } catch {
+                logger.error("could not persist ACLs", metadata: ["error": "\(error)"])
+                return "could not persist ACLs: \(error)"
+            }
+        }
     }
 
     /// Reads the SCRAM credentials and the PLAIN users file.
     /// - Throws: when a file exists but cannot be read or parsed (the broker does not start).
     func load() throws {
+        if let authorizerClass {
+            guard Self.authorizerClasses.contains(authorizerClass) else {
+                throw AuthorizerError(description: "authorizer.class.name=\(authorizerClass) is not supported (use \(Self.authorizerClasses[0]))")
+            }
+            if let authorizer, let bytes = try io.readWholeFile(aclPath) {
+                try authorizer.load(String(decoding: bytes, as: UTF8.self))
+            }
+            logger.info("authorizer on", metadata: ["acls": "\(authorizer?.all.count ?? 0)", "super.users": "\(authorizer?.superUsers.sorted() ?? [])"])
+        }
         if let bytes = try io.readWholeFile(path) {
             try credentials.loadScram(String(decoding: bytes, as: UTF8.self))
         }
@@ -36,6 +76,10 @@ public final class SecurityServices: Sendable {
             credentials.setPlainUsers(users)
             logger.info("loaded PLAIN users", metadata: ["file": "\(plainUsersFile)", "users": "\(users.count)"])
         }
+    }
+
+    struct AuthorizerError: Error, CustomStringConvertible {
+        var description: String
     }
 
     private func persist() throws(DiskError) {

@@ -68,7 +68,8 @@ with tempfile.TemporaryDirectory() as tmp:
         results = {}
         for name, conf in confs.items():
             topic = "bench-" + uuid.uuid4().hex[:8]
-            AdminClient(conf).create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+            admin = AdminClient(conf)
+            admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
             p = produce(conf, topic)
             c = consume(conf, topic)
             results[name] = (N / p, N / c)

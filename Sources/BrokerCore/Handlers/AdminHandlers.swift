@@ -1,5 +1,6 @@
 import CommitLog
 import KafkaWire
+import Security
 
 /// Kafka's config resource types.
 enum ConfigResourceType: Int8 {
@@ -33,6 +34,11 @@ extension Broker {
             guard seen[topic.name] == 1 else {
                 result.errorCode = KafkaErrorCode.invalidRequest.rawValue
                 result.errorMessage = "Create topics request from client contains multiple entries for topic \(topic.name)"
+                response.topics.append(result)
+                continue
+            }
+            guard authorized(context, .create, .cluster, Broker.clusterName) || authorized(context, .create, .topic, topic.name) else {
+                result.errorCode = KafkaErrorCode.topicAuthorizationFailed.rawValue
                 response.topics.append(result)
                 continue
             }
@@ -104,6 +110,11 @@ extension Broker {
             guard let name else {
                 result.errorCode = KafkaErrorCode.unknownTopicId.rawValue
                 result.errorMessage = "Topic id \(target.id) not found."
+                response.responses.append(result)
+                continue
+            }
+            guard authorized(context, .delete, .topic, name) else {
+                result.errorCode = KafkaErrorCode.topicAuthorizationFailed.rawValue
                 response.responses.append(result)
                 continue
             }

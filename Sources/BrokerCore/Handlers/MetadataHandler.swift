@@ -1,5 +1,6 @@
 import CommitLog
 import KafkaWire
+import Security
 
 extension Broker {
     /// Metadata: this broker is the only broker, controller and leader of every partition
@@ -22,12 +23,17 @@ extension Broker {
             requested = nil
         }
         guard let requested else {
-            response.topics = topics.allTopics.map { describe($0) }
+            // Kafka lists only the topics the principal may describe.
+            response.topics = topics.allTopics.filter { authorized(context, .describe, .topic, $0.name) }.map { describe($0) }
             return response
         }
         let allowAutoCreate = configuration.autoCreateTopics && (version < 4 || request.allowAutoTopicCreation)
         for entry in requested {
             if let name = entry.name {
+                guard authorized(context, .describe, .topic, name) else {
+                    response.topics.append(.init(errorCode: KafkaErrorCode.topicAuthorizationFailed.rawValue, name: name, isInternal: false))
+                    continue
+                }
                 if let topic = topics.topic(named: name) {
                     response.topics.append(describe(topic))
                     continue
@@ -36,7 +42,9 @@ extension Broker {
                     response.topics.append(.init(errorCode: KafkaErrorCode.invalidTopicException.rawValue, name: name, isInternal: false))
                     continue
                 }
-                if allowAutoCreate && !name.hasPrefix("__") {
+                if allowAutoCreate && !name.hasPrefix("__")
+                    && (authorized(context, .create, .cluster, Broker.clusterName) || authorized(context, .create, .topic, name))
+                {
                     do {
                         try topics.createTopic(name: name, partitions: -1, replicationFactor: -1, configs: [:])
                     } catch let error where error.code == .topicAlreadyExists {
@@ -51,7 +59,7 @@ extension Broker {
                     }
                 }
                 response.topics.append(.init(errorCode: KafkaErrorCode.unknownTopicOrPartition.rawValue, name: name))
-            } else if let topic = topics.topic(id: entry.topicId) {
+            } else if let topic = topics.topic(id: entry.topicId), authorized(context, .describe, .topic, topic.name) {
                 response.topics.append(describe(topic))
             } else {
                 response.topics.append(.init(errorCode: KafkaErrorCode.unknownTopicId.rawValue, name: nil, topicId: entry.topicId))

@@ -392,6 +392,9 @@ extension APIKey {
         ServedAPIRange(apiKey: .deleteRecords, minVersion: 0, maxVersion: 2),
         ServedAPIRange(apiKey: .initProducerId, minVersion: 0, maxVersion: 5),
         ServedAPIRange(apiKey: .offsetForLeaderEpoch, minVersion: 2, maxVersion: 4),
+        ServedAPIRange(apiKey: .describeAcls, minVersion: 1, maxVersion: 3),
+        ServedAPIRange(apiKey: .createAcls, minVersion: 1, maxVersion: 3),
+        ServedAPIRange(apiKey: .deleteAcls, minVersion: 1, maxVersion: 3),
         ServedAPIRange(apiKey: .describeConfigs, minVersion: 0, maxVersion: 4),
         ServedAPIRange(apiKey: .alterConfigs, minVersion: 0, maxVersion: 2),
         ServedAPIRange(apiKey: .saslAuthenticate, minVersion: 0, maxVersion: 2),
@@ -427,6 +430,9 @@ extension APIKey {
         case .deleteRecords: return DeleteRecordsRequest.self
         case .initProducerId: return InitProducerIdRequest.self
         case .offsetForLeaderEpoch: return OffsetForLeaderEpochRequest.self
+        case .describeAcls: return DescribeAclsRequest.self
+        case .createAcls: return CreateAclsRequest.self
+        case .deleteAcls: return DeleteAclsRequest.self
         case .describeConfigs: return DescribeConfigsRequest.self
         case .alterConfigs: return AlterConfigsRequest.self
         case .saslAuthenticate: return SaslAuthenticateRequest.self
@@ -464,6 +470,9 @@ extension APIKey {
         case .deleteRecords: return DeleteRecordsResponse.self
         case .initProducerId: return InitProducerIdResponse.self
         case .offsetForLeaderEpoch: return OffsetForLeaderEpochResponse.self
+        case .describeAcls: return DescribeAclsResponse.self
+        case .createAcls: return CreateAclsResponse.self
+        case .deleteAcls: return DeleteAclsResponse.self
         case .describeConfigs: return DescribeConfigsResponse.self
         case .alterConfigs: return AlterConfigsResponse.self
         case .saslAuthenticate: return SaslAuthenticateResponse.self
