@@ -290,7 +290,28 @@ public final class Broker: Sendable {
             b.groupCoordinator.handleLeaveGroup(r, version: c.header.apiVersion, completion: reply.send)
         }
         add(OffsetCommitRequest.self) { $0.handleOffsetCommit($1, $2, reply: $3) }
-        add(OffsetFetchRequest.self) { $0.groupCoordinator.handleOffsetFetch($2, version: $1.header.apiVersion, completion: $3.send) }
+        add(OffsetFetchRequest.self) { b, c, r, reply in
+            // v0-7 name one group, v8+ several: refuse the groups the principal may not DESCRIBE.
+            let version = c.header.apiVersion
+            if version < 8, !b.authorized(c, .describe, .group, r.groupId) {
+                var refused = OffsetFetchResponse()
+                refused.errorCode = KafkaErrorCode.groupAuthorizationFailed.rawValue
+                refused.topics = (r.topics ?? []).map { topic in
+                    .init(name: topic.name, partitions: topic.partitionIndexes.map {
+                        .init(partitionIndex: $0, committedOffset: -1, metadata: nil, errorCode: KafkaErrorCode.groupAuthorizationFailed.rawValue)
+                    })
+                }
+                return reply.send(refused)
+            }
+            var allowed = r
+            allowed.groups = r.groups.filter { b.authorized(c, .describe, .group, $0.groupId) }
+            let denied = r.groups.filter { !b.authorized(c, .describe, .group, $0.groupId) }.map(\.groupId)
+            b.groupCoordinator.handleOffsetFetch(allowed, version: version) { response in
+                var merged = response
+                merged.groups += denied.map { .init(groupId: $0, topics: [], errorCode: KafkaErrorCode.groupAuthorizationFailed.rawValue) }
+                reply.send(merged)
+            }
+        }
         add(ListGroupsRequest.self) { b, c, r, reply in
             // Kafka lists only the groups the principal may describe.
             b.groupCoordinator.handleListGroups(r, version: c.header.apiVersion) { response in
@@ -299,8 +320,30 @@ public final class Broker: Sendable {
                 reply.send(visible)
             }
         }
-        add(DescribeGroupsRequest.self) { $0.groupCoordinator.handleDescribeGroups($2, version: $1.header.apiVersion, completion: $3.send) }
-        add(DeleteGroupsRequest.self) { $0.groupCoordinator.handleDeleteGroups($2, version: $1.header.apiVersion, completion: $3.send) }
+        add(DescribeGroupsRequest.self) { b, c, r, reply in
+            b.groupCoordinator.handleDescribeGroups(r, version: c.header.apiVersion) { response in
+                var checked = response
+                for index in checked.groups.indices {
+                    let group = checked.groups[index].groupId
+                    if !b.authorized(c, .describe, .group, group) {
+                        checked.groups[index] = .init(errorCode: KafkaErrorCode.groupAuthorizationFailed.rawValue, groupId: group)
+                    } else if r.includeAuthorizedOperations {
+                        checked.groups[index].authorizedOperations = b.authorizedOperations(c, .group, group)  // KIP-430
+                    }
+                }
+                reply.send(checked)
+            }
+        }
+        add(DeleteGroupsRequest.self) { b, c, r, reply in
+            var allowed = r
+            allowed.groupsNames = r.groupsNames.filter { b.authorized(c, .delete, .group, $0) }
+            let denied = r.groupsNames.filter { !b.authorized(c, .delete, .group, $0) }
+            b.groupCoordinator.handleDeleteGroups(allowed, version: c.header.apiVersion) { response in
+                var merged = response
+                merged.results += denied.map { .init(groupId: $0, errorCode: KafkaErrorCode.groupAuthorizationFailed.rawValue) }
+                reply.send(merged)
+            }
+        }
         // SASL: served by the connection on SASL listeners; elsewhere Kafka answers ILLEGAL_SASL_STATE.
         add(SaslHandshakeRequest.self) { $3.send(SaslHandshakeResponse(errorCode: KafkaErrorCode.illegalSaslState.rawValue, mechanisms: [])) }
         add(SaslAuthenticateRequest.self) { _, _, _, reply in

@@ -115,3 +115,55 @@ def test_acls_allow_deny_filter_and_survive_restart(acl_broker):
                                                   AclOperation.ANY, AclPermissionType.ANY)])
     assert [len(f.result(15)) for f in deleted.values()] == [1]
     assert produce_error(cfg(b, "alice"), topic) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def test_authorized_operations_kip430(acl_broker):
+    from confluent_kafka import TopicCollection
+    b = acl_broker
+    admin = AdminClient(cfg(b, "admin"))
+    topic = "ops-" + uuid.uuid4().hex[:6]
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(15)
+    for f in admin.create_acls([allow("User:alice", ResourceType.TOPIC, topic, AclOperation.READ)]).values():
+        f.result(15)
+    alice = AdminClient(cfg(b, "alice"))
+    desc = alice.describe_topics(TopicCollection([topic]), include_authorized_operations=True)[topic].result(15)
+    assert sorted(op.name for op in desc.authorized_operations) == ["DESCRIBE", "READ"]
+    full = admin.describe_topics(TopicCollection([topic]), include_authorized_operations=True)[topic].result(15)
+    assert len(full.authorized_operations) == 8  # super user: every topic operation
+    cluster = alice.describe_cluster(include_authorized_operations=True).result(15)
+    assert not cluster.authorized_operations
+    cluster = admin.describe_cluster(include_authorized_operations=True).result(15)
+    assert {"ALTER", "DESCRIBE", "CREATE"} <= {op.name for op in cluster.authorized_operations}
+
+
+def test_mtls_principal_is_the_certificate_dn(tmp_path_factory):
+    """ssl.client.auth=required with an authorizer: the principal is User:<full DN>, as in Kafka."""
+    if conftest.is_peer():
+        pytest.skip("Petrel only")
+    import subprocess
+    from test_security_sasl_tls import ROOT
+    root = tmp_path_factory.mktemp("mtls-acl")
+    certs = root / "certs"
+    subprocess.run([str(ROOT / "tools/make-test-certs.sh"), str(certs)], check=True, capture_output=True)
+    sets = {
+        "listeners": "SSL://127.0.0.1:0,PLAINTEXT://127.0.0.1:0",
+        "listener.name.ssl.ssl.keystore.location": str(certs / "broker-keystore.pem"),
+        "listener.name.ssl.ssl.truststore.location": str(certs / "ca.pem"),
+        "listener.name.ssl.ssl.client.auth": "required",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:ANONYMOUS",  # the PLAINTEXT listener administers
+    }
+    b = SecureBroker(root / "data", root / "logs", sets).start()
+    try:
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{b.ports()['PLAINTEXT']}"})
+        topic = "mtls-" + uuid.uuid4().hex[:6]
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(15)
+        client = {"bootstrap.servers": f"127.0.0.1:{b.ports()['SSL']}", "security.protocol": "SSL",
+                  "ssl.ca.location": str(certs / "ca.pem"), "ssl.certificate.location": str(certs / "client.pem"),
+                  "ssl.key.location": str(certs / "client.key")}
+        assert produce_error(client, topic) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+        for f in admin.create_acls([allow("User:CN=client,OU=test,O=Petrel", ResourceType.TOPIC, topic, AclOperation.WRITE)]).values():
+            f.result(15)
+        assert produce_error(client, topic) is None
+    finally:
+        b.stop()

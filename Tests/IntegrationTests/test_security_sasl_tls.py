@@ -379,3 +379,17 @@ def test_sarama_net_sasl_plain(secure, certs, sarama_sasl_bin, protocol, version
     assert '{"done":10}' in r.stdout
     bad = subprocess.run([*args[:5], "-user", "alice", "-password", "wrong", *args[9:]], capture_output=True, text=True, timeout=90)
     assert bad.returncode != 0
+
+
+def test_authorized_operations_without_authorizer_are_all(secure):
+    """KIP-430: with no authorizer Kafka reports every operation as allowed."""
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import NewTopic
+    a = AdminClient({"bootstrap.servers": f"127.0.0.1:{secure.ports()['PLAINTEXT']}"})
+    topic = "ops-" + uuid.uuid4().hex[:6]
+    a.create_topics([NewTopic(topic, 1, 1)])[topic].result(15)
+    desc = a.describe_topics(TopicCollection([topic]), include_authorized_operations=True)[topic].result(15)
+    assert {op.name for op in desc.authorized_operations} == {
+        "READ", "WRITE", "CREATE", "DELETE", "ALTER", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS"}
+    cluster = a.describe_cluster(include_authorized_operations=True).result(15)
+    assert "IDEMPOTENT_WRITE" in {op.name for op in cluster.authorized_operations}

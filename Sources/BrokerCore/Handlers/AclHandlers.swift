@@ -97,3 +97,22 @@ extension Broker {
         return response
     }
 }
+
+extension Broker {
+    /// KIP-430: the operations Kafka reports per resource type.
+    static let reportedOperations: [AclResourceType: [AclOperation]] = [
+        .topic: [.read, .write, .create, .delete, .alter, .describe, .describeConfigs, .alterConfigs],
+        .group: [.read, .describe, .delete],
+        .cluster: [.create, .alter, .describe, .clusterAction, .describeConfigs, .alterConfigs, .idempotentWrite, .createTokens, .describeTokens],
+    ]
+
+    /// KIP-430 bit field: bit `operation code` set for each operation the principal may do on the
+    /// resource (every reported operation when no authorizer is configured).
+    public func authorizedOperations(_ context: RequestContext, _ type: AclResourceType, _ name: String) -> Int32 {
+        var bits: Int32 = 0
+        for operation in Self.reportedOperations[type] ?? [] where authorized(context, operation, type, name) {
+            bits |= 1 << Int32(operation.rawValue)
+        }
+        return bits
+    }
+}

@@ -6,6 +6,20 @@ extension Broker {
     /// Metadata: this broker is the only broker, controller and leader of every partition
     /// (leader epoch 0, replicas = ISR = [self]). Unknown topics are auto-created when allowed.
     func handleMetadata(_ context: RequestContext, _ request: MetadataRequest) -> MetadataResponse {
+        var response = metadataResponse(context, request)
+        // KIP-430: authorized operations when asked for (v8+).
+        if request.includeTopicAuthorizedOperations {
+            for index in response.topics.indices where response.topics[index].errorCode == 0 {
+                response.topics[index].topicAuthorizedOperations = authorizedOperations(context, .topic, response.topics[index].name ?? "")
+            }
+        }
+        if request.includeClusterAuthorizedOperations {
+            response.clusterAuthorizedOperations = authorizedOperations(context, .cluster, Broker.clusterName)
+        }
+        return response
+    }
+
+    private func metadataResponse(_ context: RequestContext, _ request: MetadataRequest) -> MetadataResponse {
         let version = context.header.apiVersion
         let (host, port) = advertisedAddress(listener: context.listenerName)
         var response = MetadataResponse(
@@ -88,13 +102,14 @@ extension Broker {
         let leaderEpoch: Int32 = version >= 4 ? 0 : -1  // LeaderEpoch exists from v4
         var response = ListOffsetsResponse(throttleTimeMs: 0, topics: [])
         for topicRequest in request.topics {
-            let topic = topics.topic(named: topicRequest.name)
+            let mayDescribe = authorized(context, .describe, .topic, topicRequest.name)
+            let topic = mayDescribe ? topics.topic(named: topicRequest.name) : nil
             var topicResponse = ListOffsetsResponse.ListOffsetsTopicResponse(name: topicRequest.name, partitions: [])
             for partition in topicRequest.partitions {
                 var result = ListOffsetsResponse.ListOffsetsPartitionResponse(
                     partitionIndex: partition.partitionIndex, errorCode: 0, timestamp: -1, offset: -1, leaderEpoch: leaderEpoch)
                 guard let log = topic?.partition(partition.partitionIndex) else {
-                    result.errorCode = KafkaErrorCode.unknownTopicOrPartition.rawValue
+                    result.errorCode = (mayDescribe ? KafkaErrorCode.unknownTopicOrPartition : .topicAuthorizationFailed).rawValue
                     result.leaderEpoch = -1
                     topicResponse.partitions.append(result)
                     continue
@@ -171,6 +186,9 @@ extension Broker {
             throttleTimeMs: 0, errorCode: 0, errorMessage: nil, endpointType: 1, clusterId: clusterId,
             controllerId: configuration.nodeId,
             brokers: [.init(brokerId: configuration.nodeId, host: host, port: Int32(port), rack: nil)])
+        if request.includeClusterAuthorizedOperations {
+            response.clusterAuthorizedOperations = authorizedOperations(context, .cluster, Broker.clusterName)
+        }
         if request.endpointType != 1 {
             response.errorCode = KafkaErrorCode.unsupportedEndpointType.rawValue
             response.errorMessage = "Only broker endpoints are served"
