@@ -165,5 +165,19 @@ def test_mtls_principal_is_the_certificate_dn(tmp_path_factory):
         for f in admin.create_acls([allow("User:CN=client,OU=test,O=Petrel", ResourceType.TOPIC, topic, AclOperation.WRITE)]).values():
             f.result(15)
         assert produce_error(client, topic) is None
+
+        # petrel acls: list, remove, add (prefixed) through the PLAINTEXT listener.
+        def petrel(*args):
+            r = subprocess.run([conftest.petrel_bin(), "acls", *args, "--bootstrap", f"127.0.0.1:{b.ports()['PLAINTEXT']}"],
+                               capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0, r.stderr
+            return r.stdout
+        dn = "User:CN=client,OU=test,O=Petrel"
+        assert f"TOPIC\tLITERAL\t{topic}\t{dn}\t*\tWRITE\tALLOW" in petrel("list")
+        assert "removed:" in petrel("remove", "--principal", dn)
+        assert petrel("list").strip() == ""
+        assert produce_error(client, topic) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+        petrel("add", "--principal", dn, "--operation", "Write", "--topic", "mtls-", "--prefixed")
+        assert produce_error(client, topic) is None
     finally:
         b.stop()
