@@ -261,7 +261,12 @@ public final class Broker: Sendable {
         add(DeleteRecordsRequest.self) { $3.send($0.handleDeleteRecords($1, $2)) }
         add(DescribeClusterRequest.self) { $3.send($0.handleDescribeCluster($1, $2)) }
         add(OffsetForLeaderEpochRequest.self) { $3.send($0.handleOffsetForLeaderEpoch($1, $2)) }
-        add(InitProducerIdRequest.self) { $3.send($0.handleInitProducerId($1, $2)) }
+        add(InitProducerIdRequest.self) { b, c, r, reply in
+            guard r.transactionalId != nil || b.mayProduceIdempotently(c) else {
+                return reply.send(InitProducerIdResponse(errorCode: KafkaErrorCode.clusterAuthorizationFailed.rawValue, producerId: -1, producerEpoch: -1))
+            }
+            reply.send(b.handleInitProducerId(c, r))
+        }
         // Consumer groups (classic protocol).
         add(FindCoordinatorRequest.self) { broker, context, request, reply in
             if request.keyType == 0 { _ = try? broker.ensureOffsetsTopic() }
@@ -368,7 +373,12 @@ public final class Broker: Sendable {
         add(CreateAclsRequest.self) { b, c, r, reply in b.adminQueue.async { reply.send(b.handleCreateAcls(c, r)) } }
         add(DescribeAclsRequest.self) { $3.send($0.handleDescribeAcls($1, $2)) }
         add(DeleteAclsRequest.self) { b, c, r, reply in b.adminQueue.async { reply.send(b.handleDeleteAcls(c, r)) } }
-        add(OffsetDeleteRequest.self) { $0.groupCoordinator.handleOffsetDelete($2, version: $1.header.apiVersion, completion: $3.send) }
+        add(OffsetDeleteRequest.self) { b, c, r, reply in
+            guard b.authorized(c, .delete, .group, r.groupId) else {
+                return reply.send(OffsetDeleteResponse(errorCode: KafkaErrorCode.groupAuthorizationFailed.rawValue, throttleTimeMs: 0, topics: []))
+            }
+            b.groupCoordinator.handleOffsetDelete(r, version: c.header.apiVersion, completion: reply.send)
+        }
         return routes
     }
 

@@ -156,6 +156,22 @@ public final class Authorizer: Sendable {
         }
     }
 
+    /// Kafka's `authorizeByResourceType`: whether some ALLOW lets the principal do `operation` on
+    /// at least one resource of `type` (and no wildcard DENY forbids all of them). Used for
+    /// idempotent producers (KIP-679: WRITE on any topic is enough).
+    public func authorizeAny(principal: String, host: String, operation: AclOperation, resourceType: AclResourceType) -> Bool {
+        if superUsers.contains(principal) { return true }
+        return acls.withLock { acls in
+            func applies(_ acl: AclBinding) -> Bool {
+                acl.resourceType == resourceType && (acl.principal == principal || acl.principal == "User:*") && (acl.host == host || acl.host == "*")
+                    && (acl.operation == operation || acl.operation == .all)
+            }
+            if acls.contains(where: { applies($0) && $0.permission == .deny && $0.patternType == .literal && $0.resourceName == "*" }) { return false }
+            if acls.contains(where: { applies($0) && $0.permission == .allow }) { return true }
+            return allowEveryoneIfNoAclFound && !acls.contains { $0.resourceType == resourceType }
+        }
+    }
+
     public var all: [AclBinding] { acls.withLock { $0 } }
 
     /// Adds the bindings not already present.

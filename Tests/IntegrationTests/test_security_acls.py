@@ -42,7 +42,7 @@ def cfg(b, user):
 
 def produce_error(c, topic):
     """Produce one record; return the delivery error code (None on success)."""
-    p = Producer({**c, "message.timeout.ms": 10000, "retries": 0})
+    p = Producer({**c, "message.timeout.ms": 10000, **({} if c.get("enable.idempotence") else {"retries": 0})})
     result = []
     p.produce(topic, b"x", on_delivery=lambda err, msg: result.append(err))
     p.flush(15)
@@ -75,6 +75,8 @@ def test_acls_allow_deny_filter_and_survive_restart(acl_broker):
 
     assert produce_error(cfg(b, "alice"), topic) is None
     assert produce_error(cfg(b, "alice"), other) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # KIP-679: WRITE on one topic is enough for an idempotent producer (InitProducerId).
+    assert produce_error({**cfg(b, "alice"), "enable.idempotence": True}, topic) is None
     # Metadata shows alice only what she may describe (implied by WRITE).
     listed = AdminClient(cfg(b, "alice")).list_topics(timeout=10).topics
     assert topic in listed and other not in listed
@@ -82,10 +84,10 @@ def test_acls_allow_deny_filter_and_survive_restart(acl_broker):
     # bob reads through group g-ok; group g-denied is refused.
     ok = Consumer({**cfg(b, "bob"), "group.id": "g-ok", "auto.offset.reset": "earliest", "enable.auto.commit": False})
     ok.subscribe([topic])
-    got = h.poll_n(ok, 1, timeout=30)
+    got = h.poll_n(ok, 2, timeout=30)
     ok.commit(asynchronous=False)
     ok.close()
-    assert [m.value() for m in got] == [b"x"]
+    assert [m.value() for m in got] == [b"x", b"x"]
     denied = Consumer({**cfg(b, "bob"), "group.id": "g-denied", "auto.offset.reset": "earliest"})
     denied.subscribe([topic])
     with pytest.raises(KafkaException) as e:

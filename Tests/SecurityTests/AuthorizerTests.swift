@@ -34,6 +34,15 @@ import Testing
         #expect(open.authorize(principal: "User:x", host: "h", operation: .write, resourceType: .topic, name: "t"))
     }
 
+    @Test func authorizeAnyForIdempotentProducers() {
+        let authorizer = Authorizer(superUsers: [], allowEveryoneIfNoAclFound: false)
+        authorizer.add([binding(.topic, "t", .prefixed, "User:alice", .write), binding(.topic, "t", .literal, "User:bob", .read)])
+        #expect(authorizer.authorizeAny(principal: "User:alice", host: "h", operation: .write, resourceType: .topic))
+        #expect(!authorizer.authorizeAny(principal: "User:bob", host: "h", operation: .write, resourceType: .topic))
+        authorizer.add([binding(.topic, "*", .literal, "User:alice", .write, .deny)])
+        #expect(!authorizer.authorizeAny(principal: "User:alice", host: "h", operation: .write, resourceType: .topic))
+    }
+
     @Test func filtersDeleteAndPersistence() throws {
         let authorizer = Authorizer(superUsers: [], allowEveryoneIfNoAclFound: false)
         authorizer.add([binding(.topic, "a b", .literal, "User:alice", .read), binding(.topic, "p", .prefixed, "User:bob", .write),

@@ -14,6 +14,15 @@ extension Broker {
 
     static let clusterName = "kafka-cluster"
 
+    /// KIP-679: an idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on any topic.
+    func mayProduceIdempotently(_ context: RequestContext) -> Bool {
+        guard let authorizer = security.authorizer else { return true }
+        var host = context.clientHost
+        if host.hasPrefix("/") { host.removeFirst() }
+        return authorized(context, .idempotentWrite, .cluster, Self.clusterName)
+            || authorizer.authorizeAny(principal: context.principal, host: host, operation: .write, resourceType: .topic)
+    }
+
     func handleCreateAcls(_ context: RequestContext, _ request: CreateAclsRequest) -> CreateAclsResponse {
         var response = CreateAclsResponse(throttleTimeMs: 0, results: [])
         guard let authorizer = security.authorizer else {
