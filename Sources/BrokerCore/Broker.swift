@@ -49,8 +49,6 @@ public struct RequestContext: Sendable {
     public var listenerName: String = ""
     /// The authenticated principal (`User:alice`; `User:ANONYMOUS` when unauthenticated).
     public var principal: String = "User:ANONYMOUS"
-    /// Whether fetched records may be sent as file regions (sendfile); false under TLS.
-    public var zeroCopy: Bool = true
 
     /// The client's IP (Kafka's `clientHost`, e.g. "/127.0.0.1").
     public var clientHost: String {

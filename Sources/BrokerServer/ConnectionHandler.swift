@@ -2,9 +2,7 @@ import BrokerCore
 import KafkaWire
 import Logging
 import NIOCore
-#if canImport(Glibc)
-import Glibc
-#endif
+import NIOPosix
 import NIOSSL
 import Security
 
@@ -15,6 +13,9 @@ struct ListenerContext: Sendable {
     var sasl: ConnectionStateMachine.Configuration.SASL?
     /// Maps a client certificate's subject DN to a user name (`ssl.principal.mapping.rules`).
     var principalMapper: PrincipalMapper?
+    /// TLS cannot sendfile: fetched log slices are read into buffers on this thread pool, never on
+    /// the event loop.
+    var fileIO: NonBlockingFileIO?
 
     static let plaintext = ListenerContext(name: "PLAINTEXT", securityProtocol: .plaintext)
 }
@@ -87,7 +88,6 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 header: header, eventLoop: context.eventLoop, allocator: context.channel.allocator, clientAddress: clientAddress)
             requestContext.listenerName = listener.name
             requestContext.principal = state.principal
-            requestContext.zeroCopy = !listener.securityProtocol.usesTLS
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let eventLoop = context.eventLoop
             broker.handle(requestContext, body: body) { action in
@@ -112,11 +112,18 @@ final class ConnectionHandler: ChannelDuplexHandler {
         flushReady(context: context)
     }
 
+    /// A TLS response whose file regions are being read off the event loop; later responses wait.
+    private var readingFrame = false
+
     /// Writes every response that is next in order, then resumes a held read if allowed.
     private func flushReady(context: ChannelHandlerContext) {
         var wrote = false
-        while let next = state.nextToSend() {
+        while !readingFrame, let next = state.nextToSend() {
             switch next {
+            case .send(let frame) where listener.securityProtocol.usesTLS && frame.chunks.contains(where: { if case .file = $0 { true } else { false } }):
+                if wrote { context.flush() }
+                wrote = false
+                readThenWrite(context: context, frame)
             case .send(let frame):
                 write(context: context, frame)
                 wrote = true
@@ -134,17 +141,51 @@ final class ConnectionHandler: ChannelDuplexHandler {
         if state.shouldResumeRead(isWritable: context.channel.isWritable) { context.read() }
     }
 
+    /// Reads the frame's file regions on the thread pool (TLS encrypts bytes, it cannot sendfile),
+    /// then writes it in its turn and carries on with the responses after it.
+    private func readThenWrite(context: ChannelHandlerContext, _ frame: ResponseFrame) {
+        guard let fileIO = listener.fileIO else {
+            write(context: context, frame)
+            return
+        }
+        readingFrame = true
+        let eventLoop = context.eventLoop
+        let allocator = context.channel.allocator
+        let reads: [EventLoopFuture<ByteBuffer>] = frame.chunks.map { chunk in
+            switch chunk {
+            case .bytes(let buffer): return eventLoop.makeSucceededFuture(buffer)
+            case .file(let region): return fileIO.read(fileRegion: region, allocator: allocator, eventLoop: eventLoop)
+            }
+        }
+        let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
+        EventLoopFuture.whenAllComplete(reads, on: eventLoop).whenComplete { outcome in
+            let (handler, context) = loopBound.value
+            handler.readingFrame = false
+            withExtendedLifetime(frame.retained) { frame.releaseFileRegions() }
+            guard case .success(let results) = outcome, !handler.state.isClosed else { return }
+            var buffers: [ByteBuffer] = []
+            for result in results {
+                guard case .success(let buffer) = result else {
+                    // The log changed under the read (deleted segment): the client retries.
+                    handler.logger.info("closing connection: fetch read failed", metadata: ["client": "\(handler.clientAddress)"])
+                    for action in handler.state.closed() { Self.release(action) }
+                    context.close(promise: nil)
+                    return
+                }
+                buffers.append(buffer)
+            }
+            handler.write(context: context, ResponseFrame(chunks: buffers.map { .bytes($0) }))
+            context.flush()
+            handler.flushReady(context: context)
+        }
+    }
+
     private func write(context: ChannelHandlerContext, _ frame: ResponseFrame) {
         let count = frame.chunks.count
-        let tls = listener.securityProtocol.usesTLS
         for (index, chunk) in frame.chunks.enumerated() {
             let data: IOData
             switch chunk {
             case .bytes(let buffer): data = .byteBuffer(buffer)
-            case .file(let region) where tls:
-                // TLS cannot sendfile; fetches on TLS listeners read into buffers already, so
-                // this is only a safety net.
-                data = .byteBuffer(Self.read(region, allocator: context.channel.allocator))
             case .file(let region): data = .fileRegion(region)
             }
             if index == count - 1 {
@@ -159,22 +200,6 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 context.write(wrapOutboundOut(data), promise: nil)
             }
         }
-    }
-
-    private static func read(_ region: FileRegion, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: region.readableBytes)
-        _ = try? region.fileHandle.withUnsafeFileDescriptor { fd in
-            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: region.readableBytes) { pointer in
-                var done = 0
-                while done < region.readableBytes {
-                    let n = pread(fd, pointer.baseAddress! + done, region.readableBytes - done, off_t(region.readerIndex + done))
-                    if n <= 0 { break }
-                    done += n
-                }
-                return done
-            }
-        }
-        return buffer
     }
 
     private static func release(_ action: ResponseAction) {

@@ -17,6 +17,8 @@ public final class KafkaServer: @unchecked Sendable {
     public let configuration: BrokerConfiguration
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
+    /// Reads fetched log slices for TLS connections (no sendfile under TLS), off the event loops.
+    private let tlsReadPool = NIOThreadPool(numberOfThreads: 2)
     private var channel: (any Channel)?
     private var channels: [(listener: Listener, channel: any Channel)] = []
     private var broker: Broker?
@@ -87,10 +89,12 @@ public final class KafkaServer: @unchecked Sendable {
         let budget = RequestMemoryBudget(limit: max(configuration.queuedMaxRequestBytes, maxFrame))
         let readTimeout = TimeAmount.milliseconds(configuration.requestReadTimeoutMs)
         let listeners = try configuration.resolvedListeners()
+        if listeners.contains(where: { $0.securityProtocol.usesTLS }) { tlsReadPool.start() }
         for listener in listeners {
             var context = ListenerContext(name: listener.name, securityProtocol: listener.securityProtocol)
             var tls: NIOSSLContext?
             if listener.securityProtocol.usesTLS {
+                context.fileIO = NonBlockingFileIO(threadPool: tlsReadPool)
                 tls = try NIOSSLContext(configuration: ListenerSecurity.tlsConfiguration(configuration, listener: listener.name))
                 context.principalMapper = try ListenerSecurity.principalMapper(configuration, listener: listener.name)
             }
@@ -157,6 +161,7 @@ public final class KafkaServer: @unchecked Sendable {
         var failure: (any Error)?
         do { try broker?.shutdown() } catch { failure = error }
         try? group.syncShutdownGracefully()
+        try? tlsReadPool.syncShutdownGracefully()
         if let failure { throw failure }
     }
 

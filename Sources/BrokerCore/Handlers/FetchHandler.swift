@@ -158,7 +158,7 @@ extension Broker {
             if let read = result.read, read.byteCount > 0, let legacyMagic {
                 partition.records = makeLegacyRecords(read, magic: legacyMagic, fromOffset: target.fetchOffset)
             } else if let read = result.read, read.byteCount > 0 {
-                partition.records = makeRecords(read, retained: &retained, zeroCopy: reply.context.zeroCopy)
+                partition.records = makeRecords(read, retained: &retained)
             } else {
                 partition.records = Records.empty
             }
@@ -180,11 +180,11 @@ extension Broker {
 
     /// Turns log slices into response chunks: zero-copy file regions (sendfile) by default, or
     /// one read (copy) per slice when `petrel.fetch.zero.copy=false`.
-    func makeRecords(_ read: LogReadResult, retained: inout [AnyObject], zeroCopy: Bool = true) -> Records {
+    func makeRecords(_ read: LogReadResult, retained: inout [AnyObject]) -> Records {
         var chunks: [Records.Chunk] = []
         chunks.reserveCapacity(read.slices.count)
         for slice in read.slices where slice.length > 0 {
-            if configuration.fetchZeroCopy && zeroCopy {
+            if configuration.fetchZeroCopy {
                 // The region borrows the segment's descriptor; `retained` keeps the segment file
                 // open until the frame is written, then the connection releases the region.
                 let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: slice.file.fd)
