@@ -10,6 +10,8 @@ let swiftSettings: [SwiftSetting] = [
 let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
+let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
 
 var targets: [Target] = [
     // C: CRC32C with SSE4.2 runtime dispatch and a table fallback.
@@ -28,8 +30,10 @@ var targets: [Target] = [
     .target(name: "DiskIOTesting", dependencies: ["DiskIO"], swiftSettings: swiftSettings),
     .target(name: "URingIO", dependencies: ["DiskIO", "CLibURing", "CURingShims"], swiftSettings: swiftSettings),
     .target(name: "CommitLog", dependencies: ["DiskIO", "RecordFormat", "RecordCompression", logging, nioCore], swiftSettings: swiftSettings),
-    .target(name: "BrokerCore", dependencies: ["CommitLog", "RecordFormat", "RecordCompression", "KafkaWire", "DiskIO", "GroupCoordination", "TransactionCoordination", logging, nioCore], swiftSettings: swiftSettings),
-    .target(name: "BrokerServer", dependencies: ["BrokerCore", "CommitLog", "DiskIO", "URingIO", "KafkaWire", "GroupCoordination", nioCore, nioPosix, logging], swiftSettings: swiftSettings),
+    .target(name: "BrokerCore", dependencies: ["CommitLog", "RecordFormat", "RecordCompression", "KafkaWire", "DiskIO", "GroupCoordination", "TransactionCoordination", "Security", logging, nioCore], swiftSettings: swiftSettings),
+    .target(name: "BrokerServer", dependencies: ["BrokerCore", "CommitLog", "DiskIO", "URingIO", "KafkaWire", "GroupCoordination", "Security", nioCore, nioPosix, nioSSL, logging], swiftSettings: swiftSettings),
+    // SASL mechanisms (PLAIN, SCRAM), the SCRAM credential store; no NIO, no IO.
+    .target(name: "Security", dependencies: [crypto], swiftSettings: swiftSettings),
     .target(name: "WireClient", dependencies: ["KafkaWire", "RecordFormat", nioCore, nioPosix], swiftSettings: swiftSettings),
     .target(name: "LoadGen", dependencies: ["WireClient", "KafkaWire", "RecordFormat", "RecordCompression", nioCore, nioPosix, .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
     .target(name: "GroupCoordination", dependencies: ["KafkaWire", nioCore, logging], swiftSettings: swiftSettings),
@@ -38,7 +42,7 @@ var targets: [Target] = [
     .executableTarget(
         name: "PetrelCLI",
         dependencies: [
-            "BrokerServer", "SegmentTool", "WireClient", "LoadGen", "KafkaWire", "RecordFormat", "RecordCompression", "DiskIO", "URingIO", "CommitLog",
+            "BrokerServer", "Security", "SegmentTool", "WireClient", "LoadGen", "KafkaWire", "RecordFormat", "RecordCompression", "DiskIO", "URingIO", "CommitLog",
             .product(name: "ArgumentParser", package: "swift-argument-parser"), logging, nioCore, nioPosix,
         ],
         swiftSettings: swiftSettings
@@ -55,6 +59,8 @@ var targets: [Target] = [
     .testTarget(name: "GroupCoordinationTests", dependencies: ["GroupCoordination", "KafkaWire", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "TransactionCoordinationTests", dependencies: ["TransactionCoordination", "KafkaWire", nioCore, logging], swiftSettings: swiftSettings),
     .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "WireClient", "KafkaWire", "RecordFormat", nioCore], swiftSettings: swiftSettings),
+    .testTarget(name: "SecurityTests", dependencies: ["Security"], swiftSettings: swiftSettings),
+    .testTarget(name: "BrokerServerTests", dependencies: ["BrokerServer", "BrokerCore", "KafkaWire", "Security", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "GroupCoordination", "CommitLog", "KafkaWire", "DiskIO", "RecordFormat", "RecordCompression", "TestSupport", nioCore, nioPosix, logging], swiftSettings: swiftSettings),
 ]
 
@@ -63,6 +69,8 @@ var dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+    .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+    .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
 ]
 
 // Benchmarks are built only on request, so plain `swift build` / `swift test` never compile them.

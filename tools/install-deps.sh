@@ -6,6 +6,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 APT_PKGS=(liburing-dev pkg-config kcat python3-pip zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev)
 # mkfs.ext4 for the small loop-mounted file system of test_disk_full.py.
 APT_PKGS+=(e2fsprogs)
+# openssl: tools/make-test-certs.sh (throw-away CA and certificates for the TLS/mTLS tests).
+APT_PKGS+=(openssl)
 # Go + Debian's packaged sarama: Tests/IntegrationTests/go/sarama_group is built offline in GOPATH mode
 # against /usr/share/gocode/src/github.com/Shopify/sarama (test_groups_sarama.py).
 APT_PKGS+=(golang-go golang-github-shopify-sarama-dev)

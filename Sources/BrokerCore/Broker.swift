@@ -5,6 +5,7 @@ import GroupCoordination
 import KafkaWire
 import Logging
 import NIOCore
+import Security
 import Synchronization
 import TransactionCoordination
 
@@ -45,6 +46,10 @@ public struct RequestContext: Sendable {
     public var eventLoop: any EventLoop
     public var allocator: ByteBufferAllocator
     public var clientAddress: String
+    /// The listener the request arrived on (Metadata advertises that listener's address).
+    public var listenerName: String = ""
+    /// The authenticated principal (`User:alice`; `User:ANONYMOUS` when unauthenticated).
+    public var principal: String = "User:ANONYMOUS"
 
     /// The client's IP (Kafka's `clientHost`, e.g. "/127.0.0.1").
     public var clientHost: String {
@@ -80,8 +85,17 @@ public final class Broker: Sendable {
     /// The port actually bound (differs from the configured one when that was 0).
     private let boundPort = Atomic<Int>(0)
 
+    /// The port each listener actually bound, by listener name.
+    private let boundPorts = Mutex<[String: Int]>([:])
+
     /// Called by the server once the listener is bound.
     public func setBoundPort(_ port: Int) { boundPort.store(port, ordering: .releasing) }
+
+    /// Called by the server once the listener `name` is bound.
+    public func setBoundPort(_ port: Int, listener name: String) {
+        boundPorts.withLock { $0[name] = port }
+        if boundPort.load(ordering: .acquiring) == 0 { boundPort.store(port, ordering: .releasing) }
+    }
 
     /// Host and port announced in Metadata / DescribeCluster / FindCoordinator.
     public var advertisedAddress: (host: String, port: Int) {
@@ -91,6 +105,20 @@ public final class Broker: Sendable {
             if bound != 0 { address.port = bound }
         }
         return address
+    }
+
+    /// The address advertised to a client connected to `listener`: its `advertised.listeners`
+    /// entry, else the listener's own host (127.0.0.1 for a wildcard) and bound port.
+    public func advertisedAddress(listener name: String) -> (host: String, port: Int) {
+        guard !name.isEmpty, let listener = (try? configuration.resolvedListeners())?.first(where: { $0.name == name }) else {
+            return advertisedAddress
+        }
+        let bound = boundPorts.withLock { $0[name] } ?? listener.port
+        if let advertised = (try? configuration.resolvedAdvertisedListeners())?[name] {
+            return (advertised.host == "0.0.0.0" ? "127.0.0.1" : advertised.host, advertised.port == 0 ? bound : advertised.port)
+        }
+        let host = listener.host == "0.0.0.0" || listener.host == "::" ? "127.0.0.1" : listener.host
+        return (host, bound)
     }
 
     /// Handlers by API key, with the versions we serve.
@@ -111,6 +139,8 @@ public final class Broker: Sendable {
     public let transactionCoordinator: TransactionCoordinator
     /// Runs coordinator timers (an event loop).
     let groupScheduler: any CoordinatorScheduler
+    /// SASL users and SCRAM credentials.
+    public let security: SecurityServices
 
     /// - Parameter groupScheduler: runs the coordinator's session/rebalance timers (an event loop).
     public init(
@@ -124,6 +154,7 @@ public final class Broker: Sendable {
         self.logger = logger
         self.topics = TopicRegistry(configuration: configuration, logManager: logManager, io: io, logger: logger)
         self.routes = Broker.makeRoutes()
+        self.security = SecurityServices(configuration: configuration, io: io, logger: logger)
         var groupConfiguration = GroupCoordinatorConfiguration()
         groupConfiguration.initialRebalanceDelayMs = configuration.groupInitialRebalanceDelayMs
         groupConfiguration.minSessionTimeoutMs = configuration.groupMinSessionTimeoutMs
@@ -158,6 +189,7 @@ public final class Broker: Sendable {
     public func start() throws {
         logManager.retentionCheckIntervalMs = configuration.retentionCheckIntervalMs
         logManager.diskFullProbeIntervalMs = configuration.diskFullProbeIntervalMs
+        try security.load()
         try topics.load()
         logManager.appender.start()
         logManager.startCleaner(configuration.cleaner)
@@ -249,7 +281,13 @@ public final class Broker: Sendable {
         add(DeleteRecordsRequest.self) { $3.send($0.handleDeleteRecords($1, $2)) }
         add(DescribeClusterRequest.self) { $3.send($0.handleDescribeCluster($1, $2)) }
         add(OffsetForLeaderEpochRequest.self) { $3.send($0.handleOffsetForLeaderEpoch($1, $2)) }
-        add(InitProducerIdRequest.self) { $0.handleInitProducerIdRouted($1, $2, reply: $3) }
+        add(InitProducerIdRequest.self) { b, c, r, reply in
+            // KIP-679: an idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on a topic.
+            guard r.transactionalId != nil || b.mayProduceIdempotently(c) else {
+                return reply.send(InitProducerIdResponse(errorCode: KafkaErrorCode.clusterAuthorizationFailed.rawValue, producerId: -1, producerEpoch: -1))
+            }
+            b.handleInitProducerIdRouted(c, r, reply: reply)
+        }
         // Transactions (TransactionHandlers.swift).
         add(AddPartitionsToTxnRequest.self) { $0.handleAddPartitionsToTxn($1, $2, reply: $3) }
         add(AddOffsetsToTxnRequest.self) { $0.handleAddOffsetsToTxn($1, $2, reply: $3) }
@@ -262,21 +300,115 @@ public final class Broker: Sendable {
         add(FindCoordinatorRequest.self) { broker, context, request, reply in
             if request.keyType == 0 { _ = try? broker.ensureOffsetsTopic() }
             if request.keyType == 1 { _ = try? broker.ensureTransactionStateTopic() }
-            broker.groupCoordinator.handleFindCoordinator(request, version: context.header.apiVersion, node: broker.coordinatorNode) { reply.send($0) }
+            broker.groupCoordinator.handleFindCoordinator(request, version: context.header.apiVersion, node: broker.coordinatorNode(listener: context.listenerName)) { reply.send($0) }
         }
         add(JoinGroupRequest.self) { broker, context, request, reply in
+            guard broker.authorized(context, .read, .group, request.groupId) else {
+                var refused = JoinGroupResponse()
+                refused.errorCode = KafkaErrorCode.groupAuthorizationFailed.rawValue
+                reply.send(refused)
+                return
+            }
             let client = GroupClientInfo(clientId: context.header.clientId ?? "", clientHost: context.clientHost)
             broker.groupCoordinator.handleJoinGroup(request, version: context.header.apiVersion, client: client) { reply.send($0) }
         }
-        add(SyncGroupRequest.self) { $0.groupCoordinator.handleSyncGroup($2, version: $1.header.apiVersion, completion: $3.send) }
-        add(HeartbeatRequest.self) { $0.groupCoordinator.handleHeartbeat($2, version: $1.header.apiVersion, completion: $3.send) }
-        add(LeaveGroupRequest.self) { $0.groupCoordinator.handleLeaveGroup($2, version: $1.header.apiVersion, completion: $3.send) }
+        add(SyncGroupRequest.self) { b, c, r, reply in
+            guard b.authorized(c, .read, .group, r.groupId) else { return reply.send(SyncGroupResponse(errorCode: KafkaErrorCode.groupAuthorizationFailed.rawValue)) }
+            b.groupCoordinator.handleSyncGroup(r, version: c.header.apiVersion, completion: reply.send)
+        }
+        add(HeartbeatRequest.self) { b, c, r, reply in
+            guard b.authorized(c, .read, .group, r.groupId) else { return reply.send(HeartbeatResponse(errorCode: KafkaErrorCode.groupAuthorizationFailed.rawValue)) }
+            b.groupCoordinator.handleHeartbeat(r, version: c.header.apiVersion, completion: reply.send)
+        }
+        add(LeaveGroupRequest.self) { b, c, r, reply in
+            guard b.authorized(c, .read, .group, r.groupId) else { return reply.send(LeaveGroupResponse(errorCode: KafkaErrorCode.groupAuthorizationFailed.rawValue)) }
+            b.groupCoordinator.handleLeaveGroup(r, version: c.header.apiVersion, completion: reply.send)
+        }
         add(OffsetCommitRequest.self) { $0.handleOffsetCommit($1, $2, reply: $3) }
-        add(OffsetFetchRequest.self) { $0.groupCoordinator.handleOffsetFetch($2, version: $1.header.apiVersion, completion: $3.send) }
-        add(ListGroupsRequest.self) { $0.groupCoordinator.handleListGroups($2, version: $1.header.apiVersion, completion: $3.send) }
-        add(DescribeGroupsRequest.self) { $0.groupCoordinator.handleDescribeGroups($2, version: $1.header.apiVersion, completion: $3.send) }
-        add(DeleteGroupsRequest.self) { $0.groupCoordinator.handleDeleteGroups($2, version: $1.header.apiVersion, completion: $3.send) }
-        add(OffsetDeleteRequest.self) { $0.groupCoordinator.handleOffsetDelete($2, version: $1.header.apiVersion, completion: $3.send) }
+        add(OffsetFetchRequest.self) { b, c, r, reply in
+            // v0-7 name one group, v8+ several: refuse the groups the principal may not DESCRIBE.
+            let version = c.header.apiVersion
+            if version < 8, !b.authorized(c, .describe, .group, r.groupId) {
+                var refused = OffsetFetchResponse()
+                refused.errorCode = KafkaErrorCode.groupAuthorizationFailed.rawValue
+                refused.topics = (r.topics ?? []).map { topic in
+                    .init(name: topic.name, partitions: topic.partitionIndexes.map {
+                        .init(partitionIndex: $0, committedOffset: -1, metadata: nil, errorCode: KafkaErrorCode.groupAuthorizationFailed.rawValue)
+                    })
+                }
+                return reply.send(refused)
+            }
+            var allowed = r
+            allowed.groups = r.groups.filter { b.authorized(c, .describe, .group, $0.groupId) }
+            let denied = r.groups.filter { !b.authorized(c, .describe, .group, $0.groupId) }.map(\.groupId)
+            b.groupCoordinator.handleOffsetFetch(allowed, version: version) { response in
+                var merged = response
+                merged.groups += denied.map { .init(groupId: $0, topics: [], errorCode: KafkaErrorCode.groupAuthorizationFailed.rawValue) }
+                reply.send(merged)
+            }
+        }
+        add(ListGroupsRequest.self) { b, c, r, reply in
+            // Kafka lists only the groups the principal may describe.
+            b.groupCoordinator.handleListGroups(r, version: c.header.apiVersion) { response in
+                var visible = response
+                visible.groups = response.groups.filter { b.authorized(c, .describe, .group, $0.groupId) }
+                reply.send(visible)
+            }
+        }
+        add(DescribeGroupsRequest.self) { b, c, r, reply in
+            b.groupCoordinator.handleDescribeGroups(r, version: c.header.apiVersion) { response in
+                var checked = response
+                for index in checked.groups.indices {
+                    let group = checked.groups[index].groupId
+                    if !b.authorized(c, .describe, .group, group) {
+                        checked.groups[index] = .init(errorCode: KafkaErrorCode.groupAuthorizationFailed.rawValue, groupId: group)
+                    } else if r.includeAuthorizedOperations {
+                        checked.groups[index].authorizedOperations = b.authorizedOperations(c, .group, group)  // KIP-430
+                    }
+                }
+                reply.send(checked)
+            }
+        }
+        add(DeleteGroupsRequest.self) { b, c, r, reply in
+            var allowed = r
+            allowed.groupsNames = r.groupsNames.filter { b.authorized(c, .delete, .group, $0) }
+            let denied = r.groupsNames.filter { !b.authorized(c, .delete, .group, $0) }
+            b.groupCoordinator.handleDeleteGroups(allowed, version: c.header.apiVersion) { response in
+                var merged = response
+                merged.results += denied.map { .init(groupId: $0, errorCode: KafkaErrorCode.groupAuthorizationFailed.rawValue) }
+                reply.send(merged)
+            }
+        }
+        // SASL: served by the connection on SASL listeners; elsewhere Kafka answers ILLEGAL_SASL_STATE.
+        add(SaslHandshakeRequest.self) { $3.send(SaslHandshakeResponse(errorCode: KafkaErrorCode.illegalSaslState.rawValue, mechanisms: [])) }
+        add(SaslAuthenticateRequest.self) { _, _, _, reply in
+            reply.send(SaslAuthenticateResponse(errorCode: KafkaErrorCode.illegalSaslState.rawValue, errorMessage: "SASL is not enabled on this listener"))
+        }
+        add(DescribeUserScramCredentialsRequest.self) { b, c, r, reply in
+            guard b.authorized(c, .describe, .cluster, Broker.clusterName) else {
+                reply.send(DescribeUserScramCredentialsResponse(errorCode: KafkaErrorCode.clusterAuthorizationFailed.rawValue, errorMessage: nil, results: []))
+                return
+            }
+            reply.send(b.security.describe(r))
+        }
+        add(AlterUserScramCredentialsRequest.self) { b, c, r, reply in
+            guard b.authorized(c, .alter, .cluster, Broker.clusterName) else {
+                let users = Set(r.deletions.map(\.name) + r.upsertions.map(\.name)).sorted()
+                reply.send(AlterUserScramCredentialsResponse(results: users.map { .init(user: $0, errorCode: KafkaErrorCode.clusterAuthorizationFailed.rawValue, errorMessage: nil) }))
+                return
+            }
+            b.adminQueue.async { reply.send(b.security.alter(r)) }
+        }
+        // ACLs (KIP-140 APIs); admin work on the admin queue (they write acls.properties).
+        add(CreateAclsRequest.self) { b, c, r, reply in b.adminQueue.async { reply.send(b.handleCreateAcls(c, r)) } }
+        add(DescribeAclsRequest.self) { $3.send($0.handleDescribeAcls($1, $2)) }
+        add(DeleteAclsRequest.self) { b, c, r, reply in b.adminQueue.async { reply.send(b.handleDeleteAcls(c, r)) } }
+        add(OffsetDeleteRequest.self) { b, c, r, reply in
+            guard b.authorized(c, .delete, .group, r.groupId) else {
+                return reply.send(OffsetDeleteResponse(errorCode: KafkaErrorCode.groupAuthorizationFailed.rawValue, throttleTimeMs: 0, topics: []))
+            }
+            b.groupCoordinator.handleOffsetDelete(r, version: c.header.apiVersion, completion: reply.send)
+        }
         // Consumer groups (KIP-848 consumer protocol).
         add(ConsumerGroupHeartbeatRequest.self) { broker, context, request, reply in
             let client = GroupClientInfo(clientId: context.header.clientId ?? "", clientHost: context.clientHost)

@@ -123,8 +123,8 @@ extension Broker {
         logger.info("loaded consumer groups", metadata: ["records": "\(records.count)", "groups": "\(groupCoordinator.describeAllGroups().count)"])
     }
 
-    var coordinatorNode: CoordinatorNode {
-        let (host, port) = advertisedAddress
+    func coordinatorNode(listener: String) -> CoordinatorNode {
+        let (host, port) = advertisedAddress(listener: listener)
         return CoordinatorNode(nodeId: configuration.nodeId, host: host, port: Int32(port))
     }
 }

@@ -2,11 +2,28 @@ import BrokerCore
 import KafkaWire
 import Logging
 import NIOCore
+import NIOPosix
+import NIOSSL
+import Security
 
-/// One client connection: decodes request headers, hands requests to the broker, and writes the
-/// responses strictly in request order (the Java client checks correlation ids FIFO), however they
-/// complete. Pipelining is bounded: past `maxInFlight` outstanding requests, or while the socket
-/// is not writable, it stops reading (backpressure instead of unbounded buffering).
+/// What a connection knows about the listener it was accepted on.
+struct ListenerContext: Sendable {
+    var name: String
+    var securityProtocol: SecurityProtocol
+    var sasl: ConnectionStateMachine.Configuration.SASL?
+    /// Maps a client certificate's subject DN to a user name (`ssl.principal.mapping.rules`).
+    var principalMapper: PrincipalMapper?
+    /// TLS cannot sendfile: fetched log slices are read into buffers on this thread pool, never on
+    /// the event loop.
+    var fileIO: NonBlockingFileIO?
+
+    static let plaintext = ListenerContext(name: "PLAINTEXT", securityProtocol: .plaintext)
+}
+
+/// One client connection: carries out `ConnectionStateMachine`'s decisions — hands requests to
+/// the broker, writes the responses in request order however they complete, holds reads while
+/// too many requests are outstanding or the socket is full (backpressure instead of unbounded
+/// buffering), and runs the SASL exchange on SASL listeners.
 final class ConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = Never
@@ -14,22 +31,19 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private let broker: Broker
     private let logger: Logger
-    private let maxInFlight: Int
-    private var nextSequence: UInt64 = 0
-    private var nextToSend: UInt64 = 0
-    private var ready: [UInt64: ResponseAction] = [:]
-    private var readPending = false
-    private var isActive = true
+    private let listener: ListenerContext
+    private weak var frameReader: KafkaFrameReader?
+    private var state: ConnectionStateMachine
     private var clientAddress = ""
 
-    init(broker: Broker, logger: Logger, maxInFlight: Int = 128) {
+    init(broker: Broker, logger: Logger, maxInFlight: Int = 128, listener: ListenerContext = .plaintext, frameReader: KafkaFrameReader? = nil) {
         self.broker = broker
         self.logger = logger
-        self.maxInFlight = maxInFlight
+        self.listener = listener
+        self.frameReader = frameReader
+        self.state = ConnectionStateMachine(configuration: .init(maxInFlight: maxInFlight, sasl: listener.sasl))
+        frameReader?.setLimits(frameBytesMax: state.frameBytesMax, acceptsShortFrames: state.acceptsShortFrames)
     }
-
-    private var inFlight: Int { Int(nextSequence - nextToSend) }
-    private var canRead: Bool { inFlight < maxInFlight }
 
     func channelActive(context: ChannelHandlerContext) {
         clientAddress = context.remoteAddress.map { "\($0)" } ?? ""
@@ -37,51 +51,79 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        isActive = false
-        for action in ready.values { Self.release(action) }
-        ready.removeAll()
+        for action in state.closed() { Self.release(action) }
         context.fireChannelInactive()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var frame = unwrapInboundIn(data)
-        let header: RequestHeader
-        do {
-            header = try RequestHeader.read(from: &frame)
-        } catch {
-            logger.info("closing connection: unreadable request header", metadata: ["client": "\(clientAddress)", "error": "\(error)"])
-            context.close(promise: nil)
-            return
+    /// mTLS: the principal is the client certificate's subject DN, mapped by
+    /// `ssl.principal.mapping.rules` (Kafka's default: the full DN). Read at the first request,
+    /// when the handshake is necessarily complete.
+    private var tlsPrincipalPending = true
+
+    private func resolveTLSPrincipal(context: ChannelHandlerContext) {
+        tlsPrincipalPending = false
+        guard let mapper = listener.principalMapper else { return }
+        let handler = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self)
+        if let certificate = handler?.peerCertificate, let der = try? certificate.toDERBytes(), let dn = DistinguishedName.subject(ofCertificate: der) {
+            state.tlsAuthenticated(principal: "User:" + mapper.map(dn))
         }
-        let sequence = nextSequence
-        nextSequence += 1
-        let requestContext = RequestContext(
-            header: header, eventLoop: context.eventLoop, allocator: context.channel.allocator, clientAddress: clientAddress)
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
-        broker.handle(requestContext, body: frame) { action in
-            if eventLoop.inEventLoop {
-                let (handler, context) = loopBound.value
-                handler.responseReady(context: context, sequence: sequence, action: action)
-            } else {
-                eventLoop.execute {
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        if tlsPrincipalPending { resolveTLSPrincipal(context: context) }
+        let action = state.frameReceived(frame, now: .now())
+        frameReader?.setLimits(frameBytesMax: state.frameBytesMax, acceptsShortFrames: state.acceptsShortFrames)
+        switch action {
+        case .ignore:
+            return
+        case .close(let reason):
+            logger.info("closing connection", metadata: ["client": "\(clientAddress)", "reason": "\(reason)"])
+            for action in state.closed() { Self.release(action) }
+            context.close(promise: nil)
+        case .flush:
+            flushReady(context: context)
+        case .dispatch(let sequence, let header, let body):
+            var requestContext = RequestContext(
+                header: header, eventLoop: context.eventLoop, allocator: context.channel.allocator, clientAddress: clientAddress)
+            requestContext.listenerName = listener.name
+            requestContext.principal = state.principal
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let eventLoop = context.eventLoop
+            broker.handle(requestContext, body: body) { action in
+                if eventLoop.inEventLoop {
                     let (handler, context) = loopBound.value
                     handler.responseReady(context: context, sequence: sequence, action: action)
+                } else {
+                    eventLoop.execute {
+                        let (handler, context) = loopBound.value
+                        handler.responseReady(context: context, sequence: sequence, action: action)
+                    }
                 }
             }
         }
     }
 
     private func responseReady(context: ChannelHandlerContext, sequence: UInt64, action: ResponseAction) {
-        guard isActive else {
+        guard state.responseReady(sequence: sequence, action: action) else {
             Self.release(action)
             return
         }
-        ready[sequence] = action
+        flushReady(context: context)
+    }
+
+    /// A TLS response whose file regions are being read off the event loop; later responses wait.
+    private var readingFrame = false
+
+    /// Writes every response that is next in order, then resumes a held read if allowed.
+    private func flushReady(context: ChannelHandlerContext) {
         var wrote = false
-        while let next = ready.removeValue(forKey: nextToSend) {
-            nextToSend += 1
+        while !readingFrame, let next = state.nextToSend() {
             switch next {
+            case .send(let frame) where listener.securityProtocol.usesTLS && frame.chunks.contains(where: { if case .file = $0 { true } else { false } }):
+                if wrote { context.flush() }
+                wrote = false
+                readThenWrite(context: context, frame)
             case .send(let frame):
                 write(context: context, frame)
                 wrote = true
@@ -90,17 +132,51 @@ final class ConnectionHandler: ChannelDuplexHandler {
             case .close(let reason):
                 logger.info("closing connection", metadata: ["client": "\(clientAddress)", "reason": "\(reason)"])
                 if wrote { context.flush() }
-                isActive = false
-                for action in ready.values { Self.release(action) }
-                ready.removeAll()
+                for action in state.closed() { Self.release(action) }
                 context.close(promise: nil)
                 return
             }
         }
         if wrote { context.flush() }
-        if readPending && canRead && context.channel.isWritable {
-            readPending = false
-            context.read()
+        if state.shouldResumeRead(isWritable: context.channel.isWritable) { context.read() }
+    }
+
+    /// Reads the frame's file regions on the thread pool (TLS encrypts bytes, it cannot sendfile),
+    /// then writes it in its turn and carries on with the responses after it.
+    private func readThenWrite(context: ChannelHandlerContext, _ frame: ResponseFrame) {
+        guard let fileIO = listener.fileIO else {
+            write(context: context, frame)
+            return
+        }
+        readingFrame = true
+        let eventLoop = context.eventLoop
+        let allocator = context.channel.allocator
+        let reads: [EventLoopFuture<ByteBuffer>] = frame.chunks.map { chunk in
+            switch chunk {
+            case .bytes(let buffer): return eventLoop.makeSucceededFuture(buffer)
+            case .file(let region): return fileIO.read(fileRegion: region, allocator: allocator, eventLoop: eventLoop)
+            }
+        }
+        let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
+        EventLoopFuture.whenAllComplete(reads, on: eventLoop).whenComplete { outcome in
+            let (handler, context) = loopBound.value
+            handler.readingFrame = false
+            withExtendedLifetime(frame.retained) { frame.releaseFileRegions() }
+            guard case .success(let results) = outcome, !handler.state.isClosed else { return }
+            var buffers: [ByteBuffer] = []
+            for result in results {
+                guard case .success(let buffer) = result else {
+                    // The log changed under the read (deleted segment): the client retries.
+                    handler.logger.info("closing connection: fetch read failed", metadata: ["client": "\(handler.clientAddress)"])
+                    for action in handler.state.closed() { Self.release(action) }
+                    context.close(promise: nil)
+                    return
+                }
+                buffers.append(buffer)
+            }
+            handler.write(context: context, ResponseFrame(chunks: buffers.map { .bytes($0) }))
+            context.flush()
+            handler.flushReady(context: context)
         }
     }
 
@@ -132,18 +208,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     // Backpressure: hold reads while too many requests are outstanding or the socket is full.
     func read(context: ChannelHandlerContext) {
-        if canRead && context.channel.isWritable {
-            context.read()
-        } else {
-            readPending = true
-        }
+        if state.readRequested(isWritable: context.channel.isWritable) { context.read() }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable && readPending && canRead {
-            readPending = false
-            context.read()
-        }
+        if state.shouldResumeRead(isWritable: context.channel.isWritable) { context.read() }
         context.fireChannelWritabilityChanged()
     }
 
@@ -152,6 +221,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
             logger.warning("closing connection", metadata: ["client": "\(clientAddress)", "reason": "\(error)"])
         } else if let ioError = error as? IOError, [104, 32].contains(ioError.errnoCode) {
             // ECONNRESET / EPIPE: the client went away.
+        } else if error is NIOSSLError || error is BoringSSLError {
+            // A client speaking plaintext to a TLS port, a bad certificate, a reset mid-handshake.
+            logger.info("TLS error, closing connection", metadata: ["client": "\(clientAddress)", "error": "\(error)"])
         } else {
             logger.info("connection error", metadata: ["client": "\(clientAddress)", "error": "\(error)"])
         }

@@ -40,7 +40,12 @@ final class KafkaFrameReader: ChannelDuplexHandler {
     /// Frames up to this size may always be read to completion, budget or not.
     static let smallFrameBytes = 64 * 1024
 
-    private let maxFrameBytes: Int
+    /// The configured `socket.request.max.bytes`.
+    private let configuredMaxFrameBytes: Int
+    /// The limit in force: lower before SASL authentication (set by the connection).
+    var maxFrameBytes: Int
+    /// Smallest frame accepted: 8 (a request header), 0 while legacy SASL tokens are expected.
+    var minFrameBytes: Int32 = 8
     private let budget: RequestMemoryBudget
     private let readTimeout: TimeAmount
     private let logger: Logger
@@ -60,6 +65,7 @@ final class KafkaFrameReader: ChannelDuplexHandler {
     private var failed = false
 
     init(maxFrameBytes: Int, budget: RequestMemoryBudget, readTimeout: TimeAmount, logger: Logger) {
+        self.configuredMaxFrameBytes = maxFrameBytes
         self.maxFrameBytes = maxFrameBytes
         self.budget = budget
         self.readTimeout = readTimeout
@@ -101,7 +107,7 @@ final class KafkaFrameReader: ChannelDuplexHandler {
     }
 
     private func validate(_ size: Int32) throws {
-        guard size >= 8, Int(size) <= maxFrameBytes else { throw FrameTooLarge(size: size, limit: maxFrameBytes) }
+        guard size >= minFrameBytes, Int(size) <= maxFrameBytes else { throw FrameTooLarge(size: size, limit: maxFrameBytes) }
     }
 
     /// Appends what belongs to the partial frame; passes the frame on once complete.
@@ -141,6 +147,12 @@ final class KafkaFrameReader: ChannelDuplexHandler {
             }
         }
         partial = buffer
+    }
+
+    /// Applies the connection's current limits (nil = `socket.request.max.bytes`).
+    func setLimits(frameBytesMax: Int?, acceptsShortFrames: Bool) {
+        maxFrameBytes = min(frameBytesMax ?? configuredMaxFrameBytes, configuredMaxFrameBytes)
+        minFrameBytes = acceptsShortFrames ? 0 : 8
     }
 
     private func charge(_ bytes: Int) {

@@ -7,6 +7,7 @@ import KafkaWire
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 import URingIO
 
@@ -16,7 +17,10 @@ public final class KafkaServer: @unchecked Sendable {
     public let configuration: BrokerConfiguration
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
+    /// Reads fetched log slices for TLS connections (no sendfile under TLS), off the event loops.
+    private let tlsReadPool = NIOThreadPool(numberOfThreads: 2)
     private var channel: (any Channel)?
+    private var channels: [(listener: Listener, channel: any Channel)] = []
     private var broker: Broker?
     private var maintenance: Thread?
     private let stopMaintenance = StopFlag()
@@ -28,8 +32,13 @@ public final class KafkaServer: @unchecked Sendable {
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
     }
 
-    /// The bound address (the real port when 0 was asked for).
+    /// The bound address of the first listener (the real port when 0 was asked for).
     public var localAddress: SocketAddress? { channel?.localAddress }
+
+    /// Every listener with the port it bound.
+    public var boundListeners: [(listener: Listener, port: Int)] {
+        channels.map { ($0.listener, $0.channel.localAddress?.port ?? $0.listener.port) }
+    }
 
     /// Raises the soft `RLIMIT_NOFILE` to the hard limit (as Kafka's start scripts expect an operator
     /// to) and returns the resulting soft limit (`Int.max` when unlimited).
@@ -79,28 +88,49 @@ public final class KafkaServer: @unchecked Sendable {
         // A budget below one frame could never let a large frame complete.
         let budget = RequestMemoryBudget(limit: max(configuration.queuedMaxRequestBytes, maxFrame))
         let readTimeout = TimeAmount.milliseconds(configuration.requestReadTimeoutMs)
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 512)
-            .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(AcceptBackoff(logger: logger))
-                }
+        let listeners = try configuration.resolvedListeners()
+        if listeners.contains(where: { $0.securityProtocol.usesTLS }) { tlsReadPool.start() }
+        for listener in listeners {
+            var context = ListenerContext(name: listener.name, securityProtocol: listener.securityProtocol)
+            var tls: NIOSSLContext?
+            if listener.securityProtocol.usesTLS {
+                context.fileIO = NonBlockingFileIO(threadPool: tlsReadPool)
+                tls = try NIOSSLContext(configuration: ListenerSecurity.tlsConfiguration(configuration, listener: listener.name))
+                context.principalMapper = try ListenerSecurity.principalMapper(configuration, listener: listener.name)
             }
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 16)
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 * 1024, maximum: 1 << 20))
-            .childChannelOption(.writeBufferWaterMark, value: .init(low: 1 << 20, high: 8 << 20))
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        KafkaFrameReader(maxFrameBytes: maxFrame, budget: budget, readTimeout: readTimeout, logger: logger))
-                    try channel.pipeline.syncOperations.addHandler(ConnectionHandler(broker: broker, logger: logger))
-                }
+            if listener.securityProtocol.usesSASL {
+                context.sasl = try ListenerSecurity.sasl(configuration, listener: listener.name, credentials: broker.security.credentials)
             }
-        channel = try bootstrap.bind(host: configuration.listenHost, port: configuration.listenPort).wait()
-        if let port = channel?.localAddress?.port { broker.setBoundPort(port) }
+            let listenerContext = context
+            let bootstrap = ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 512)
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(AcceptBackoff(logger: logger))
+                    }
+                }
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.maxMessagesPerRead, value: 16)
+                .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 * 1024, maximum: 1 << 20))
+                .childChannelOption(.writeBufferWaterMark, value: .init(low: 1 << 20, high: 8 << 20))
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        if let tls {
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                        }
+                        let reader = KafkaFrameReader(maxFrameBytes: maxFrame, budget: budget, readTimeout: readTimeout, logger: logger)
+                        try channel.pipeline.syncOperations.addHandler(reader)
+                        try channel.pipeline.syncOperations.addHandler(
+                            ConnectionHandler(broker: broker, logger: logger, listener: listenerContext, frameReader: reader))
+                    }
+                }
+            let bound = try bootstrap.bind(host: listener.host, port: listener.port).wait()
+            channels.append((listener, bound))
+            if channel == nil { channel = bound }
+            if let port = bound.localAddress?.port { broker.setBoundPort(port, listener: listener.name) }
+        }
         startMaintenance(logManager: logManager)
     }
 
@@ -125,12 +155,13 @@ public final class KafkaServer: @unchecked Sendable {
         // while the event loops still run (parked fetches and group timers are answered on their
         // loops; the appender drains, logs are flushed and checkpointed, the clean-shutdown marker
         // is written). 4. Close the remaining connections and the loops.
-        try? channel?.close().wait()
+        for (_, channel) in channels { try? channel.close().wait() }
         stopMaintenance.set()
         while maintenance?.isFinished == false { Thread.sleep(forTimeInterval: 0.01) }
         var failure: (any Error)?
         do { try broker?.shutdown() } catch { failure = error }
         try? group.syncShutdownGracefully()
+        try? tlsReadPool.syncShutdownGracefully()
         if let failure { throw failure }
     }
 

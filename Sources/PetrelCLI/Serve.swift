@@ -57,9 +57,14 @@ struct Serve: ParsableCommand {
             throw ExitCode(1)
         }
         let port = server.localAddress?.port ?? configuration.listenPort
+        let host = server.boundListeners.first?.listener.host ?? configuration.listenHost
         // Written unbuffered: test harnesses and scripts wait for this line.
-        let ready = "petrel listening on \(configuration.listenHost):\(port) (data dir \(configuration.dataDirectory), io \(server.ioEngineName))\n"
+        let ready = "petrel listening on \(host):\(port) (data dir \(configuration.dataDirectory), io \(server.ioEngineName))\n"
         FileHandle.standardOutput.write(Data(ready.utf8))
+        for (listener, port) in server.boundListeners {
+            let line = "petrel listener \(listener.name) (\(listener.securityProtocol.rawValue)) bound to \(listener.host):\(port)\n"
+            FileHandle.standardOutput.write(Data(line.utf8))
+        }
 
         // Only a SIGINT/SIGTERM ends the loop: a semaphore wait can return early (e.g. around
         // SIGSTOP/SIGCONT), so the handler also sets a flag that the loop checks.

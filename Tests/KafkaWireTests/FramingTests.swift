@@ -18,11 +18,12 @@ struct FramingTests {
         #expect(APIKey.metadata.name == "Metadata")
         #expect(APIKey(rawValue: 999).name == "Unknown(999)")
         #expect(APIKey.allKnown.count == 88)
-        #expect(APIKey.servedAPIs.count == 35)
+        #expect(APIKey.servedAPIs.count == 42)
         #expect(APIKey.consumerGroupHeartbeat.servedRange?.versions == 0...1)
         #expect(APIKey.produce.servedRange == ServedAPIRange(apiKey: .produce, minVersion: 0, maxVersion: 11))  // v0-2: legacy message sets, converted
         #expect(APIKey.fetch.servedRange?.versions == 0...17)
-        #expect(APIKey.saslHandshake.servedRange == nil)
+        #expect(APIKey.saslHandshake.servedRange?.versions == 0...1)
+        #expect(APIKey.createAcls.servedRange?.versions == 1...3)
     }
 
     @Test func headerVersions() {

@@ -1,5 +1,6 @@
 import CommitLog
 import KafkaWire
+import Security
 
 /// Kafka's config resource types.
 enum ConfigResourceType: Int8 {
@@ -33,6 +34,11 @@ extension Broker {
             guard seen[topic.name] == 1 else {
                 result.errorCode = KafkaErrorCode.invalidRequest.rawValue
                 result.errorMessage = "Create topics request from client contains multiple entries for topic \(topic.name)"
+                response.topics.append(result)
+                continue
+            }
+            guard authorized(context, .create, .cluster, Broker.clusterName) || authorized(context, .create, .topic, topic.name) else {
+                result.errorCode = KafkaErrorCode.topicAuthorizationFailed.rawValue
                 response.topics.append(result)
                 continue
             }
@@ -107,6 +113,11 @@ extension Broker {
                 response.responses.append(result)
                 continue
             }
+            guard authorized(context, .delete, .topic, name) else {
+                result.errorCode = KafkaErrorCode.topicAuthorizationFailed.rawValue
+                response.responses.append(result)
+                continue
+            }
             if let topic = topics.topic(named: name) { result.topicId = topic.id }
             do {
                 try topics.deleteTopic(name: name)
@@ -135,7 +146,9 @@ extension Broker {
         for topic in request.topics {
             var result = CreatePartitionsResponse.CreatePartitionsTopicResult(name: topic.name, errorCode: 0, errorMessage: nil)
             let added = adding(topic)
-            if added > 0, let message = brokerPartitionLimitMessage(current: brokerPartitions, adding: added) {
+            if !authorized(context, .alter, .topic, topic.name) {
+                result.errorCode = KafkaErrorCode.topicAuthorizationFailed.rawValue
+            } else if added > 0, let message = brokerPartitionLimitMessage(current: brokerPartitions, adding: added) {
                 result.errorCode = KafkaErrorCode.policyViolation.rawValue
                 result.errorMessage = message
             } else if let assignments = topic.assignments, !assignments.allSatisfy({ $0.brokerIds == [configuration.nodeId] }) {
@@ -179,7 +192,8 @@ extension Broker {
             ("default.replication.factor", String(configuration.defaultReplicationFactor), .int),
             ("delete.topic.enable", String(configuration.deleteTopicEnable), .boolean),
             ("group.initial.rebalance.delay.ms", String(configuration.groupInitialRebalanceDelayMs), .int),
-            ("listeners", "PLAINTEXT://\(configuration.listenHost):\(configuration.listenPort)", .string),
+            ("listeners", (try? configuration.resolvedListeners())?.map { "\($0.name)://\($0.host):\($0.port)" }.joined(separator: ",")
+                ?? "PLAINTEXT://\(configuration.listenHost):\(configuration.listenPort)", .string),
             ("log.dirs", configuration.dataDirectory, .string),
             ("log.retention.check.interval.ms", String(configuration.retentionCheckIntervalMs), .long),
             ("max.broker.partitions", String(configuration.maxBrokerPartitions), .int),
@@ -209,6 +223,10 @@ extension Broker {
             let wanted = resource.configurationKeys.map(Set.init)
             switch ConfigResourceType(rawValue: resource.resourceType) {
             case .topic:
+                guard authorized(context, .describeConfigs, .topic, resource.resourceName) else {
+                    result.errorCode = KafkaErrorCode.topicAuthorizationFailed.rawValue
+                    break
+                }
                 guard let topic = topics.topic(named: resource.resourceName) else {
                     result.errorCode = KafkaErrorCode.unknownTopicOrPartition.rawValue
                     result.errorMessage = "Topic \(resource.resourceName) does not exist"
@@ -256,6 +274,10 @@ extension Broker {
     func handleAlterConfigs(_ context: RequestContext, _ request: AlterConfigsRequest) -> AlterConfigsResponse {
         var response = AlterConfigsResponse(throttleTimeMs: 0, responses: [])
         for resource in request.resources {
+            if let refused = alterConfigsRefusal(context, resource.resourceType, resource.resourceName) {
+                response.responses.append(.init(errorCode: refused.rawValue, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName))
+                continue
+            }
             // AlterConfigs replaces the whole override set.
             let (code, message) = alterConfigs(of: resource.resourceType, resource.resourceName, validateOnly: request.validateOnly) { _ in
                 var overrides: [String: String] = [:]
@@ -273,6 +295,10 @@ extension Broker {
     func handleIncrementalAlterConfigs(_ context: RequestContext, _ request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
         var response = IncrementalAlterConfigsResponse(throttleTimeMs: 0, responses: [])
         for resource in request.resources {
+            if let refused = alterConfigsRefusal(context, resource.resourceType, resource.resourceName) {
+                response.responses.append(.init(errorCode: refused.rawValue, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName))
+                continue
+            }
             let (code, message) = alterConfigs(of: resource.resourceType, resource.resourceName, validateOnly: request.validateOnly) {
                 current throws(TopicError) in
                 var overrides = current
@@ -313,6 +339,14 @@ extension Broker {
 
     /// The envelope both AlterConfigs APIs share: only topic resources are alterable here; `change`
     /// maps the current overrides to the new ones. Returns the Kafka error code and message.
+    /// ALTER_CONFIGS on the topic (or the cluster for broker resources), as Kafka checks it.
+    func alterConfigsRefusal(_ context: RequestContext, _ resourceType: Int8, _ name: String) -> KafkaErrorCode? {
+        if ConfigResourceType(rawValue: resourceType) == .topic {
+            return authorized(context, .alterConfigs, .topic, name) ? nil : .topicAuthorizationFailed
+        }
+        return authorized(context, .alterConfigs, .cluster, Broker.clusterName) ? nil : .clusterAuthorizationFailed
+    }
+
     func alterConfigs(
         of resourceType: Int8, _ name: String, validateOnly: Bool,
         _ change: ([String: String]) throws(TopicError) -> [String: String]
@@ -336,7 +370,9 @@ extension Broker {
             for partition in topicRequest.partitions {
                 var result = DeleteRecordsResponse.DeleteRecordsPartitionResult(
                     partitionIndex: partition.partitionIndex, lowWatermark: -1, errorCode: 0)
-                if let log = topic?.partition(partition.partitionIndex) {
+                if !authorized(context, .delete, .topic, topicRequest.name) {
+                    result.errorCode = KafkaErrorCode.topicAuthorizationFailed.rawValue
+                } else if let log = topic?.partition(partition.partitionIndex) {
                     do {
                         let target = partition.offset == -1 ? log.highWatermark : partition.offset
                         result.lowWatermark = try log.deleteRecords(before: target)

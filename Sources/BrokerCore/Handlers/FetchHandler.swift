@@ -1,5 +1,6 @@
 import CommitLog
 import KafkaWire
+import Security
 import NIOCore
 import RecordCompression
 import Synchronization
@@ -48,11 +49,14 @@ extension Broker {
                 topic = topics.topic(named: fetchTopic.topic)
             }
             responseTopics.append(.init(topic: fetchTopic.topic, topicId: fetchTopic.topicId, partitions: []))
+            let mayRead = authorized(context, .read, .topic, topic?.name ?? fetchTopic.topic)
             for partition in fetchTopic.partitions {
                 var target = FetchTarget(
                     topicIndex: topicIndex, partitionIndex: partition.partition, log: nil, error: .none,
                     fetchOffset: partition.fetchOffset, partitionMaxBytes: max(0, Int(partition.partitionMaxBytes)))
-                if let topic, let log = topic.partition(partition.partition) {
+                if !mayRead {
+                    target.error = .topicAuthorizationFailed
+                } else if let topic, let log = topic.partition(partition.partition) {
                     target.log = log
                     if partition.currentLeaderEpoch > 0 { target.error = .unknownLeaderEpoch }
                 } else {

@@ -1,12 +1,27 @@
 import CommitLog
 import KafkaWire
+import Security
 
 extension Broker {
     /// Metadata: this broker is the only broker, controller and leader of every partition
     /// (leader epoch 0, replicas = ISR = [self]). Unknown topics are auto-created when allowed.
     func handleMetadata(_ context: RequestContext, _ request: MetadataRequest) -> MetadataResponse {
+        var response = metadataResponse(context, request)
+        // KIP-430: authorized operations when asked for (v8+).
+        if request.includeTopicAuthorizedOperations {
+            for index in response.topics.indices where response.topics[index].errorCode == 0 {
+                response.topics[index].topicAuthorizedOperations = authorizedOperations(context, .topic, response.topics[index].name ?? "")
+            }
+        }
+        if request.includeClusterAuthorizedOperations {
+            response.clusterAuthorizedOperations = authorizedOperations(context, .cluster, Broker.clusterName)
+        }
+        return response
+    }
+
+    private func metadataResponse(_ context: RequestContext, _ request: MetadataRequest) -> MetadataResponse {
         let version = context.header.apiVersion
-        let (host, port) = advertisedAddress
+        let (host, port) = advertisedAddress(listener: context.listenerName)
         var response = MetadataResponse(
             throttleTimeMs: 0,
             brokers: [.init(nodeId: configuration.nodeId, host: host, port: Int32(port), rack: nil)],
@@ -22,12 +37,17 @@ extension Broker {
             requested = nil
         }
         guard let requested else {
-            response.topics = topics.allTopics.map { describe($0) }
+            // Kafka lists only the topics the principal may describe.
+            response.topics = topics.allTopics.filter { authorized(context, .describe, .topic, $0.name) }.map { describe($0) }
             return response
         }
         let allowAutoCreate = configuration.autoCreateTopics && (version < 4 || request.allowAutoTopicCreation)
         for entry in requested {
             if let name = entry.name {
+                guard authorized(context, .describe, .topic, name) else {
+                    response.topics.append(.init(errorCode: KafkaErrorCode.topicAuthorizationFailed.rawValue, name: name, isInternal: false))
+                    continue
+                }
                 if let topic = topics.topic(named: name) {
                     response.topics.append(describe(topic))
                     continue
@@ -36,7 +56,9 @@ extension Broker {
                     response.topics.append(.init(errorCode: KafkaErrorCode.invalidTopicException.rawValue, name: name, isInternal: false))
                     continue
                 }
-                if allowAutoCreate && !name.hasPrefix("__") {
+                if allowAutoCreate && !name.hasPrefix("__")
+                    && (authorized(context, .create, .cluster, Broker.clusterName) || authorized(context, .create, .topic, name))
+                {
                     do {
                         try topics.createTopic(name: name, partitions: -1, replicationFactor: -1, configs: [:])
                     } catch let error where error.code == .topicAlreadyExists {
@@ -51,7 +73,7 @@ extension Broker {
                     }
                 }
                 response.topics.append(.init(errorCode: KafkaErrorCode.unknownTopicOrPartition.rawValue, name: name))
-            } else if let topic = topics.topic(id: entry.topicId) {
+            } else if let topic = topics.topic(id: entry.topicId), authorized(context, .describe, .topic, topic.name) {
                 response.topics.append(describe(topic))
             } else {
                 response.topics.append(.init(errorCode: KafkaErrorCode.unknownTopicId.rawValue, name: nil, topicId: entry.topicId))
@@ -80,13 +102,14 @@ extension Broker {
         let leaderEpoch: Int32 = version >= 4 ? 0 : -1  // LeaderEpoch exists from v4
         var response = ListOffsetsResponse(throttleTimeMs: 0, topics: [])
         for topicRequest in request.topics {
-            let topic = topics.topic(named: topicRequest.name)
+            let mayDescribe = authorized(context, .describe, .topic, topicRequest.name)
+            let topic = mayDescribe ? topics.topic(named: topicRequest.name) : nil
             var topicResponse = ListOffsetsResponse.ListOffsetsTopicResponse(name: topicRequest.name, partitions: [])
             for partition in topicRequest.partitions {
                 var result = ListOffsetsResponse.ListOffsetsPartitionResponse(
                     partitionIndex: partition.partitionIndex, errorCode: 0, timestamp: -1, offset: -1, leaderEpoch: leaderEpoch)
                 guard let log = topic?.partition(partition.partitionIndex) else {
-                    result.errorCode = KafkaErrorCode.unknownTopicOrPartition.rawValue
+                    result.errorCode = (mayDescribe ? KafkaErrorCode.unknownTopicOrPartition : .topicAuthorizationFailed).rawValue
                     result.leaderEpoch = -1
                     topicResponse.partitions.append(result)
                     continue
@@ -158,11 +181,14 @@ extension Broker {
     }
 
     func handleDescribeCluster(_ context: RequestContext, _ request: DescribeClusterRequest) -> DescribeClusterResponse {
-        let (host, port) = advertisedAddress
+        let (host, port) = advertisedAddress(listener: context.listenerName)
         var response = DescribeClusterResponse(
             throttleTimeMs: 0, errorCode: 0, errorMessage: nil, endpointType: 1, clusterId: clusterId,
             controllerId: configuration.nodeId,
             brokers: [.init(brokerId: configuration.nodeId, host: host, port: Int32(port), rack: nil)])
+        if request.includeClusterAuthorizedOperations {
+            response.clusterAuthorizedOperations = authorizedOperations(context, .cluster, Broker.clusterName)
+        }
         if request.endpointType != 1 {
             response.errorCode = KafkaErrorCode.unsupportedEndpointType.rawValue
             response.errorMessage = "Only broker endpoints are served"

@@ -1,5 +1,6 @@
 import GroupCoordination
 import KafkaWire
+import Security
 
 extension Broker {
     /// OffsetCommit: as Kafka's `KafkaApis.handleOffsetCommitRequest`, partitions this broker does
@@ -7,6 +8,14 @@ extension Broker {
     /// coordinator, whose answers are merged back in.
     func handleOffsetCommit(_ context: RequestContext, _ request: OffsetCommitRequest, reply: Reply<OffsetCommitResponse>) {
         let version = context.header.apiVersion
+        if !authorized(context, .read, .group, request.groupId) {
+            reply.send(OffsetCommitResponse(topics: request.topics.map { topic in
+                .init(name: topic.name, partitions: topic.partitions.map {
+                    .init(partitionIndex: $0.partitionIndex, errorCode: KafkaErrorCode.groupAuthorizationFailed.rawValue)
+                })
+            }))
+            return
+        }
         var known = request
         var unknown: [OffsetCommitResponse.OffsetCommitResponseTopic] = []
         known.topics = []
@@ -15,8 +24,11 @@ extension Broker {
             var kept = topic
             kept.partitions = []
             var refused = OffsetCommitResponse.OffsetCommitResponseTopic(name: topic.name)
+            let mayRead = authorized(context, .read, .topic, topic.name)
             for partition in topic.partitions {
-                if hosted?.partition(partition.partitionIndex) != nil {
+                if !mayRead {
+                    refused.partitions.append(.init(partitionIndex: partition.partitionIndex, errorCode: KafkaErrorCode.topicAuthorizationFailed.rawValue))
+                } else if hosted?.partition(partition.partitionIndex) != nil {
                     kept.partitions.append(partition)
                 } else {
                     refused.partitions.append(

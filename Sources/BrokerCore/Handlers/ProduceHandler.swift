@@ -1,5 +1,6 @@
 import CommitLog
 import KafkaWire
+import Security
 import NIOCore
 import RecordCompression
 import RecordFormat
@@ -46,10 +47,15 @@ extension Broker {
         }
         for (topicIndex, topicData) in request.topicData.enumerated() {
             let topic = topics.topic(named: topicData.name)
+            let mayWrite = authorized(context, .write, .topic, topicData.name)
             for (partitionIndex, partitionData) in topicData.partitionData.enumerated() {
                 let slot = (topicIndex, partitionIndex)
                 if let immediateError {
                     aggregate.fail(slot, immediateError, message: nil, finish: finish)
+                    continue
+                }
+                guard mayWrite else {
+                    aggregate.fail(slot, .topicAuthorizationFailed, message: nil, finish: finish)
                     continue
                 }
                 guard let topic, let log = topic.partition(partitionData.index) else {

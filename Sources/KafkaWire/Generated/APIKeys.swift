@@ -385,6 +385,7 @@ extension APIKey {
         ServedAPIRange(apiKey: .syncGroup, minVersion: 0, maxVersion: 5),
         ServedAPIRange(apiKey: .describeGroups, minVersion: 0, maxVersion: 5),
         ServedAPIRange(apiKey: .listGroups, minVersion: 0, maxVersion: 5),
+        ServedAPIRange(apiKey: .saslHandshake, minVersion: 0, maxVersion: 1),
         ServedAPIRange(apiKey: .apiVersions, minVersion: 0, maxVersion: 4),
         ServedAPIRange(apiKey: .createTopics, minVersion: 2, maxVersion: 7),
         ServedAPIRange(apiKey: .deleteTopics, minVersion: 1, maxVersion: 6),
@@ -395,12 +396,18 @@ extension APIKey {
         ServedAPIRange(apiKey: .addOffsetsToTxn, minVersion: 0, maxVersion: 4),
         ServedAPIRange(apiKey: .endTxn, minVersion: 0, maxVersion: 4),
         ServedAPIRange(apiKey: .txnOffsetCommit, minVersion: 0, maxVersion: 4),
+        ServedAPIRange(apiKey: .describeAcls, minVersion: 1, maxVersion: 3),
+        ServedAPIRange(apiKey: .createAcls, minVersion: 1, maxVersion: 3),
+        ServedAPIRange(apiKey: .deleteAcls, minVersion: 1, maxVersion: 3),
         ServedAPIRange(apiKey: .describeConfigs, minVersion: 0, maxVersion: 4),
         ServedAPIRange(apiKey: .alterConfigs, minVersion: 0, maxVersion: 2),
+        ServedAPIRange(apiKey: .saslAuthenticate, minVersion: 0, maxVersion: 2),
         ServedAPIRange(apiKey: .createPartitions, minVersion: 0, maxVersion: 3),
         ServedAPIRange(apiKey: .deleteGroups, minVersion: 0, maxVersion: 2),
         ServedAPIRange(apiKey: .incrementalAlterConfigs, minVersion: 0, maxVersion: 1),
         ServedAPIRange(apiKey: .offsetDelete, minVersion: 0, maxVersion: 0),
+        ServedAPIRange(apiKey: .describeUserScramCredentials, minVersion: 0, maxVersion: 0),
+        ServedAPIRange(apiKey: .alterUserScramCredentials, minVersion: 0, maxVersion: 0),
         ServedAPIRange(apiKey: .describeCluster, minVersion: 0, maxVersion: 1),
         ServedAPIRange(apiKey: .describeProducers, minVersion: 0, maxVersion: 0),
         ServedAPIRange(apiKey: .describeTransactions, minVersion: 0, maxVersion: 0),
@@ -425,6 +432,7 @@ extension APIKey {
         case .syncGroup: return SyncGroupRequest.self
         case .describeGroups: return DescribeGroupsRequest.self
         case .listGroups: return ListGroupsRequest.self
+        case .saslHandshake: return SaslHandshakeRequest.self
         case .apiVersions: return ApiVersionsRequest.self
         case .createTopics: return CreateTopicsRequest.self
         case .deleteTopics: return DeleteTopicsRequest.self
@@ -435,12 +443,18 @@ extension APIKey {
         case .addOffsetsToTxn: return AddOffsetsToTxnRequest.self
         case .endTxn: return EndTxnRequest.self
         case .txnOffsetCommit: return TxnOffsetCommitRequest.self
+        case .describeAcls: return DescribeAclsRequest.self
+        case .createAcls: return CreateAclsRequest.self
+        case .deleteAcls: return DeleteAclsRequest.self
         case .describeConfigs: return DescribeConfigsRequest.self
         case .alterConfigs: return AlterConfigsRequest.self
+        case .saslAuthenticate: return SaslAuthenticateRequest.self
         case .createPartitions: return CreatePartitionsRequest.self
         case .deleteGroups: return DeleteGroupsRequest.self
         case .incrementalAlterConfigs: return IncrementalAlterConfigsRequest.self
         case .offsetDelete: return OffsetDeleteRequest.self
+        case .describeUserScramCredentials: return DescribeUserScramCredentialsRequest.self
+        case .alterUserScramCredentials: return AlterUserScramCredentialsRequest.self
         case .describeCluster: return DescribeClusterRequest.self
         case .describeProducers: return DescribeProducersRequest.self
         case .describeTransactions: return DescribeTransactionsRequest.self
@@ -467,6 +481,7 @@ extension APIKey {
         case .syncGroup: return SyncGroupResponse.self
         case .describeGroups: return DescribeGroupsResponse.self
         case .listGroups: return ListGroupsResponse.self
+        case .saslHandshake: return SaslHandshakeResponse.self
         case .apiVersions: return ApiVersionsResponse.self
         case .createTopics: return CreateTopicsResponse.self
         case .deleteTopics: return DeleteTopicsResponse.self
@@ -477,12 +492,18 @@ extension APIKey {
         case .addOffsetsToTxn: return AddOffsetsToTxnResponse.self
         case .endTxn: return EndTxnResponse.self
         case .txnOffsetCommit: return TxnOffsetCommitResponse.self
+        case .describeAcls: return DescribeAclsResponse.self
+        case .createAcls: return CreateAclsResponse.self
+        case .deleteAcls: return DeleteAclsResponse.self
         case .describeConfigs: return DescribeConfigsResponse.self
         case .alterConfigs: return AlterConfigsResponse.self
+        case .saslAuthenticate: return SaslAuthenticateResponse.self
         case .createPartitions: return CreatePartitionsResponse.self
         case .deleteGroups: return DeleteGroupsResponse.self
         case .incrementalAlterConfigs: return IncrementalAlterConfigsResponse.self
         case .offsetDelete: return OffsetDeleteResponse.self
+        case .describeUserScramCredentials: return DescribeUserScramCredentialsResponse.self
+        case .alterUserScramCredentials: return AlterUserScramCredentialsResponse.self
         case .describeCluster: return DescribeClusterResponse.self
         case .describeProducers: return DescribeProducersResponse.self
         case .describeTransactions: return DescribeTransactionsResponse.self
