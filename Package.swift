@@ -10,6 +10,9 @@ let swiftSettings: [SwiftSetting] = [
 let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let metricsCore = Target.Dependency.product(name: "CoreMetrics", package: "swift-metrics")
+let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
+let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
 
 var targets: [Target] = [
     // C: CRC32C with SSE4.2 runtime dispatch and a table fallback.
@@ -28,8 +31,8 @@ var targets: [Target] = [
     .target(name: "DiskIOTesting", dependencies: ["DiskIO"], swiftSettings: swiftSettings),
     .target(name: "URingIO", dependencies: ["DiskIO", "CLibURing", "CURingShims"], swiftSettings: swiftSettings),
     .target(name: "CommitLog", dependencies: ["DiskIO", "RecordFormat", "RecordCompression", logging, nioCore], swiftSettings: swiftSettings),
-    .target(name: "BrokerCore", dependencies: ["CommitLog", "RecordFormat", "RecordCompression", "KafkaWire", "DiskIO", "GroupCoordination", logging, nioCore], swiftSettings: swiftSettings),
-    .target(name: "BrokerServer", dependencies: ["BrokerCore", "CommitLog", "DiskIO", "URingIO", "KafkaWire", "GroupCoordination", nioCore, nioPosix, logging], swiftSettings: swiftSettings),
+    .target(name: "BrokerCore", dependencies: ["CommitLog", "RecordFormat", "RecordCompression", "KafkaWire", "DiskIO", "GroupCoordination", logging, nioCore, metricsCore], swiftSettings: swiftSettings),
+    .target(name: "BrokerServer", dependencies: ["BrokerCore", "CommitLog", "DiskIO", "URingIO", "KafkaWire", "GroupCoordination", nioCore, nioPosix, logging, metricsCore, prometheus, nioHTTP1], swiftSettings: swiftSettings),
     .target(name: "WireClient", dependencies: ["KafkaWire", "RecordFormat", nioCore, nioPosix], swiftSettings: swiftSettings),
     .target(name: "LoadGen", dependencies: ["WireClient", "KafkaWire", "RecordFormat", "RecordCompression", nioCore, nioPosix, .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
     .target(name: "GroupCoordination", dependencies: ["KafkaWire", nioCore, logging], swiftSettings: swiftSettings),
@@ -61,6 +64,8 @@ var dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+    .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
 ]
 
 // Benchmarks are built only on request, so plain `swift build` / `swift test` never compile them.

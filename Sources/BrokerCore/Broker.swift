@@ -1,4 +1,5 @@
 import CommitLog
+public import CoreMetrics
 import Dispatch
 import DiskIO
 import GroupCoordination
@@ -106,11 +107,13 @@ public final class Broker: Sendable {
     let adminQueue = DispatchQueue(label: "petrel-admin")
     /// The classic consumer-group coordinator; its records live in `__consumer_offsets`.
     public let groupCoordinator: GroupCoordinator
+    /// Request timers and error counters; nil when metrics are off (nothing is timed then).
+    public let metrics: BrokerMetrics?
 
     /// - Parameter groupScheduler: runs the coordinator's session/rebalance timers (an event loop).
     public init(
         configuration: BrokerConfiguration, logManager: LogManager, io: any FileIO, clock: any LogClock, clusterId: String,
-        groupScheduler: any CoordinatorScheduler, logger: Logger
+        groupScheduler: any CoordinatorScheduler, logger: Logger, metricsFactory: (any MetricsFactory)? = nil
     ) {
         self.configuration = configuration
         self.logManager = logManager
@@ -118,7 +121,13 @@ public final class Broker: Sendable {
         self.clusterId = clusterId
         self.logger = logger
         self.topics = TopicRegistry(configuration: configuration, logManager: logManager, io: io, logger: logger)
-        self.routes = Broker.makeRoutes()
+        let routes = Broker.makeRoutes()
+        self.routes = routes
+        if let metricsFactory {
+            self.metrics = BrokerMetrics(factory: metricsFactory, apis: Array(routes.keys) + [.apiVersions])
+        } else {
+            self.metrics = nil
+        }
         var groupConfiguration = GroupCoordinatorConfiguration()
         groupConfiguration.initialRebalanceDelayMs = configuration.groupInitialRebalanceDelayMs
         groupConfiguration.minSessionTimeoutMs = configuration.groupMinSessionTimeoutMs
@@ -167,6 +176,17 @@ public final class Broker: Sendable {
     /// Handles one request frame body (after the header). `respond` is called exactly once, on any thread.
     public func handle(_ context: RequestContext, body: ByteBuffer, respond: @escaping Responder) {
         let header = context.header
+        var respond = respond
+        if let metrics {
+            // Time from the request being read to its response being ready (Kafka's TotalTimeMs
+            // less the response send time).
+            let start = NIODeadline.now().uptimeNanoseconds
+            let inner = respond
+            respond = { action in
+                metrics.requestCompleted(header.apiKey, nanoseconds: NIODeadline.now().uptimeNanoseconds &- start)
+                inner(action)
+            }
+        }
         if header.apiKey == .apiVersions {
             handleApiVersions(context, body: body, respond: respond)
             return

@@ -86,6 +86,21 @@ public struct BrokerConfiguration: Sendable {
     /// disk tries a probe write to come back online (default 2000). Kafka has no such setting: it
     /// takes the log dir offline until a restart.
     public var diskFullProbeIntervalMs: Int64 = 2000
+    /// Petrel: `metrics.listen` — HOST:PORT of the Prometheus endpoint (`GET /metrics`, `GET /health`)
+    /// on its own listener. Default: off (Kafka itself exposes JMX, not Prometheus); the production
+    /// configuration in README sets `127.0.0.1:9404`. `off` or empty disables it.
+    public var metricsListen: (host: String, port: Int)?
+    /// Kafka: `max.connections` — client connections the broker accepts at once; more are closed
+    /// right after accept. Default: 2147483647 (unlimited), as Kafka.
+    public var maxConnections: Int = Int(Int32.max)
+    /// Kafka: `max.connections.per.ip` — connections from one IP address at once; more are closed
+    /// right after accept. Default: 2147483647, as Kafka.
+    public var maxConnectionsPerIp: Int = Int(Int32.max)
+    /// Kafka: `max.connections.per.ip.overrides` — `host:count,host:count`.
+    public var maxConnectionsPerIpOverrides: [String: Int] = [:]
+    /// Kafka: `connections.max.idle.ms` — a connection with no request or response for this long is
+    /// closed. Default: 600000 (10 minutes), as Kafka.
+    public var connectionsMaxIdleMs: Int64 = 600_000
 
     /// Every static key=value given (file and `--set`), including topic-default synonyms such as
     /// `log.retention.hours`; used to resolve topic config defaults and for DescribeConfigs(BROKER).
@@ -193,6 +208,32 @@ public struct BrokerConfiguration: Sendable {
         case "petrel.disk.full.probe.interval.ms":
             diskFullProbeIntervalMs = try int(Int64.self)
             guard diskFullProbeIntervalMs >= 1 else { throw ConfigurationError("petrel.disk.full.probe.interval.ms must be at least 1") }
+        case "metrics.listen":
+            if value.isEmpty || value == "off" {
+                metricsListen = nil
+            } else {
+                let (host, port) = try Self.parseListener(value)
+                metricsListen = (host, port)
+            }
+        case "max.connections":
+            maxConnections = try int(Int.self)
+            guard maxConnections >= 0 else { throw ConfigurationError("max.connections must not be negative") }
+        case "max.connections.per.ip":
+            maxConnectionsPerIp = try int(Int.self)
+            guard maxConnectionsPerIp >= 0 else { throw ConfigurationError("max.connections.per.ip must not be negative") }
+        case "max.connections.per.ip.overrides":
+            var overrides: [String: Int] = [:]
+            for entry in value.split(separator: ",") {
+                let parts = entry.split(separator: ":").map { String($0.filter { $0 != " " }) }
+                guard parts.count == 2, let count = Int(parts[1]), count >= 0 else {
+                    throw ConfigurationError("invalid entry '\(entry)' in max.connections.per.ip.overrides: expected host:count")
+                }
+                overrides[parts[0]] = count
+            }
+            maxConnectionsPerIpOverrides = overrides
+        case "connections.max.idle.ms":
+            connectionsMaxIdleMs = try int(Int64.self)
+            guard connectionsMaxIdleMs >= 1 else { throw ConfigurationError("connections.max.idle.ms must be at least 1") }
         default:
             // Topic-default synonyms are validated with the topic config they feed.
             for definition in TopicConfigs.all where definition.brokerSynonyms.contains(where: { $0.name == key }) {

@@ -154,12 +154,14 @@ extension Broker {
             if let read = result.read, read.byteCount > 0, let legacyMagic {
                 partition.records = makeLegacyRecords(read, magic: legacyMagic, fromOffset: target.fetchOffset)
             } else if let read = result.read, read.byteCount > 0 {
+                target.log?.traffic.recordOut(bytes: read.byteCount)
                 partition.records = makeRecords(read, retained: &retained)
             } else {
                 partition.records = Records.empty
             }
             response.responses[target.topicIndex].partitions.append(partition)
         }
+        if evaluation.hasError { metrics?.countErrors(response) }
         reply.send(response, retained: retained)
     }
 

@@ -25,7 +25,9 @@ extension Broker {
         let partitionCount = request.topicData.reduce(0) { $0 + $1.partitionData.count }
         let aggregate = ProduceAggregate(request: request, partitionCount: partitionCount)
         let eventLoop = context.eventLoop
+        let metrics = self.metrics
         let finish: @Sendable (ProduceResponse) -> Void = { response in
+            metrics?.countErrors(response)
             // Completions arrive on the appender thread: encode on the connection's event loop.
             let answer: @Sendable () -> Void = {
                 if acks != 0 {
@@ -130,9 +132,11 @@ extension Broker {
                     // LogValidator, store the records' real maximum.
                     stored = RecordBatch.withMaxTimestamp(deep.summary.maxTimestamp, batch)
                 }
+                let storedBytes = stored.readableBytes
                 logManager.appender.append(stored, to: log) { result in
                     switch result {
                     case .success(let appended):
+                        log.traffic.recordIn(bytes: storedBytes, messages: Int(appended.lastOffset - appended.baseOffset + 1))
                         aggregate.succeed(slot, appended, finish: finish)
                     case .failure(let error):
                         aggregate.fail(slot, Self.errorCode(for: error), message: error.message, finish: finish)
