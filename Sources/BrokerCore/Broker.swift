@@ -109,6 +109,8 @@ public final class Broker: Sendable {
     public let groupCoordinator: GroupCoordinator
     /// Request timers and error counters; nil when metrics are off (nothing is timed then).
     public let metrics: BrokerMetrics?
+    /// KIP-227 incremental fetch sessions (`max.incremental.fetch.session.cache.slots`).
+    public let fetchSessions: FetchSessionCache
 
     /// - Parameter groupScheduler: runs the coordinator's session/rebalance timers (an event loop).
     public init(
@@ -122,6 +124,7 @@ public final class Broker: Sendable {
         self.logger = logger
         self.topics = TopicRegistry(configuration: configuration, logManager: logManager, io: io, logger: logger)
         let routes = Broker.makeRoutes()
+        self.fetchSessions = FetchSessionCache(maxSlots: configuration.maxIncrementalFetchSessionCacheSlots)
         self.routes = routes
         if let metricsFactory {
             self.metrics = BrokerMetrics(factory: metricsFactory, apis: Array(routes.keys) + [.apiVersions])

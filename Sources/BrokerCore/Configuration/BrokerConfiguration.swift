@@ -101,6 +101,9 @@ public struct BrokerConfiguration: Sendable {
     /// Kafka: `connections.max.idle.ms` — a connection with no request or response for this long is
     /// closed. Default: 600000 (10 minutes), as Kafka.
     public var connectionsMaxIdleMs: Int64 = 600_000
+    /// Kafka: `max.incremental.fetch.session.cache.slots` — KIP-227 fetch sessions kept at once
+    /// (0: no sessions, every fetch is a full fetch). Default: 1000.
+    public var maxIncrementalFetchSessionCacheSlots: Int = 1000
 
     /// Every static key=value given (file and `--set`), including topic-default synonyms such as
     /// `log.retention.hours`; used to resolve topic config defaults and for DescribeConfigs(BROKER).
@@ -231,6 +234,9 @@ public struct BrokerConfiguration: Sendable {
                 overrides[parts[0]] = count
             }
             maxConnectionsPerIpOverrides = overrides
+        case "max.incremental.fetch.session.cache.slots":
+            maxIncrementalFetchSessionCacheSlots = try int(Int.self)
+            guard maxIncrementalFetchSessionCacheSlots >= 0 else { throw ConfigurationError("max.incremental.fetch.session.cache.slots must not be negative") }
         case "connections.max.idle.ms":
             connectionsMaxIdleMs = try int(Int64.self)
             guard connectionsMaxIdleMs >= 1 else { throw ConfigurationError("connections.max.idle.ms must be at least 1") }

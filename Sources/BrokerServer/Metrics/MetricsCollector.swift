@@ -104,6 +104,12 @@ final class MetricsCollector: Sendable {
         s.counter(r, "petrel_connections_refused_total", [("reason", "max.connections")], Double(connectionStats.refusedTotal))
         s.counter(r, "petrel_connections_refused_total", [("reason", "max.connections.per.ip")], Double(connectionStats.refusedPerIp))
         s.counter(r, "petrel_connections_idle_closed_total", [], Double(connectionStats.idleClosed))
+        // KIP-227 fetch sessions.
+        let sessions = broker.fetchSessions
+        s.gauge(r, "petrel_fetch_sessions", [], Double(sessions.sessionCount))
+        s.gauge(r, "petrel_fetch_session_partitions", [], Double(sessions.partitionCount))
+        s.counter(r, "petrel_fetch_sessions_created_total", [], Double(sessions.createdCount))
+        s.counter(r, "petrel_fetch_session_evictions_total", [], Double(sessions.evictionCount))
         // Descriptors.
         let files = broker.logManager.files
         s.gauge(r, "petrel_open_fds", [], Double(ProcessStats.openDescriptorCount()))
@@ -155,6 +161,10 @@ final class MetricsCollector: Sendable {
         "petrel_connections_accepted_total": "Client connections accepted.",
         "petrel_connections_refused_total": "Client connections closed at accept because a limit was reached.",
         "petrel_connections_idle_closed_total": "Client connections closed after connections.max.idle.ms without traffic.",
+        "petrel_fetch_sessions": "Incremental fetch sessions in the cache (KIP-227).",
+        "petrel_fetch_session_partitions": "Partitions held by the cached fetch sessions.",
+        "petrel_fetch_sessions_created_total": "Incremental fetch sessions created.",
+        "petrel_fetch_session_evictions_total": "Fetch sessions evicted to make room for another.",
         "petrel_open_fds": "File descriptors open in the process.",
         "petrel_max_fds": "The process' open-file limit.",
         "petrel_segment_open_files": "Segment files held open (petrel.log.open.files.max budget).",
