@@ -111,6 +111,8 @@ public final class Broker: Sendable {
     public let metrics: BrokerMetrics?
     /// KIP-227 incremental fetch sessions (`max.incremental.fetch.session.cache.slots`).
     public let fetchSessions: FetchSessionCache
+    /// Dynamic broker configs (AlterConfigs on BROKER resources), persisted in the data dir.
+    public let dynamicConfig: DynamicBrokerConfig
 
     /// - Parameter groupScheduler: runs the coordinator's session/rebalance timers (an event loop).
     public init(
@@ -125,6 +127,7 @@ public final class Broker: Sendable {
         self.topics = TopicRegistry(configuration: configuration, logManager: logManager, io: io, logger: logger)
         let routes = Broker.makeRoutes()
         self.fetchSessions = FetchSessionCache(maxSlots: configuration.maxIncrementalFetchSessionCacheSlots)
+        self.dynamicConfig = DynamicBrokerConfig(base: configuration, io: io, logger: logger)
         self.routes = routes
         if let metricsFactory {
             self.metrics = BrokerMetrics(factory: metricsFactory, apis: Array(routes.keys) + [.apiVersions])
@@ -147,12 +150,20 @@ public final class Broker: Sendable {
 
     /// Loads topics (recovering their logs), starts the appender, replays consumer groups.
     public func start() throws {
-        logManager.retentionCheckIntervalMs = configuration.retentionCheckIntervalMs
+        try dynamicConfig.load()
+        applyDynamicConfiguration(dynamicConfig.effective())
         logManager.diskFullProbeIntervalMs = configuration.diskFullProbeIntervalMs
         try topics.load()
         logManager.appender.start()
         logManager.startCleaner(configuration.cleaner)
         try loadGroups()
+    }
+
+    /// Puts a changed effective configuration to work: topic defaults on every partition, the
+    /// retention check interval.
+    func applyDynamicConfiguration(_ effective: BrokerConfiguration) {
+        topics.reconfigure(effective)
+        logManager.retentionCheckIntervalMs = effective.retentionCheckIntervalMs
     }
 
     public func shutdown() throws {

@@ -2,9 +2,10 @@
 """Broker CPU per Fetch for a consumer of 1,000 partitions, with KIP-227 sessions (the default)
 and without (max.incremental.fetch.session.cache.slots=0), same binary.
 
-A confluent-kafka consumer is assigned all partitions of an idle-ish topic (a trickle of records
-keeps fetches returning) and runs for --seconds; broker CPU comes from /proc/PID/stat, the number
-of Fetch requests from the metrics endpoint.
+A kafka-python consumer (it implements KIP-227; librdkafka 2.16 always sends sessionless fetches)
+is assigned all partitions of a topic that a trickle of records keeps changing, and runs for
+--seconds; broker CPU comes from /proc/PID/stat, the number of Fetch requests from the metrics
+endpoint. With slots=0 the same client gets no session and sends full fetches.
 
 Usage: PETREL_BIN=.../petrel tools/bench/fetch_sessions_cpu.py [--partitions 1000] [--seconds 20] [--reps 2]
 """
@@ -17,7 +18,9 @@ import threading
 import time
 import urllib.request
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KTopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
@@ -52,7 +55,8 @@ def run(binary, slots, partitions, seconds):
         while "listening on" not in proc.stdout.readline():
             pass
         bs = f"127.0.0.1:{port}"
-        AdminClient({"bootstrap.servers": bs}).create_topics([NewTopic("wide", partitions, 1)])["wide"].result(60)
+        admin = AdminClient({"bootstrap.servers": bs})
+        admin.create_topics([NewTopic("wide", partitions, 1)])["wide"].result(60)
         time.sleep(1)
         stop = threading.Event()
 
@@ -66,19 +70,19 @@ def run(binary, slots, partitions, seconds):
                 time.sleep(0.005)  # ~200 records/s spread over the partitions
             p.flush(10)
 
-        c = Consumer({"bootstrap.servers": bs, "group.id": "fs-bench", "enable.auto.commit": False,
-                      "auto.offset.reset": "earliest", "fetch.wait.max.ms": 100})
-        c.assign([TopicPartition("wide", p, 0) for p in range(partitions)])
+        c = KafkaConsumer(bootstrap_servers=bs, auto_offset_reset="earliest", enable_auto_commit=False,
+                          fetch_max_wait_ms=100, max_partition_fetch_bytes=65536)
+        c.assign([KTopicPartition("wide", p) for p in range(partitions)])
         t = threading.Thread(target=trickle)
         t.start()
         end = time.monotonic() + 3
         while time.monotonic() < end:
-            c.consume(num_messages=1000, timeout=0.1)
+            c.poll(timeout_ms=100)
         cpu0, f0 = cpu_seconds(proc.pid), fetch_count(mport)
         end = time.monotonic() + seconds
         got = 0
         while time.monotonic() < end:
-            got += len(c.consume(num_messages=1000, timeout=0.1))
+            got += sum(len(r) for r in c.poll(timeout_ms=100).values())
         cpu1, f1 = cpu_seconds(proc.pid), fetch_count(mport)
         stop.set()
         t.join()

@@ -108,6 +108,11 @@ public struct BrokerConfiguration: Sendable {
     /// Every static key=value given (file and `--set`), including topic-default synonyms such as
     /// `log.retention.hours`; used to resolve topic config defaults and for DescribeConfigs(BROKER).
     public private(set) var staticConfigs: [String: String] = [:]
+    /// Dynamic broker configs (AlterConfigs on BROKER resources), per broker and cluster-wide
+    /// default; they override the static ones (Kafka's DYNAMIC_BROKER_CONFIG and
+    /// DYNAMIC_DEFAULT_BROKER_CONFIG). See `DynamicBrokerConfig`.
+    public private(set) var dynamicBrokerConfigs: [String: String] = [:]
+    public private(set) var dynamicDefaultConfigs: [String: String] = [:]
 
     public init() {}
 
@@ -269,6 +274,14 @@ public struct BrokerConfiguration: Sendable {
 }
 
 extension BrokerConfiguration {
+    /// Applies a dynamic broker config (validated like a static one) without counting it as static.
+    public mutating func applyDynamic(key: String, value: String, clusterDefault: Bool) throws(ConfigurationError) {
+        let previous = staticConfigs[key]
+        try apply(key: key, value: value)
+        staticConfigs[key] = previous
+        if clusterDefault { dynamicDefaultConfigs[key] = value } else { dynamicBrokerConfigs[key] = value }
+    }
+
     /// The segment-file descriptor budget for an open-file limit of `fileLimit`: the configured
     /// `petrel.log.open.files.max`, or the limit minus a reserve (an eighth, at least 256) for
     /// client sockets, checkpoints and the like.
