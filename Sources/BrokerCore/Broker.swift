@@ -23,6 +23,9 @@ public struct ResponseFrame: @unchecked Sendable {
     public var chunks: [Records.Chunk]
     /// Keeps the segment files behind `.file` chunks open until the frame is written.
     public var retained: [AnyObject]
+    /// Client quotas: after sending, the connection stops reading for this long (Kafka mutes a
+    /// throttled client's channel, KIP-219).
+    public var throttleMs: Int = 0
 
     public init(chunks: [Records.Chunk], retained: [AnyObject] = []) {
         self.chunks = chunks
@@ -113,6 +116,8 @@ public final class Broker: Sendable {
     public let fetchSessions: FetchSessionCache
     /// Dynamic broker configs (AlterConfigs on BROKER resources), persisted in the data dir.
     public let dynamicConfig: DynamicBrokerConfig
+    /// Client quotas (produce/fetch byte rates, request percentage), persisted in the data dir.
+    public let clientQuotas: ClientQuotas
 
     /// - Parameter groupScheduler: runs the coordinator's session/rebalance timers (an event loop).
     public init(
@@ -128,6 +133,9 @@ public final class Broker: Sendable {
         let routes = Broker.makeRoutes()
         self.fetchSessions = FetchSessionCache(maxSlots: configuration.maxIncrementalFetchSessionCacheSlots)
         self.dynamicConfig = DynamicBrokerConfig(base: configuration, io: io, logger: logger)
+        self.clientQuotas = ClientQuotas(
+            dataDirectory: configuration.dataDirectory, windowSamples: configuration.quotaWindowNum,
+            windowMs: Int64(configuration.quotaWindowSizeSeconds) * 1000, io: io, logger: logger)
         self.routes = routes
         if let metricsFactory {
             self.metrics = BrokerMetrics(factory: metricsFactory, apis: Array(routes.keys) + [.apiVersions])
@@ -151,6 +159,7 @@ public final class Broker: Sendable {
     /// Loads topics (recovering their logs), starts the appender, replays consumer groups.
     public func start() throws {
         try dynamicConfig.load()
+        try clientQuotas.load()
         applyDynamicConfiguration(dynamicConfig.effective())
         logManager.diskFullProbeIntervalMs = configuration.diskFullProbeIntervalMs
         try topics.load()
@@ -279,6 +288,8 @@ public final class Broker: Sendable {
         add(ListGroupsRequest.self) { $0.groupCoordinator.handleListGroups($2, version: $1.header.apiVersion, completion: $3.send) }
         add(DescribeGroupsRequest.self) { $0.groupCoordinator.handleDescribeGroups($2, version: $1.header.apiVersion, completion: $3.send) }
         add(DeleteGroupsRequest.self) { $0.groupCoordinator.handleDeleteGroups($2, version: $1.header.apiVersion, completion: $3.send) }
+        add(DescribeClientQuotasRequest.self) { $3.send($0.clientQuotas.describe($2)) }
+        add(AlterClientQuotasRequest.self) { b, _, r, reply in b.adminQueue.async { reply.send(b.clientQuotas.alter(r)) } }
         add(OffsetDeleteRequest.self) { $0.groupCoordinator.handleOffsetDelete($2, version: $1.header.apiVersion, completion: $3.send) }
         return routes
     }
@@ -293,6 +304,16 @@ public final class Broker: Sendable {
 
         func send(_ response: Response, retained: [AnyObject]) {
             respond(broker.encode(response, context: context, retained: retained))
+        }
+
+        /// Sends, then mutes the connection for `throttleMs` (client quotas).
+        func send(_ response: Response, retained: [AnyObject], throttleMs: Int) {
+            var action = broker.encode(response, context: context, retained: retained)
+            if throttleMs > 0, case .send(var frame) = action {
+                frame.throttleMs = throttleMs
+                action = .send(frame)
+            }
+            respond(action)
         }
 
         func noResponse() { respond(.noResponse) }

@@ -21,6 +21,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var readPending = false
     private var isActive = true
     private var clientAddress = ""
+    /// Client quotas: reading is paused until then (Kafka mutes a throttled channel).
+    private var mutedUntil: NIODeadline?
+    /// Client quotas: once throttled, a connection has its requests handled one at a time, as Kafka's
+    /// processor does for every connection, so frames read in one burst cannot outrun the throttle;
+    /// they wait here.
+    private var serialize = false
+    private var heldFrames: [ByteBuffer] = []
 
     init(broker: Broker, logger: Logger, maxInFlight: Int = 128) {
         self.broker = broker
@@ -29,7 +36,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     private var inFlight: Int { Int(nextSequence - nextToSend) }
-    private var canRead: Bool { inFlight < maxInFlight }
+    private var canRead: Bool { inFlight < maxInFlight && mutedUntil == nil && heldFrames.isEmpty }
+    private var mustHold: Bool { mutedUntil != nil || (serialize && inFlight > 0) || !heldFrames.isEmpty }
 
     func channelActive(context: ChannelHandlerContext) {
         clientAddress = context.remoteAddress.map { "\($0)" } ?? ""
@@ -38,13 +46,30 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         isActive = false
+        heldFrames.removeAll()
         for action in ready.values { Self.release(action) }
         ready.removeAll()
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var frame = unwrapInboundIn(data)
+        let frame = unwrapInboundIn(data)
+        if mustHold {
+            heldFrames.append(frame)
+            return
+        }
+        dispatch(context: context, frame)
+    }
+
+    /// Handles held frames while the connection may (not muted, not waiting on a throttled request).
+    private func drainHeld(context: ChannelHandlerContext) {
+        while !heldFrames.isEmpty && isActive && mutedUntil == nil && !(serialize && inFlight > 0) {
+            dispatch(context: context, heldFrames.removeFirst())
+        }
+    }
+
+    private func dispatch(context: ChannelHandlerContext, _ frame: ByteBuffer) {
+        var frame = frame
         let header: RequestHeader
         do {
             header = try RequestHeader.read(from: &frame)
@@ -85,6 +110,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
             case .send(let frame):
                 write(context: context, frame)
                 wrote = true
+                if frame.throttleMs > 0 { serialize = true }  // for the rest of the connection
+                if frame.throttleMs > 0 { mute(context: context, milliseconds: frame.throttleMs) }
             case .noResponse:
                 break
             case .close(let reason):
@@ -98,9 +125,28 @@ final class ConnectionHandler: ChannelDuplexHandler {
             }
         }
         if wrote { context.flush() }
+        drainHeld(context: context)
         if readPending && canRead && context.channel.isWritable {
             readPending = false
             context.read()
+        }
+    }
+
+    /// Stops reading requests for `milliseconds` (a throttled client), then resumes.
+    private func mute(context: ChannelHandlerContext, milliseconds: Int) {
+        let until = NIODeadline.now() + .milliseconds(Int64(milliseconds))
+        if let current = mutedUntil, current >= until { return }
+        mutedUntil = until
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(deadline: until) {
+            let (handler, context) = loopBound.value
+            guard let muted = handler.mutedUntil, muted <= .now() else { return }
+            handler.mutedUntil = nil
+            handler.drainHeld(context: context)
+            if handler.isActive && handler.readPending && handler.canRead && context.channel.isWritable {
+                handler.readPending = false
+                context.read()
+            }
         }
     }
 

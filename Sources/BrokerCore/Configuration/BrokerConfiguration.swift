@@ -104,6 +104,10 @@ public struct BrokerConfiguration: Sendable {
     /// Kafka: `max.incremental.fetch.session.cache.slots` — KIP-227 fetch sessions kept at once
     /// (0: no sessions, every fetch is a full fetch). Default: 1000.
     public var maxIncrementalFetchSessionCacheSlots: Int = 1000
+    /// Kafka: `quota.window.num` / `quota.window.size.seconds` — client quota rates are measured over
+    /// this many samples of this length. Defaults: 11 and 1.
+    public var quotaWindowNum: Int = 11
+    public var quotaWindowSizeSeconds: Int = 1
 
     /// Every static key=value given (file and `--set`), including topic-default synonyms such as
     /// `log.retention.hours`; used to resolve topic config defaults and for DescribeConfigs(BROKER).
@@ -239,6 +243,12 @@ public struct BrokerConfiguration: Sendable {
                 overrides[parts[0]] = count
             }
             maxConnectionsPerIpOverrides = overrides
+        case "quota.window.num":
+            quotaWindowNum = try int(Int.self)
+            guard quotaWindowNum >= 2 else { throw ConfigurationError("quota.window.num must be at least 2") }
+        case "quota.window.size.seconds":
+            quotaWindowSizeSeconds = try int(Int.self)
+            guard quotaWindowSizeSeconds >= 1 else { throw ConfigurationError("quota.window.size.seconds must be at least 1") }
         case "max.incremental.fetch.session.cache.slots":
             maxIncrementalFetchSessionCacheSlots = try int(Int.self)
             guard maxIncrementalFetchSessionCacheSlots >= 0 else { throw ConfigurationError("max.incremental.fetch.session.cache.slots must not be negative") }

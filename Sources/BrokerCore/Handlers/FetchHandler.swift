@@ -149,6 +149,9 @@ extension Broker {
     ) {
         var response = template
         var retained: [AnyObject] = []
+        // Client quotas: a throttled fetch is answered without records (Kafka's throttled response).
+        let throttleMs = clientQuotas.record(
+            .fetch, clientId: reply.context.header.clientId ?? "", amount: Double(evaluation.byteCount), nowMs: clock.wallMilliseconds())
         for (target, result) in zip(targets, evaluation.results) {
             var partition = FetchResponse.PartitionData(partitionIndex: target.partitionIndex, errorCode: result.error.rawValue)
             if let log = target.log {
@@ -162,7 +165,9 @@ extension Broker {
             }
             partition.abortedTransactions = nil
             partition.preferredReadReplica = -1
-            if let read = result.read, read.byteCount > 0, let legacyMagic {
+            if throttleMs > 0 {
+                partition.records = Records.empty
+            } else if let read = result.read, read.byteCount > 0, let legacyMagic {
                 partition.records = makeLegacyRecords(read, magic: legacyMagic, fromOffset: target.fetchOffset)
             } else if let read = result.read, read.byteCount > 0 {
                 target.log?.traffic.recordOut(bytes: read.byteCount)
@@ -173,6 +178,12 @@ extension Broker {
             response.responses[target.topicIndex].partitions.append(partition)
         }
         if evaluation.hasError { metrics?.countErrors(response) }
+        if throttleMs > 0 {
+            response.throttleTimeMs = Int32(clamping: throttleMs)
+            if session != nil { response.responses = [] }  // the session's cached state stays as it was
+            reply.send(response, retained: [], throttleMs: throttleMs)
+            return
+        }
         session?.finish(&response)
         reply.send(response, retained: retained)
     }

@@ -110,6 +110,7 @@ final class MetricsCollector: Sendable {
         s.gauge(r, "petrel_fetch_session_partitions", [], Double(sessions.partitionCount))
         s.counter(r, "petrel_fetch_sessions_created_total", [], Double(sessions.createdCount))
         s.counter(r, "petrel_fetch_session_evictions_total", [], Double(sessions.evictionCount))
+        s.counter(r, "petrel_quota_throttled_responses_total", [], Double(broker.clientQuotas.throttledCount))
         // Descriptors.
         let files = broker.logManager.files
         s.gauge(r, "petrel_open_fds", [], Double(ProcessStats.openDescriptorCount()))
@@ -165,6 +166,7 @@ final class MetricsCollector: Sendable {
         "petrel_fetch_session_partitions": "Partitions held by the cached fetch sessions.",
         "petrel_fetch_sessions_created_total": "Incremental fetch sessions created.",
         "petrel_fetch_session_evictions_total": "Fetch sessions evicted to make room for another.",
+        "petrel_quota_throttled_responses_total": "Responses throttled by a client quota.",
         "petrel_open_fds": "File descriptors open in the process.",
         "petrel_max_fds": "The process' open-file limit.",
         "petrel_segment_open_files": "Segment files held open (petrel.log.open.files.max budget).",

@@ -397,6 +397,8 @@ extension APIKey {
         ServedAPIRange(apiKey: .deleteGroups, minVersion: 0, maxVersion: 2),
         ServedAPIRange(apiKey: .incrementalAlterConfigs, minVersion: 0, maxVersion: 1),
         ServedAPIRange(apiKey: .offsetDelete, minVersion: 0, maxVersion: 0),
+        ServedAPIRange(apiKey: .describeClientQuotas, minVersion: 0, maxVersion: 1),
+        ServedAPIRange(apiKey: .alterClientQuotas, minVersion: 0, maxVersion: 1),
         ServedAPIRange(apiKey: .describeCluster, minVersion: 0, maxVersion: 1),
     ]
 
@@ -428,6 +430,8 @@ extension APIKey {
         case .deleteGroups: return DeleteGroupsRequest.self
         case .incrementalAlterConfigs: return IncrementalAlterConfigsRequest.self
         case .offsetDelete: return OffsetDeleteRequest.self
+        case .describeClientQuotas: return DescribeClientQuotasRequest.self
+        case .alterClientQuotas: return AlterClientQuotasRequest.self
         case .describeCluster: return DescribeClusterRequest.self
         default: return nil
         }
@@ -461,6 +465,8 @@ extension APIKey {
         case .deleteGroups: return DeleteGroupsResponse.self
         case .incrementalAlterConfigs: return IncrementalAlterConfigsResponse.self
         case .offsetDelete: return OffsetDeleteResponse.self
+        case .describeClientQuotas: return DescribeClientQuotasResponse.self
+        case .alterClientQuotas: return AlterClientQuotasResponse.self
         case .describeCluster: return DescribeClusterResponse.self
         default: return nil
         }
