@@ -75,11 +75,15 @@ public final class FetchSessionCache: Sendable {
 
     public let maxSlots: Int
     public let evictionMs: Int64
+    /// Partitions all sessions may hold together (bounds the cache's memory, ~100 bytes each);
+    /// a full fetch that would pass it is answered without a session. Kafka has no such cap.
+    public let maxTotalPartitions: Int
     private let state = Mutex(State())
 
-    public init(maxSlots: Int, evictionMs: Int64 = 120_000) {
+    public init(maxSlots: Int, evictionMs: Int64 = 120_000, maxTotalPartitions: Int = 1_000_000) {
         self.maxSlots = maxSlots
         self.evictionMs = evictionMs
+        self.maxTotalPartitions = maxTotalPartitions
     }
 
     public var sessionCount: Int { state.withLock { $0.sessions.count } }
@@ -112,7 +116,8 @@ public final class FetchSessionCache: Sendable {
                 if epoch == Self.finalEpoch { return .sessionless }
                 // A full fetch: try to open a session with its partitions.
                 let size = request.topics.reduce(0) { $0 + $1.partitions.count }
-                guard maxSlots > 0, size > 0, makeRoom(&s, newSize: size, now: now) else { return .full(nil) }
+                let held = s.sessions.values.reduce(0) { $0 + $1.partitions.count }
+                guard maxSlots > 0, size > 0, held + size <= maxTotalPartitions, makeRoom(&s, newSize: size, now: now) else { return .full(nil) }
                 var id: Int32 = 0
                 while id <= 0 || s.sessions[id] != nil { id = Int32.random(in: 1...Int32.max, using: &s.random) }
                 let session = Session(id: id, usesTopicIds: usesTopicIds, now: now)
