@@ -118,6 +118,7 @@ public final class Broker: Sendable {
     public let dynamicConfig: DynamicBrokerConfig
     /// Client quotas (produce/fetch byte rates, request percentage), persisted in the data dir.
     public let clientQuotas: ClientQuotas
+    private let configurationObservers = Mutex<[@Sendable (BrokerConfiguration) -> Void]>([])
 
     /// - Parameter groupScheduler: runs the coordinator's session/rebalance timers (an event loop).
     public init(
@@ -173,6 +174,13 @@ public final class Broker: Sendable {
     func applyDynamicConfiguration(_ effective: BrokerConfiguration) {
         topics.reconfigure(effective)
         logManager.retentionCheckIntervalMs = effective.retentionCheckIntervalMs
+        for observer in configurationObservers.withLock({ $0 }) { observer(effective) }
+    }
+
+    /// Called with the new effective configuration after dynamic broker configs change (the server
+    /// applies its connection limits this way).
+    public func observeConfiguration(_ observer: @escaping @Sendable (BrokerConfiguration) -> Void) {
+        configurationObservers.withLock { $0.append(observer) }
     }
 
     public func shutdown() throws {

@@ -15,24 +15,29 @@ final class ConnectionLimiter: Sendable {
     }
 
     private struct State {
+        var limits: Limits
         var stats = Statistics()
         var perIp: [String: Int] = [:]
         var refusedSinceLog = 0
         var lastLog: NIODeadline?
     }
 
-    let maxConnections: Int
-    let maxPerIp: Int
-    let perIpOverrides: [String: Int]
+    struct Limits: Sendable {
+        var maxConnections: Int
+        var maxPerIp: Int
+        var perIpOverrides: [String: Int]
+    }
+
     private let logger: Logger
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
     init(maxConnections: Int, maxPerIp: Int, perIpOverrides: [String: Int], logger: Logger) {
-        self.maxConnections = maxConnections
-        self.maxPerIp = maxPerIp
-        self.perIpOverrides = perIpOverrides
+        self.state = Mutex(State(limits: Limits(maxConnections: maxConnections, maxPerIp: maxPerIp, perIpOverrides: perIpOverrides)))
         self.logger = logger
     }
+
+    /// New limits (dynamic broker configs); connections already open are kept, as in Kafka.
+    func update(_ limits: Limits) { state.withLock { $0.limits = limits } }
 
     var statistics: Statistics { state.withLock { $0.stats } }
 
@@ -50,11 +55,11 @@ final class ConnectionLimiter: Sendable {
 
     /// Takes a slot for a connection from `ip`, or says which limit refuses it.
     func acquire(ip: String) -> Refusal? {
-        let limitForIp = perIpOverrides[ip] ?? maxPerIp
         let refusal: Refusal? = state.withLock { s in
-            if s.stats.active >= maxConnections {
+            let limitForIp = s.limits.perIpOverrides[ip] ?? s.limits.maxPerIp
+            if s.stats.active >= s.limits.maxConnections {
                 s.stats.refusedTotal += 1
-                return .tooManyConnections(maxConnections)
+                return .tooManyConnections(s.limits.maxConnections)
             }
             let current = s.perIp[ip] ?? 0
             if current >= limitForIp {

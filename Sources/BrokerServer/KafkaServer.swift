@@ -80,9 +80,15 @@ public final class KafkaServer: @unchecked Sendable {
             groupScheduler: EventLoopCoordinatorScheduler(eventLoop: group.next()), logger: logger, metricsFactory: metricsFactory)
         try broker.start()
         self.broker = broker
+        let effective = broker.topics.configuration  // static + dynamic broker configs
         let connections = ConnectionLimiter(
-            maxConnections: configuration.maxConnections, maxPerIp: configuration.maxConnectionsPerIp,
-            perIpOverrides: configuration.maxConnectionsPerIpOverrides, logger: logger)
+            maxConnections: effective.maxConnections, maxPerIp: effective.maxConnectionsPerIp,
+            perIpOverrides: effective.maxConnectionsPerIpOverrides, logger: logger)
+        broker.observeConfiguration { configuration in
+            connections.update(.init(
+                maxConnections: configuration.maxConnections, maxPerIp: configuration.maxConnectionsPerIp,
+                perIpOverrides: configuration.maxConnectionsPerIpOverrides))
+        }
         let idleTimeout = TimeAmount.milliseconds(configuration.connectionsMaxIdleMs)
         let collector = MetricsCollector(registry: registry, broker: broker, connections: connections, io: io)
         self.collector = collector

@@ -78,6 +78,26 @@ def test_broker_and_default_dynamic_configs_apply_to_topics_at_once(broker_facto
     assert _describe(a, TOPIC, topic_name)["segment.bytes"].value == "65536"
 
 
+def test_connection_limits_change_without_restart(broker_factory):
+    import socket
+    import time
+    b = broker_factory()
+    a = h.admin(b.bootstrap)
+    _incremental(a, "0", max_connections_per_ip="3")
+    del a
+    time.sleep(1.0)  # the admin client's connection closes
+    host, port = b.bootstrap.rsplit(":", 1)
+    from test_connection_limits import _api_versions
+    held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(3)]
+    for i, s in enumerate(held):
+        assert _api_versions(s, i + 1)
+    extra = socket.create_connection((host, int(port)), timeout=5)
+    extra.settimeout(5)
+    assert extra.recv(1) == b"", "a 4th connection from 127.0.0.1 was not closed"
+    for s in held + [extra]:
+        s.close()
+
+
 def test_refusals(broker_factory):
     b = broker_factory()
     a = h.admin(b.bootstrap)

@@ -11,9 +11,10 @@ import Synchronization
 /// layered over the static configuration: per-broker over default over static.
 ///
 /// What Petrel applies at once: every `log.*` topic default (and `message.max.bytes`,
-/// `compression.type`, `producer.id.expiration.ms`) on every partition without an override, and
-/// `log.retention.check.interval.ms`. The rest of the set is accepted and kept (thread counts,
-/// cleaner buffers) and takes effect at the next start.
+/// `compression.type`, `producer.id.expiration.ms`) on every partition without an override,
+/// `log.retention.check.interval.ms`, and the connection limits (`max.connections`,
+/// `max.connections.per.ip(.overrides)`, for new connections). The rest of the set is accepted and
+/// kept (thread counts, cleaner buffers) and takes effect at the next start.
 public final class DynamicBrokerConfig: Sendable {
     public static let fileName = "petrel-dynamic-config.json"
 
