@@ -141,7 +141,7 @@ public final class KafkaServer: @unchecked Sendable {
     /// Storage housekeeping off the event loops: flush.ms, segment.ms, recovery-point checkpoints.
     private func startMaintenance(logManager: LogManager) {
         let stop = stopMaintenance
-        let health = HealthLine(collector: collector, logger: logger)
+        let health = HealthLine(collector: collector, intervalMs: configuration.healthLogIntervalMs, logger: logger)
         let thread = Thread {
             while !stop.isSet {
                 Thread.sleep(forTimeInterval: 0.1)

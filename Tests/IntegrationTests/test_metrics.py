@@ -155,6 +155,22 @@ def test_health_and_unknown_paths(broker_factory):
     conn.close()
 
 
+def test_health_log_line(broker_factory, topic_name):
+    b = broker_factory({"petrel.health.log.interval.ms": "1000"})
+    h.create_topic(b.bootstrap, topic_name)
+    h.produce_all(h.producer(b.bootstrap), topic_name, [{"value": b"x" * 100} for _ in range(500)])
+    deadline = time.monotonic() + 10
+    lines = []
+    while time.monotonic() < deadline:
+        lines = [l for l in b.output().splitlines() if " health" in l and "messages_in_per_sec=" in l]
+        if any("messages_in_per_sec=0.0" not in l for l in lines):
+            break
+        time.sleep(0.2)
+    assert lines, b.output()[-2000:]
+    assert any("messages_in_per_sec=0.0" not in l for l in lines), lines
+    assert all("connections=" in l and "max_lag=" in l for l in lines), lines
+
+
 def test_metrics_off_by_default(broker_factory):
     b = broker_factory()
     assert h.admin(b.bootstrap).list_topics(timeout=10).brokers

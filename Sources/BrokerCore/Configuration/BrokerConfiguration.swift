@@ -108,6 +108,9 @@ public struct BrokerConfiguration: Sendable {
     /// this many samples of this length. Defaults: 11 and 1.
     public var quotaWindowNum: Int = 11
     public var quotaWindowSizeSeconds: Int = 1
+    /// Petrel: `petrel.health.log.interval.ms` — how often `petrel serve` logs its health line
+    /// (throughput, connections, largest consumer lag) at info level. Default: 60000.
+    public var healthLogIntervalMs: Int64 = 60_000
 
     /// Every static key=value given (file and `--set`), including topic-default synonyms such as
     /// `log.retention.hours`; used to resolve topic config defaults and for DescribeConfigs(BROKER).
@@ -243,6 +246,9 @@ public struct BrokerConfiguration: Sendable {
                 overrides[parts[0]] = count
             }
             maxConnectionsPerIpOverrides = overrides
+        case "petrel.health.log.interval.ms":
+            healthLogIntervalMs = try int(Int64.self)
+            guard healthLogIntervalMs >= 100 else { throw ConfigurationError("petrel.health.log.interval.ms must be at least 100") }
         case "quota.window.num":
             quotaWindowNum = try int(Int.self)
             guard quotaWindowNum >= 2 else { throw ConfigurationError("quota.window.num must be at least 2") }

@@ -24,15 +24,16 @@ struct StorageMetrics: StorageObserver {
 /// `petrel serve` logs one health line per minute at info level: throughput in and out over the
 /// minute, connections, the largest consumer-group lag.
 final class HealthLine: @unchecked Sendable {
-    static let interval: UInt64 = 60_000_000_000
+    private let interval: UInt64
     private let collector: MetricsCollector
     private let logger: Logger
     // Maintenance thread only.
     private var last: MetricsCollector.Summary
     private var lastAt: UInt64
 
-    init?(collector: MetricsCollector?, logger: Logger) {
+    init?(collector: MetricsCollector?, intervalMs: Int64, logger: Logger) {
         guard let collector else { return nil }
+        self.interval = UInt64(max(100, intervalMs)) * 1_000_000
         self.collector = collector
         self.logger = logger
         self.last = collector.summary()
@@ -41,7 +42,7 @@ final class HealthLine: @unchecked Sendable {
 
     func logIfDue() {
         let now = DispatchTime.now().uptimeNanoseconds
-        guard now &- lastAt >= Self.interval else { return }
+        guard now &- lastAt >= interval else { return }
         let current = collector.summary()
         let seconds = Double(now &- lastAt) / 1e9
         func rate(_ a: Int, _ b: Int) -> String { String(format: "%.1f", Double(max(0, a &- b)) / seconds) }
