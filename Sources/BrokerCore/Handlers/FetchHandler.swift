@@ -168,6 +168,7 @@ extension Broker {
             if throttleMs > 0 {
                 partition.records = Records.empty
             } else if let read = result.read, read.byteCount > 0, let legacyMagic {
+                target.log?.traffic.recordOut(bytes: read.byteCount)
                 partition.records = makeLegacyRecords(read, magic: legacyMagic, fromOffset: target.fetchOffset)
             } else if let read = result.read, read.byteCount > 0 {
                 target.log?.traffic.recordOut(bytes: read.byteCount)
