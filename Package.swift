@@ -12,6 +12,9 @@ let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
 let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
+let metricsCore = Target.Dependency.product(name: "CoreMetrics", package: "swift-metrics")
+let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
+let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
 
 var targets: [Target] = [
     // C: CRC32C with SSE4.2 runtime dispatch and a table fallback.
@@ -30,8 +33,8 @@ var targets: [Target] = [
     .target(name: "DiskIOTesting", dependencies: ["DiskIO"], swiftSettings: swiftSettings),
     .target(name: "URingIO", dependencies: ["DiskIO", "CLibURing", "CURingShims"], swiftSettings: swiftSettings),
     .target(name: "CommitLog", dependencies: ["DiskIO", "RecordFormat", "RecordCompression", logging, nioCore], swiftSettings: swiftSettings),
-    .target(name: "BrokerCore", dependencies: ["CommitLog", "RecordFormat", "RecordCompression", "KafkaWire", "DiskIO", "GroupCoordination", "TransactionCoordination", "Security", logging, nioCore], swiftSettings: swiftSettings),
-    .target(name: "BrokerServer", dependencies: ["BrokerCore", "CommitLog", "DiskIO", "URingIO", "KafkaWire", "GroupCoordination", "Security", nioCore, nioPosix, nioSSL, logging], swiftSettings: swiftSettings),
+    .target(name: "BrokerCore", dependencies: ["CommitLog", "RecordFormat", "RecordCompression", "KafkaWire", "DiskIO", "GroupCoordination", "TransactionCoordination", "Security", logging, nioCore, metricsCore], swiftSettings: swiftSettings),
+    .target(name: "BrokerServer", dependencies: ["BrokerCore", "CommitLog", "DiskIO", "URingIO", "KafkaWire", "GroupCoordination", "Security", nioCore, nioPosix, nioSSL, logging, metricsCore, prometheus, nioHTTP1], swiftSettings: swiftSettings),
     // SASL mechanisms (PLAIN, SCRAM), the SCRAM credential store; no NIO, no IO.
     .target(name: "Security", dependencies: [crypto], swiftSettings: swiftSettings),
     .target(name: "WireClient", dependencies: ["KafkaWire", "RecordFormat", nioCore, nioPosix], swiftSettings: swiftSettings),
@@ -71,6 +74,8 @@ var dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+    .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
 ]
 
 // Benchmarks are built only on request, so plain `swift build` / `swift test` never compile them.

@@ -23,10 +23,11 @@ fi
 PY=${PYTHON:-python3}
 # Clients and test runner for Tests/IntegrationTests. kafka-python needs the codec packages for
 # snappy (cramjam / python-snappy), lz4 and zstd; confluent-kafka's wheel bundles all codecs.
-PIP_PKGS=(kafka-python confluent-kafka pytest pytest-timeout lz4 cramjam python-snappy zstandard)
+# prometheus_client: its exposition-format parser checks the /metrics scrape (test_metrics.py; promtool's Debian package is ~100 MB).
+PIP_PKGS=(kafka-python confluent-kafka pytest pytest-timeout lz4 cramjam python-snappy zstandard prometheus_client)
 need_pip=0
 $PY - >/dev/null 2>&1 <<'PYEOF' || need_pip=1
-import kafka, confluent_kafka, pytest, pytest_timeout, lz4, cramjam, zstandard
+import kafka, confluent_kafka, pytest, pytest_timeout, lz4, cramjam, zstandard, prometheus_client
 from kafka.codec import has_gzip, has_snappy, has_lz4, has_zstd
 assert has_gzip() and has_snappy() and has_lz4() and has_zstd()
 PYEOF

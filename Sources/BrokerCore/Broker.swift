@@ -1,4 +1,5 @@
 import CommitLog
+public import CoreMetrics
 import Dispatch
 import DiskIO
 import GroupCoordination
@@ -24,6 +25,9 @@ public struct ResponseFrame: @unchecked Sendable {
     public var chunks: [Records.Chunk]
     /// Keeps the segment files behind `.file` chunks open until the frame is written.
     public var retained: [AnyObject]
+    /// Client quotas: after sending, the connection stops reading for this long (Kafka mutes a
+    /// throttled client's channel, KIP-219).
+    public var throttleMs: Int = 0
 
     public init(chunks: [Records.Chunk], retained: [AnyObject] = []) {
         self.chunks = chunks
@@ -141,11 +145,20 @@ public final class Broker: Sendable {
     let groupScheduler: any CoordinatorScheduler
     /// SASL users and SCRAM credentials.
     public let security: SecurityServices
+    /// Request timers and error counters; nil when metrics are off (nothing is timed then).
+    public let metrics: BrokerMetrics?
+    /// KIP-227 incremental fetch sessions (`max.incremental.fetch.session.cache.slots`).
+    public let fetchSessions: FetchSessionCache
+    /// Dynamic broker configs (AlterConfigs on BROKER resources), persisted in the data dir.
+    public let dynamicConfig: DynamicBrokerConfig
+    /// Client quotas (produce/fetch byte rates, request percentage), persisted in the data dir.
+    public let clientQuotas: ClientQuotas
+    private let configurationObservers = Mutex<[@Sendable (BrokerConfiguration) -> Void]>([])
 
     /// - Parameter groupScheduler: runs the coordinator's session/rebalance timers (an event loop).
     public init(
         configuration: BrokerConfiguration, logManager: LogManager, io: any FileIO, clock: any LogClock, clusterId: String,
-        groupScheduler: any CoordinatorScheduler, logger: Logger
+        groupScheduler: any CoordinatorScheduler, logger: Logger, metricsFactory: (any MetricsFactory)? = nil
     ) {
         self.configuration = configuration
         self.logManager = logManager
@@ -153,7 +166,18 @@ public final class Broker: Sendable {
         self.clusterId = clusterId
         self.logger = logger
         self.topics = TopicRegistry(configuration: configuration, logManager: logManager, io: io, logger: logger)
-        self.routes = Broker.makeRoutes()
+        let routes = Broker.makeRoutes()
+        self.fetchSessions = FetchSessionCache(maxSlots: configuration.maxIncrementalFetchSessionCacheSlots)
+        self.dynamicConfig = DynamicBrokerConfig(base: configuration, io: io, logger: logger)
+        self.clientQuotas = ClientQuotas(
+            dataDirectory: configuration.dataDirectory, windowSamples: configuration.quotaWindowNum,
+            windowMs: Int64(configuration.quotaWindowSizeSeconds) * 1000, io: io, logger: logger)
+        self.routes = routes
+        if let metricsFactory {
+            self.metrics = BrokerMetrics(factory: metricsFactory, apis: Array(routes.keys) + [.apiVersions])
+        } else {
+            self.metrics = nil
+        }
         self.security = SecurityServices(configuration: configuration, io: io, logger: logger)
         var groupConfiguration = GroupCoordinatorConfiguration()
         groupConfiguration.initialRebalanceDelayMs = configuration.groupInitialRebalanceDelayMs
@@ -187,7 +211,9 @@ public final class Broker: Sendable {
 
     /// Loads topics (recovering their logs), starts the appender, replays consumer groups.
     public func start() throws {
-        logManager.retentionCheckIntervalMs = configuration.retentionCheckIntervalMs
+        try dynamicConfig.load()
+        try clientQuotas.load()
+        applyDynamicConfiguration(dynamicConfig.effective())
         logManager.diskFullProbeIntervalMs = configuration.diskFullProbeIntervalMs
         try security.load()
         try topics.load()
@@ -195,6 +221,20 @@ public final class Broker: Sendable {
         logManager.startCleaner(configuration.cleaner)
         try loadGroups()
         try loadTransactions()
+    }
+
+    /// Puts a changed effective configuration to work: topic defaults on every partition, the
+    /// retention check interval.
+    func applyDynamicConfiguration(_ effective: BrokerConfiguration) {
+        topics.reconfigure(effective)
+        logManager.retentionCheckIntervalMs = effective.retentionCheckIntervalMs
+        for observer in configurationObservers.withLock({ $0 }) { observer(effective) }
+    }
+
+    /// Called with the new effective configuration after dynamic broker configs change (the server
+    /// applies its connection limits this way).
+    public func observeConfiguration(_ observer: @escaping @Sendable (BrokerConfiguration) -> Void) {
+        configurationObservers.withLock { $0.append(observer) }
     }
 
     public func shutdown() throws {
@@ -221,6 +261,17 @@ public final class Broker: Sendable {
     /// Handles one request frame body (after the header). `respond` is called exactly once, on any thread.
     public func handle(_ context: RequestContext, body: ByteBuffer, respond: @escaping Responder) {
         let header = context.header
+        var respond = respond
+        if let metrics {
+            // Time from the request being read to its response being ready (Kafka's TotalTimeMs
+            // less the response send time).
+            let start = NIODeadline.now().uptimeNanoseconds
+            let inner = respond
+            respond = { action in
+                metrics.requestCompleted(header.apiKey, nanoseconds: NIODeadline.now().uptimeNanoseconds &- start)
+                inner(action)
+            }
+        }
         if header.apiKey == .apiVersions {
             handleApiVersions(context, body: body, respond: respond)
             return
@@ -415,6 +466,21 @@ public final class Broker: Sendable {
             broker.groupCoordinator.handleConsumerGroupHeartbeat(request, client: client) { reply.send($0) }
         }
         add(ConsumerGroupDescribeRequest.self) { $0.groupCoordinator.handleConsumerGroupDescribe($2, completion: $3.send) }
+        // Client quotas (KIP-546); DESCRIBE_CONFIGS / ALTER_CONFIGS on the cluster, as Kafka checks them.
+        add(DescribeClientQuotasRequest.self) { b, c, r, reply in
+            guard b.authorized(c, .describeConfigs, .cluster, Broker.clusterName) else {
+                return reply.send(DescribeClientQuotasResponse(errorCode: KafkaErrorCode.clusterAuthorizationFailed.rawValue, errorMessage: nil, entries: nil))
+            }
+            reply.send(b.clientQuotas.describe(r))
+        }
+        add(AlterClientQuotasRequest.self) { b, c, r, reply in
+            guard b.authorized(c, .alterConfigs, .cluster, Broker.clusterName) else {
+                return reply.send(AlterClientQuotasResponse(entries: r.entries.map {
+                    .init(errorCode: KafkaErrorCode.clusterAuthorizationFailed.rawValue, errorMessage: nil, entity: $0.entity.map { .init(entityType: $0.entityType, entityName: $0.entityName) })
+                }))
+            }
+            b.adminQueue.async { reply.send(b.clientQuotas.alter(r)) }
+        }
         return routes
     }
 
@@ -428,6 +494,16 @@ public final class Broker: Sendable {
 
         func send(_ response: Response, retained: [AnyObject]) {
             respond(broker.encode(response, context: context, retained: retained))
+        }
+
+        /// Sends, then mutes the connection for `throttleMs` (client quotas).
+        func send(_ response: Response, retained: [AnyObject], throttleMs: Int) {
+            var action = broker.encode(response, context: context, retained: retained)
+            if throttleMs > 0, case .send(var frame) = action {
+                frame.throttleMs = throttleMs
+                action = .send(frame)
+            }
+            respond(action)
         }
 
         func noResponse() { respond(.noResponse) }

@@ -68,11 +68,13 @@ public final class TopicRegistry: Sendable {
     private let logManager: LogManager
     private let io: any FileIO
     private let logger: Logger
-    public let configuration: BrokerConfiguration
+    private let configurationBox: Mutex<BrokerConfiguration>
+    /// The effective broker configuration: static, plus dynamic broker configs.
+    public var configuration: BrokerConfiguration { configurationBox.withLock { $0 } }
     private var metadataPath: String { configuration.dataDirectory + "/petrel-topics.json" }
 
     public init(configuration: BrokerConfiguration, logManager: LogManager, io: any FileIO, logger: Logger) {
-        self.configuration = configuration
+        self.configurationBox = Mutex(configuration)
         self.logManager = logManager
         self.io = io
         self.logger = logger
@@ -283,6 +285,18 @@ public final class TopicRegistry: Sendable {
             for log in topic.partitions { log.updateConfiguration(logConfiguration) }
             replace(Topic(name: name, id: topic.id, partitions: topic.partitions, overrides: overrides))
             try persistOrThrow()
+        }
+    }
+
+    /// Installs a new effective broker configuration (dynamic broker configs changed) and applies the
+    /// resulting topic defaults to every partition, without a restart.
+    public func reconfigure(_ configuration: BrokerConfiguration) {
+        adminLock.withLock { _ in
+            configurationBox.withLock { $0 = configuration }
+            for topic in allTopics {
+                let logConfiguration = configuration.logConfiguration(overrides: topic.overrides)
+                for log in topic.partitions { log.updateConfiguration(logConfiguration) }
+            }
         }
     }
 

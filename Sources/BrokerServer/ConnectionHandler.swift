@@ -181,6 +181,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     private func write(context: ChannelHandlerContext, _ frame: ResponseFrame) {
+        if frame.throttleMs > 0 { mute(context: context, milliseconds: frame.throttleMs) }
         let count = frame.chunks.count
         for (index, chunk) in frame.chunks.enumerated() {
             let data: IOData
@@ -199,6 +200,25 @@ final class ConnectionHandler: ChannelDuplexHandler {
             } else {
                 context.write(wrapOutboundOut(data), promise: nil)
             }
+        }
+    }
+
+    /// Client quotas: stops reading requests for `milliseconds` (the throttle time just sent), then
+    /// resumes. Overlapping mutes extend to the latest deadline.
+    private var muteDeadline: NIODeadline?
+
+    private func mute(context: ChannelHandlerContext, milliseconds: Int) {
+        let until = NIODeadline.now() + .milliseconds(Int64(milliseconds))
+        if let current = muteDeadline, current >= until { return }
+        muteDeadline = until
+        state.mute()
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(deadline: until) {
+            let (handler, context) = loopBound.value
+            guard let deadline = handler.muteDeadline, deadline <= .now() else { return }
+            handler.muteDeadline = nil
+            handler.state.unmute()
+            if handler.state.shouldResumeRead(isWritable: context.channel.isWritable) { context.read() }
         }
     }
 

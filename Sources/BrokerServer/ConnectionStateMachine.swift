@@ -296,15 +296,24 @@ struct ConnectionStateMachine {
     /// The pipeline asks to read. Returns whether to read now; otherwise the read is held until
     /// `shouldResumeRead` says so.
     mutating func readRequested(isWritable: Bool) -> Bool {
-        if inFlight < configuration.maxInFlight && isWritable && !isClosed { return true }
+        if inFlight < configuration.maxInFlight && isWritable && !isClosed && !isMuted { return true }
         readPending = true
         return false
     }
 
-    /// After a response was written or the socket became writable: whether a held read may go now.
+    /// After a response was written, the socket became writable or a mute ended: whether a held
+    /// read may go now.
     mutating func shouldResumeRead(isWritable: Bool) -> Bool {
-        guard readPending, inFlight < configuration.maxInFlight, isWritable, !isClosed else { return false }
+        guard readPending, inFlight < configuration.maxInFlight, isWritable, !isClosed, !isMuted else { return false }
         readPending = false
         return true
     }
+
+    /// Client quotas: a throttled connection reads no further requests until `unmute` (Kafka mutes
+    /// the channel for the throttle time). Requests already read are still answered in order.
+    private(set) var isMuted = false
+
+    mutating func mute() { isMuted = true }
+
+    mutating func unmute() { isMuted = false }
 }

@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Prometheus
 import Synchronization
 import URingIO
 
@@ -25,6 +26,9 @@ public final class KafkaServer: @unchecked Sendable {
     private var maintenance: Thread?
     private let stopMaintenance = StopFlag()
     public private(set) var ioEngineName = "posix"
+    private var metricsServer: MetricsServer?
+    private var collector: MetricsCollector?
+    private let serving = ServingFlag()
 
     public init(configuration: BrokerConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -77,11 +81,26 @@ public final class KafkaServer: @unchecked Sendable {
         logger.info("segment file budget", metadata: ["openFileLimit": "\(fileLimit)", "petrel.log.open.files.max": "\(filesBudget)"])
         let logManager = try LogManager(
             dataDirectory: configuration.dataDirectory, io: io, clock: SystemLogClock(), logger: logger, openFilesMax: filesBudget)
+        let registry = PrometheusCollectorRegistry()
+        let metricsFactory: PetrelMetricsFactory? = configuration.metricsListen == nil ? nil : PetrelMetricsFactory(registry: registry)
+        if let metricsFactory { logManager.statistics.observer.withLock { $0 = StorageMetrics(factory: metricsFactory) } }
         let broker = Broker(
             configuration: configuration, logManager: logManager, io: io, clock: SystemLogClock(), clusterId: clusterId,
-            groupScheduler: EventLoopCoordinatorScheduler(eventLoop: group.next()), logger: logger)
+            groupScheduler: EventLoopCoordinatorScheduler(eventLoop: group.next()), logger: logger, metricsFactory: metricsFactory)
         try broker.start()
         self.broker = broker
+        let effective = broker.topics.configuration  // static + dynamic broker configs
+        let connections = ConnectionLimiter(
+            maxConnections: effective.maxConnections, maxPerIp: effective.maxConnectionsPerIp,
+            perIpOverrides: effective.maxConnectionsPerIpOverrides, logger: logger)
+        broker.observeConfiguration { configuration in
+            connections.update(.init(
+                maxConnections: configuration.maxConnections, maxPerIp: configuration.maxConnectionsPerIp,
+                perIpOverrides: configuration.maxConnectionsPerIpOverrides))
+        }
+        let idleTimeout = TimeAmount.milliseconds(configuration.connectionsMaxIdleMs)
+        let collector = MetricsCollector(registry: registry, broker: broker, connections: connections, io: io)
+        self.collector = collector
 
         let maxFrame = configuration.socketRequestMaxBytes
         let logger = self.logger
@@ -117,6 +136,7 @@ public final class KafkaServer: @unchecked Sendable {
                 .childChannelOption(.writeBufferWaterMark, value: .init(low: 1 << 20, high: 8 << 20))
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        try connections.admit(channel, idleTimeout: idleTimeout)
                         if let tls {
                             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                         }
@@ -131,16 +151,32 @@ public final class KafkaServer: @unchecked Sendable {
             if channel == nil { channel = bound }
             if let port = bound.localAddress?.port { broker.setBoundPort(port, listener: listener.name) }
         }
+        if let (host, port) = configuration.metricsListen {
+            let serving = self.serving
+            metricsServer = try MetricsServer(
+                host: host, port: port, scrape: { collector.scrape() },
+                health: {
+                    let offline = broker.topics.allTopics.reduce(0) { $0 + $1.partitions.filter { $0.storageStatus != .online }.count }
+                    guard serving.value.load(ordering: .acquiring) else { return (false, "status=unavailable") }
+                    return (true, "status=ok offline_partitions=\(offline)")
+                }, logger: logger)
+        }
+        serving.value.store(true, ordering: .releasing)
         startMaintenance(logManager: logManager)
     }
+
+    /// The bound address of the metrics endpoint, when `metrics.listen` is set.
+    public var metricsAddress: SocketAddress? { metricsServer?.localAddress }
 
     /// Storage housekeeping off the event loops: flush.ms, segment.ms, recovery-point checkpoints.
     private func startMaintenance(logManager: LogManager) {
         let stop = stopMaintenance
+        let health = HealthLine(collector: collector, intervalMs: configuration.healthLogIntervalMs, logger: logger)
         let thread = Thread {
             while !stop.isSet {
                 Thread.sleep(forTimeInterval: 0.1)
                 logManager.runPeriodicTasks()
+                health?.logIfDue()
             }
         }
         thread.name = "petrel-maintenance"
@@ -155,7 +191,9 @@ public final class KafkaServer: @unchecked Sendable {
         // while the event loops still run (parked fetches and group timers are answered on their
         // loops; the appender drains, logs are flushed and checkpointed, the clean-shutdown marker
         // is written). 4. Close the remaining connections and the loops.
+        serving.value.store(false, ordering: .releasing)
         for (_, channel) in channels { try? channel.close().wait() }
+        metricsServer?.shutdown()
         stopMaintenance.set()
         while maintenance?.isFinished == false { Thread.sleep(forTimeInterval: 0.01) }
         var failure: (any Error)?
@@ -186,4 +224,8 @@ final class StopFlag: Sendable {
     private let flag = Mutex(false)
     var isSet: Bool { flag.withLock { $0 } }
     func set() { flag.withLock { $0 = true } }
+}
+
+final class ServingFlag: Sendable {
+    let value = Atomic<Bool>(false)
 }

@@ -60,6 +60,8 @@ public final class LogManager: @unchecked Sendable {
     }
     /// The compaction thread, once `startCleaner` ran (Compaction/LogCleaner.swift).
     let cleanerSlot = Mutex<LogCleaner?>(nil)
+    /// Appender and retention counters (metrics).
+    public var statistics: StorageStatistics { appender.statistics }
     /// Maintenance thread (the `runPeriodicTasks` caller): when retention last ran.
     let lastRetentionCheckMs = Mutex<Int64>(0)
 

@@ -194,3 +194,26 @@ extension GroupCoordinator {
         }
     }
 }
+
+extension GroupCoordinator {
+    /// One committed offset, as `committedOffsets()` lists it.
+    public struct CommittedOffsetEntry: Sendable {
+        public var groupId: String
+        public var topic: String
+        public var partition: Int32
+        public var offset: Int64
+    }
+
+    /// Every group's committed offsets (read-only, for metrics: consumer lag).
+    public func committedOffsets() -> [CommittedOffsetEntry] {
+        var result: [CommittedOffsetEntry] = []
+        withState {
+            for (groupId, group) in groups {
+                for (key, committed) in group.offsets {
+                    result.append(CommittedOffsetEntry(groupId: groupId, topic: key.topic, partition: key.partition, offset: committed.offset))
+                }
+            }
+        }
+        return result
+    }
+}

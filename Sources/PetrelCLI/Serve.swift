@@ -56,16 +56,6 @@ struct Serve: ParsableCommand {
             logger.critical("failed to start", metadata: ["error": "\(error)"])
             throw ExitCode(1)
         }
-        let port = server.localAddress?.port ?? configuration.listenPort
-        let host = server.boundListeners.first?.listener.host ?? configuration.listenHost
-        // Written unbuffered: test harnesses and scripts wait for this line.
-        let ready = "petrel listening on \(host):\(port) (data dir \(configuration.dataDirectory), io \(server.ioEngineName))\n"
-        FileHandle.standardOutput.write(Data(ready.utf8))
-        for (listener, port) in server.boundListeners {
-            let line = "petrel listener \(listener.name) (\(listener.securityProtocol.rawValue)) bound to \(listener.host):\(port)\n"
-            FileHandle.standardOutput.write(Data(line.utf8))
-        }
-
         // Only a SIGINT/SIGTERM ends the loop: a semaphore wait can return early (e.g. around
         // SIGSTOP/SIGCONT), so the handler also sets a flag that the loop checks.
         let done = DispatchSemaphore(value: 0)
@@ -83,6 +73,17 @@ struct Serve: ParsableCommand {
             }
             source.resume()
             sources.append(source)
+        }
+        // Announced only once the signal handlers are in place: a SIGTERM right after this line
+        // (a harness stopping a broker it just started) must not fall into SIG_IGN.
+        let port = server.localAddress?.port ?? configuration.listenPort
+        let host = server.boundListeners.first?.listener.host ?? configuration.listenHost
+        // Written unbuffered: test harnesses and scripts wait for this line.
+        let ready = "petrel listening on \(host):\(port) (data dir \(configuration.dataDirectory), io \(server.ioEngineName))\n"
+        FileHandle.standardOutput.write(Data(ready.utf8))
+        for (listener, port) in server.boundListeners {
+            let line = "petrel listener \(listener.name) (\(listener.securityProtocol.rawValue)) bound to \(listener.host):\(port)\n"
+            FileHandle.standardOutput.write(Data(line.utf8))
         }
         while !stopRequested.withLock({ $0 }) {
             _ = done.wait(timeout: .now() + .seconds(1))

@@ -96,10 +96,40 @@ public struct BrokerConfiguration: Sendable {
     /// disk tries a probe write to come back online (default 2000). Kafka has no such setting: it
     /// takes the log dir offline until a restart.
     public var diskFullProbeIntervalMs: Int64 = 2000
+    /// Petrel: `metrics.listen` — HOST:PORT of the Prometheus endpoint (`GET /metrics`, `GET /health`)
+    /// on its own listener. Default: off (Kafka itself exposes JMX, not Prometheus); the production
+    /// configuration in README sets `127.0.0.1:9404`. `off` or empty disables it.
+    public var metricsListen: (host: String, port: Int)?
+    /// Kafka: `max.connections` — client connections the broker accepts at once; more are closed
+    /// right after accept. Default: 2147483647 (unlimited), as Kafka.
+    public var maxConnections: Int = Int(Int32.max)
+    /// Kafka: `max.connections.per.ip` — connections from one IP address at once; more are closed
+    /// right after accept. Default: 2147483647, as Kafka.
+    public var maxConnectionsPerIp: Int = Int(Int32.max)
+    /// Kafka: `max.connections.per.ip.overrides` — `host:count,host:count`.
+    public var maxConnectionsPerIpOverrides: [String: Int] = [:]
+    /// Kafka: `connections.max.idle.ms` — a connection with no request or response for this long is
+    /// closed. Default: 600000 (10 minutes), as Kafka.
+    public var connectionsMaxIdleMs: Int64 = 600_000
+    /// Kafka: `max.incremental.fetch.session.cache.slots` — KIP-227 fetch sessions kept at once
+    /// (0: no sessions, every fetch is a full fetch). Default: 1000.
+    public var maxIncrementalFetchSessionCacheSlots: Int = 1000
+    /// Kafka: `quota.window.num` / `quota.window.size.seconds` — client quota rates are measured over
+    /// this many samples of this length. Defaults: 11 and 1.
+    public var quotaWindowNum: Int = 11
+    public var quotaWindowSizeSeconds: Int = 1
+    /// Petrel: `petrel.health.log.interval.ms` — how often `petrel serve` logs its health line
+    /// (throughput, connections, largest consumer lag) at info level. Default: 60000.
+    public var healthLogIntervalMs: Int64 = 60_000
 
     /// Every static key=value given (file and `--set`), including topic-default synonyms such as
     /// `log.retention.hours`; used to resolve topic config defaults and for DescribeConfigs(BROKER).
     public private(set) var staticConfigs: [String: String] = [:]
+    /// Dynamic broker configs (AlterConfigs on BROKER resources), per broker and cluster-wide
+    /// default; they override the static ones (Kafka's DYNAMIC_BROKER_CONFIG and
+    /// DYNAMIC_DEFAULT_BROKER_CONFIG). See `DynamicBrokerConfig`.
+    public private(set) var dynamicBrokerConfigs: [String: String] = [:]
+    public private(set) var dynamicDefaultConfigs: [String: String] = [:]
 
     public init() {}
 
@@ -219,6 +249,44 @@ public struct BrokerConfiguration: Sendable {
         case "petrel.disk.full.probe.interval.ms":
             diskFullProbeIntervalMs = try int(Int64.self)
             guard diskFullProbeIntervalMs >= 1 else { throw ConfigurationError("petrel.disk.full.probe.interval.ms must be at least 1") }
+        case "metrics.listen":
+            if value.isEmpty || value == "off" {
+                metricsListen = nil
+            } else {
+                let (host, port) = try Self.parseListener(value)
+                metricsListen = (host, port)
+            }
+        case "max.connections":
+            maxConnections = try int(Int.self)
+            guard maxConnections >= 0 else { throw ConfigurationError("max.connections must not be negative") }
+        case "max.connections.per.ip":
+            maxConnectionsPerIp = try int(Int.self)
+            guard maxConnectionsPerIp >= 0 else { throw ConfigurationError("max.connections.per.ip must not be negative") }
+        case "max.connections.per.ip.overrides":
+            var overrides: [String: Int] = [:]
+            for entry in value.split(separator: ",") {
+                let parts = entry.split(separator: ":").map { String($0.filter { $0 != " " }) }
+                guard parts.count == 2, let count = Int(parts[1]), count >= 0 else {
+                    throw ConfigurationError("invalid entry '\(entry)' in max.connections.per.ip.overrides: expected host:count")
+                }
+                overrides[parts[0]] = count
+            }
+            maxConnectionsPerIpOverrides = overrides
+        case "petrel.health.log.interval.ms":
+            healthLogIntervalMs = try int(Int64.self)
+            guard healthLogIntervalMs >= 100 else { throw ConfigurationError("petrel.health.log.interval.ms must be at least 100") }
+        case "quota.window.num":
+            quotaWindowNum = try int(Int.self)
+            guard quotaWindowNum >= 2 else { throw ConfigurationError("quota.window.num must be at least 2") }
+        case "quota.window.size.seconds":
+            quotaWindowSizeSeconds = try int(Int.self)
+            guard quotaWindowSizeSeconds >= 1 else { throw ConfigurationError("quota.window.size.seconds must be at least 1") }
+        case "max.incremental.fetch.session.cache.slots":
+            maxIncrementalFetchSessionCacheSlots = try int(Int.self)
+            guard maxIncrementalFetchSessionCacheSlots >= 0 else { throw ConfigurationError("max.incremental.fetch.session.cache.slots must not be negative") }
+        case "connections.max.idle.ms":
+            connectionsMaxIdleMs = try int(Int64.self)
+            guard connectionsMaxIdleMs >= 1 else { throw ConfigurationError("connections.max.idle.ms must be at least 1") }
         default:
             // Topic-default synonyms are validated with the topic config they feed.
             for definition in TopicConfigs.all where definition.brokerSynonyms.contains(where: { $0.name == key }) {
@@ -248,6 +316,14 @@ public struct BrokerConfiguration: Sendable {
 }
 
 extension BrokerConfiguration {
+    /// Applies a dynamic broker config (validated like a static one) without counting it as static.
+    public mutating func applyDynamic(key: String, value: String, clusterDefault: Bool) throws(ConfigurationError) {
+        let previous = staticConfigs[key]
+        try apply(key: key, value: value)
+        staticConfigs[key] = previous
+        if clusterDefault { dynamicDefaultConfigs[key] = value } else { dynamicBrokerConfigs[key] = value }
+    }
+
     /// The segment-file descriptor budget for an open-file limit of `fileLimit`: the configured
     /// `petrel.log.open.files.max`, or the limit minus a reserve (an eighth, at least 256) for
     /// client sockets, checkpoints and the like.

@@ -147,12 +147,17 @@ extension BrokerConfiguration {
                 synonyms.append((definition.name, value, .dynamicTopicConfig))
             }
             for synonym in definition.brokerSynonyms {
-                if let raw = staticConfigs[synonym.name] {
+                let layers: [(String?, ConfigSource)] = [
+                    (dynamicBrokerConfigs[synonym.name], .dynamicBrokerConfig),
+                    (dynamicDefaultConfigs[synonym.name], .dynamicDefaultBrokerConfig),
+                    (staticConfigs[synonym.name], .staticBrokerConfig),
+                ]
+                for case (let raw?, let source) in layers {
                     var value = raw
                     if synonym.factor != 1, let number = Int64(raw) {
                         value = String(number.multipliedReportingOverflow(by: synonym.factor).overflow ? Int64.max : number * synonym.factor)
                     }
-                    synonyms.append((synonym.name, value, .staticBrokerConfig))
+                    synonyms.append((synonym.name, value, source))
                 }
             }
             synonyms.append((definition.name, definition.defaultValue, .defaultConfig))

@@ -185,6 +185,7 @@ extension Broker {
 
     /// Broker-level configs reported by DescribeConfigs(BROKER): the ones that shape behaviour here.
     var describedBrokerConfigs: [(name: String, value: String, type: ConfigType)] {
+        let configuration = topics.configuration  // static + dynamic
         let (host, port) = advertisedAddress
         var configs: [(name: String, value: String, type: ConfigType)] = [
             ("advertised.listeners", "PLAINTEXT://\(host):\(port)", .string),
@@ -208,10 +209,27 @@ extension Broker {
         let known = Set(configs.map(\.name))
         for definition in TopicConfigs.all {
             guard let synonym = definition.brokerSynonyms.first, !known.contains(synonym.name) else { continue }
-            let value = configuration.staticConfigs[synonym.name] ?? (synonym.factor == 1 ? definition.defaultValue : "")
+            let value = configuration.dynamicBrokerConfigs[synonym.name] ?? configuration.dynamicDefaultConfigs[synonym.name]
+                ?? configuration.staticConfigs[synonym.name] ?? (synonym.factor == 1 ? definition.defaultValue : "")
             if !value.isEmpty { configs.append((synonym.name, value, definition.type)) }
         }
+        let listed = Set(configs.map(\.name))
+        for (name, value) in configuration.dynamicBrokerConfigs.merging(configuration.dynamicDefaultConfigs, uniquingKeysWith: { a, _ in a })
+        where !listed.contains(name) {
+            configs.append((name, value, TopicConfigs.all.first { $0.brokerSynonyms.contains { $0.name == name } }?.type ?? .string))
+        }
         return configs.sorted { $0.name < $1.name }
+    }
+
+    /// Where a broker config's value comes from, most specific first (Kafka's synonyms).
+    func brokerConfigSources(_ name: String, value: String) -> [(value: String, source: ConfigSource)] {
+        let configuration = topics.configuration
+        var sources: [(value: String, source: ConfigSource)] = []
+        if let dynamic = configuration.dynamicBrokerConfigs[name] { sources.append((dynamic, .dynamicBrokerConfig)) }
+        if let dynamic = configuration.dynamicDefaultConfigs[name] { sources.append((dynamic, .dynamicDefaultBrokerConfig)) }
+        if let fixed = configuration.staticConfigs[name] { sources.append((fixed, .staticBrokerConfig)) }
+        if sources.isEmpty { sources.append((value, .defaultConfig)) }
+        return sources
     }
 
     func handleDescribeConfigs(_ context: RequestContext, _ request: DescribeConfigsRequest) -> DescribeConfigsResponse {
@@ -232,7 +250,7 @@ extension Broker {
                     result.errorMessage = "Topic \(resource.resourceName) does not exist"
                     break
                 }
-                for resolved in configuration.resolveTopicConfigs(overrides: topic.overrides) {
+                for resolved in topics.configuration.resolveTopicConfigs(overrides: topic.overrides) {
                     if let wanted, !wanted.contains(resolved.name) { continue }
                     var entry = DescribeConfigsResponse.DescribeConfigsResourceResult(
                         name: resolved.name, value: resolved.value, readOnly: false,
@@ -250,15 +268,31 @@ extension Broker {
                     result.errorMessage = "Unexpected broker id, expected \(configuration.nodeId) or empty string, but received \(resource.resourceName)"
                     break
                 }
+                if resource.resourceName.isEmpty {
+                    // The cluster-wide default resource shows only what was set on it (as Kafka).
+                    for (name, value) in dynamicConfig.defaultConfigs.sorted(by: { $0.key < $1.key }) {
+                        if let wanted, !wanted.contains(name) { continue }
+                        var entry = DescribeConfigsResponse.DescribeConfigsResourceResult(
+                            name: name, value: value, readOnly: false, isDefault: false,
+                            configSource: ConfigSource.dynamicDefaultBrokerConfig.rawValue, isSensitive: false, synonyms: [],
+                            configType: ConfigType.string.rawValue, documentation: nil)
+                        if request.includeSynonyms && version >= 1 {
+                            entry.synonyms = [.init(name: name, value: value, source: ConfigSource.dynamicDefaultBrokerConfig.rawValue)]
+                        }
+                        result.configs.append(entry)
+                    }
+                    break
+                }
                 for config in describedBrokerConfigs {
                     if let wanted, !wanted.contains(config.name) { continue }
-                    let isStatic = configuration.staticConfigs[config.name] != nil
-                    let source: ConfigSource = isStatic ? .staticBrokerConfig : .defaultConfig
+                    let sources = brokerConfigSources(config.name, value: config.value)
+                    let source = sources[0].source
                     var entry = DescribeConfigsResponse.DescribeConfigsResourceResult(
-                        name: config.name, value: config.value, readOnly: true, isDefault: version == 0 && !isStatic,
+                        name: config.name, value: config.value, readOnly: !DynamicBrokerConfig.dynamicNames.contains(config.name),
+                        isDefault: version == 0 && source == .defaultConfig,
                         configSource: source.rawValue, isSensitive: false, synonyms: [], configType: config.type.rawValue, documentation: nil)
                     if request.includeSynonyms && version >= 1 {
-                        entry.synonyms = [.init(name: config.name, value: config.value, source: source.rawValue)]
+                        entry.synonyms = sources.map { .init(name: config.name, value: $0.value, source: $0.source.rawValue) }
                     }
                     result.configs.append(entry)
                 }
@@ -299,11 +333,13 @@ extension Broker {
                 response.responses.append(.init(errorCode: refused.rawValue, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName))
                 continue
             }
+            let isBroker = ConfigResourceType(rawValue: resource.resourceType) == .broker
             let (code, message) = alterConfigs(of: resource.resourceType, resource.resourceName, validateOnly: request.validateOnly) {
                 current throws(TopicError) in
                 var overrides = current
                 for config in resource.configs {
-                    guard let definition = TopicConfigs.byName[config.name] else {
+                    let definition = TopicConfigs.byName[config.name]
+                    if !isBroker && definition == nil {
                         throw TopicError(.invalidConfig, "Unknown topic config name: \(config.name)")
                     }
                     switch config.configOperation {
@@ -313,10 +349,11 @@ extension Broker {
                     case 1:  // DELETE
                         overrides[config.name] = nil
                     case 2, 3:  // APPEND, SUBTRACT (list configs only)
-                        guard definition.type == .list else {
+                        guard isBroker || definition?.type == .list else {
                             throw TopicError(.invalidConfig, "Config value append/subtract is not allowed for config key: \(config.name)")
                         }
-                        let base = overrides[config.name] ?? configuration.resolveTopicConfigs(overrides: [:]).first { $0.name == config.name }?.value ?? ""
+                        let base = overrides[config.name]
+                            ?? (isBroker ? nil : topics.configuration.resolveTopicConfigs(overrides: [:]).first { $0.name == config.name }?.value) ?? ""
                         var items = base.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
                         let changes = (config.value ?? "").split(separator: ",").map { $0.trimmingWhitespace() }
                         if config.configOperation == 2 {
@@ -351,8 +388,21 @@ extension Broker {
         of resourceType: Int8, _ name: String, validateOnly: Bool,
         _ change: ([String: String]) throws(TopicError) -> [String: String]
     ) -> (KafkaErrorCode, String?) {
+        if ConfigResourceType(rawValue: resourceType) == .broker {
+            guard name.isEmpty || name == String(configuration.nodeId) else {
+                return (.invalidRequest, "Unexpected broker id, expected \(configuration.nodeId) or empty string, but received \(name)")
+            }
+            do {
+                if let effective = try dynamicConfig.alter(clusterDefault: name.isEmpty, validateOnly: validateOnly, change) {
+                    applyDynamicConfiguration(effective)
+                }
+                return (.none, nil)
+            } catch {
+                return (error.code, error.message)
+            }
+        }
         guard ConfigResourceType(rawValue: resourceType) == .topic else {
-            return (.invalidRequest, "Only topic configs can be altered on this broker")
+            return (.invalidRequest, "Only topic and broker configs can be altered on this broker")
         }
         do {
             try topics.alterConfigs(name: name, validateOnly: validateOnly, change)

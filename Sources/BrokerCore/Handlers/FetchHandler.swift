@@ -30,6 +30,7 @@ extension Broker {
     /// otherwise parked until an append to one of its partitions satisfies it or MaxWaitMs passes.
     /// Log bytes are never decoded: responses carry file regions sent with sendfile.
     func handleFetch(_ context: RequestContext, _ request: FetchRequest, reply: Reply<FetchResponse>) {
+        // Fetch v7+ carries KIP-227 session fields (FetchSessions.swift).
         let version = context.header.apiVersion
         if version < 4 && !configuration.legacyMessageFormats {
             reply.close("Fetch v\(version) (message format v0/v1) is not served: petrel.legacy.message.formats.enable=false")
@@ -66,15 +67,24 @@ extension Broker {
                 targets.append(target)
             }
         }
+        // KIP-227: an incremental fetch reads its whole session.
+        let fetchSession: FetchSessionContext?
+        switch applyFetchSession(request, version: version, targets: &targets, responseTopics: &responseTopics) {
+        case .proceed(let context): fetchSession = context
+        case .refused(let code):
+            metrics?.countError(.fetch, code: code.rawValue)
+            reply.send(FetchResponse(throttleTimeMs: 0, errorCode: code.rawValue, sessionId: 0, responses: []))
+            return
+        }
         let maxBytes = version >= 3 ? max(0, Int(request.maxBytes)) : Int(Int32.max)
         let minBytes = max(0, Int(request.minBytes))
         let maxWait = max(0, Int64(request.maxWaitMs))
-        let template = FetchResponse(throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses: responseTopics)
+        let template = FetchResponse(throttleTimeMs: 0, errorCode: 0, sessionId: fetchSession?.responseSessionId ?? 0, responses: responseTopics)
 
         let targetList = targets
         let first = evaluateFetch(targetList, maxBytes: maxBytes)
         if first.hasError || first.byteCount >= max(minBytes, 1) || maxWait == 0 || targetList.isEmpty {
-            sendFetchResponse(template, targetList, first, legacyMagic: legacyMagic, reply: reply)
+            sendFetchResponse(template, targetList, first, legacyMagic: legacyMagic, session: fetchSession, reply: reply)
             return
         }
         // Park: the first of (an append that satisfies MinBytes, the MaxWaitMs timer) answers.
@@ -89,7 +99,7 @@ extension Broker {
             waiter.finish()
             if let id = waiter.waiterId { fetchWaiters.remove(id) }
             waiter.timer?.cancel()
-            sendFetchResponse(template, targetList, evaluation, legacyMagic: legacyMagic, reply: reply)
+            sendFetchResponse(template, targetList, evaluation, legacyMagic: legacyMagic, session: fetchSession, reply: reply)
         }
         let partitions = targetList.compactMap { $0.log?.topicPartition }
         waiter.waiterId = fetchWaiters.add(partitions: partitions) {
@@ -143,10 +153,14 @@ extension Broker {
     }
 
     func sendFetchResponse(
-        _ template: FetchResponse, _ targets: [FetchTarget], _ evaluation: FetchEvaluation, legacyMagic: Int8? = nil, reply: Reply<FetchResponse>
+        _ template: FetchResponse, _ targets: [FetchTarget], _ evaluation: FetchEvaluation, legacyMagic: Int8? = nil,
+        session: FetchSessionContext? = nil, reply: Reply<FetchResponse>
     ) {
         var response = template
         var retained: [AnyObject] = []
+        // Client quotas: a throttled fetch is answered without records (Kafka's throttled response).
+        let throttleMs = clientQuotas.record(
+            .fetch, clientId: reply.context.header.clientId ?? "", amount: Double(evaluation.byteCount), nowMs: clock.wallMilliseconds())
         for (target, result) in zip(targets, evaluation.results) {
             var partition = FetchResponse.PartitionData(partitionIndex: target.partitionIndex, errorCode: result.error.rawValue)
             partition.abortedTransactions = nil
@@ -167,15 +181,27 @@ extension Broker {
                 partition.logStartOffset = -1
             }
             partition.preferredReadReplica = -1
-            if let read = result.read, read.byteCount > 0, let legacyMagic {
+            if throttleMs > 0 {
+                partition.records = Records.empty
+            } else if let read = result.read, read.byteCount > 0, let legacyMagic {
+                target.log?.traffic.recordOut(bytes: read.byteCount)
                 partition.records = makeLegacyRecords(read, magic: legacyMagic, fromOffset: target.fetchOffset)
             } else if let read = result.read, read.byteCount > 0 {
+                target.log?.traffic.recordOut(bytes: read.byteCount)
                 partition.records = makeRecords(read, retained: &retained)
             } else {
                 partition.records = Records.empty
             }
             response.responses[target.topicIndex].partitions.append(partition)
         }
+        if evaluation.hasError { metrics?.countErrors(response) }
+        if throttleMs > 0 {
+            response.throttleTimeMs = Int32(clamping: throttleMs)
+            if session != nil { response.responses = [] }  // the session's cached state stays as it was
+            reply.send(response, retained: [], throttleMs: throttleMs)
+            return
+        }
+        session?.finish(&response)
         reply.send(response, retained: retained)
     }
 

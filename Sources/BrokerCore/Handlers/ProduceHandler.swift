@@ -26,11 +26,20 @@ extension Broker {
         let partitionCount = request.topicData.reduce(0) { $0 + $1.partitionData.count }
         let aggregate = ProduceAggregate(request: request, partitionCount: partitionCount)
         let eventLoop = context.eventLoop
+        let metrics = self.metrics
+        let quotas = clientQuotas
+        let clock = self.clock
+        let clientId = context.header.clientId ?? ""
+        let requestBytes = request.topicData.reduce(0) { $0 + $1.partitionData.reduce(0) { $0 + ($1.records?.byteCount ?? 0) } }
         let finish: @Sendable (ProduceResponse) -> Void = { response in
+            metrics?.countErrors(response)
             // Completions arrive on the appender thread: encode on the connection's event loop.
             let answer: @Sendable () -> Void = {
+                let throttleMs = quotas.record(.produce, clientId: clientId, amount: Double(requestBytes), nowMs: clock.wallMilliseconds())
                 if acks != 0 {
-                    reply.send(response)
+                    var response = response
+                    response.throttleTimeMs = Int32(clamping: throttleMs)
+                    reply.send(response, retained: [], throttleMs: throttleMs)
                 } else if let failed = response.responses.lazy.flatMap(\.partitionResponses).first(where: { $0.errorCode != 0 }) {
                     // acks=0 has no response to carry the error: like Kafka, close the connection so
                     // the producer notices and refreshes its metadata.
@@ -140,9 +149,11 @@ extension Broker {
                     // LogValidator, store the records' real maximum.
                     stored = RecordBatch.withMaxTimestamp(deep.summary.maxTimestamp, batch)
                 }
+                let storedBytes = stored.readableBytes
                 logManager.appender.append(stored, to: log) { result in
                     switch result {
                     case .success(let appended):
+                        log.traffic.recordIn(bytes: storedBytes, messages: Int(appended.lastOffset - appended.baseOffset + 1))
                         aggregate.succeed(slot, appended, finish: finish)
                     case .failure(let error):
                         aggregate.fail(slot, Self.errorCode(for: error), message: error.message, finish: finish)

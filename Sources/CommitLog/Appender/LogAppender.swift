@@ -53,6 +53,8 @@ public final class LogAppender: @unchecked Sendable {
     /// Called on the appender thread after appends advanced a partition's high watermark.
     /// Set before `start()`.
     public var onAppended: (@Sendable (TopicPartition, Int64) -> Void)?
+    /// Group and group-commit counters (metrics).
+    public let statistics = StorageStatistics()
 
     private let lock = ConditionLock()
     // Guarded by `lock`.
@@ -232,6 +234,7 @@ public final class LogAppender: @unchecked Sendable {
         flushLogs.removeAll(keepingCapacity: true)
         arena.reset()
 
+        statistics.recordGroup(batches: range.count)
         // 1. Assign offsets and positions (rolling as needed); queue the batch writes.
         for index in range {
             outcomes.append(reserve(index, now: now))
@@ -270,8 +273,14 @@ public final class LogAppender: @unchecked Sendable {
             queueWriteBehind(log)
         }
         if !operations.isEmpty {
+            let flushStart = flushLogs.isEmpty ? 0 : clock.monotonicNanoseconds()
             io.submit(&operations)
             noteFailures(writeBehind: true)
+            if !flushLogs.isEmpty {
+                let nanoseconds = Int(clock.monotonicNanoseconds() &- flushStart)
+                statistics.recordGroupCommit(batches: range.count, nanoseconds: nanoseconds)
+                statistics.observer.withLock { $0 }?.groupCommitted(batches: range.count, nanoseconds: nanoseconds)
+            }
         }
         for log in flushLogs {
             if let failure = log.groupFailure {

@@ -14,6 +14,8 @@ public final class PartitionLog: @unchecked Sendable {
     public let topicPartition: TopicPartition
     /// The partition directory's path.
     public let directory: String
+    /// Bytes and messages in/out, for metrics.
+    public let traffic = PartitionTraffic()
     let io: any FileIO
     let clock: any LogClock
     let logger: Logger
@@ -167,6 +169,8 @@ public final class PartitionLog: @unchecked Sendable {
 
     /// Base offsets of the segments, oldest first (for tools and tests).
     public var segmentBaseOffsets: [Int64] { state.withLock { $0.segments.map(\.baseOffset) } }
+    /// Number of segments (metrics).
+    public var segmentCount: Int { state.withLock { $0.segments.count } }
 
     /// The segments now (oldest first).
     var currentSegments: [LogSegment] { state.withLock { $0.segments } }

@@ -23,6 +23,7 @@ extension LogManager {
         }
         if moved { checkpointLogStartOffsets() }
         fileDeleter.unlinkDue(now: now)
+        statistics.recordRetention(deletedSegments: deleted)
         return deleted
     }
 

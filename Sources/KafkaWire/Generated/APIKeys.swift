@@ -406,6 +406,8 @@ extension APIKey {
         ServedAPIRange(apiKey: .deleteGroups, minVersion: 0, maxVersion: 2),
         ServedAPIRange(apiKey: .incrementalAlterConfigs, minVersion: 0, maxVersion: 1),
         ServedAPIRange(apiKey: .offsetDelete, minVersion: 0, maxVersion: 0),
+        ServedAPIRange(apiKey: .describeClientQuotas, minVersion: 0, maxVersion: 1),
+        ServedAPIRange(apiKey: .alterClientQuotas, minVersion: 0, maxVersion: 1),
         ServedAPIRange(apiKey: .describeUserScramCredentials, minVersion: 0, maxVersion: 0),
         ServedAPIRange(apiKey: .alterUserScramCredentials, minVersion: 0, maxVersion: 0),
         ServedAPIRange(apiKey: .describeCluster, minVersion: 0, maxVersion: 1),
@@ -453,6 +455,8 @@ extension APIKey {
         case .deleteGroups: return DeleteGroupsRequest.self
         case .incrementalAlterConfigs: return IncrementalAlterConfigsRequest.self
         case .offsetDelete: return OffsetDeleteRequest.self
+        case .describeClientQuotas: return DescribeClientQuotasRequest.self
+        case .alterClientQuotas: return AlterClientQuotasRequest.self
         case .describeUserScramCredentials: return DescribeUserScramCredentialsRequest.self
         case .alterUserScramCredentials: return AlterUserScramCredentialsRequest.self
         case .describeCluster: return DescribeClusterRequest.self
@@ -502,6 +506,8 @@ extension APIKey {
         case .deleteGroups: return DeleteGroupsResponse.self
         case .incrementalAlterConfigs: return IncrementalAlterConfigsResponse.self
         case .offsetDelete: return OffsetDeleteResponse.self
+        case .describeClientQuotas: return DescribeClientQuotasResponse.self
+        case .alterClientQuotas: return AlterClientQuotasResponse.self
         case .describeUserScramCredentials: return DescribeUserScramCredentialsResponse.self
         case .alterUserScramCredentials: return AlterUserScramCredentialsResponse.self
         case .describeCluster: return DescribeClusterResponse.self

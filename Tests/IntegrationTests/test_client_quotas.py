@@ -1,0 +1,204 @@
+"""Client quotas (KIP-13/KIP-546) with confluent-kafka: AlterClientQuotas / DescribeClientQuotas,
+persisted across a restart; a producer whose client-id has a producer_byte_rate converges to it
+(±10%) while an unthrottled producer on the same broker keeps its rate; a consumer is held to its
+consumer_byte_rate."""
+
+import socket
+import struct
+import threading
+import time
+
+import pytest
+from confluent_kafka import TopicPartition
+
+import petrel_helpers as h
+from conftest import is_peer
+
+pytestmark = pytest.mark.skipif(is_peer(), reason="Petrel's quota store")
+
+KIB = 1024
+
+
+# Neither confluent-kafka 2.16 nor kafka-python has the client-quota admin APIs: v0 frames by hand.
+def _str(text):
+    if text is None:
+        return struct.pack(">h", -1)
+    data = text.encode()
+    return struct.pack(">h", len(data)) + data
+
+
+def _call(bootstrap, api_key, body):
+    host, port = bootstrap.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=15) as s:
+        frame = struct.pack(">hhi", api_key, 0, 1) + _str("quota-admin") + body
+        s.sendall(struct.pack(">i", len(frame)) + frame)
+        size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+        data = s.recv(size, socket.MSG_WAITALL)
+    assert struct.unpack(">i", data[:4])[0] == 1
+    return data[4:]
+
+
+class _Reader:
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+
+    def take(self, fmt):
+        value = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += struct.calcsize(fmt)
+        return value[0]
+
+    def string(self):
+        n = self.take(">h")
+        if n < 0:
+            return None
+        text = self.data[self.pos:self.pos + n].decode()
+        self.pos += n
+        return text
+
+
+def _alter_raw(bootstrap, entries, validate_only=False):
+    """entries: [({"client-id": name or None, ...}, {key: value or None (remove)})] -> [(error_code, message)]"""
+    body = struct.pack(">i", len(entries))
+    for entity, ops in entries:
+        body += struct.pack(">i", len(entity))
+        for etype, name in entity.items():
+            body += _str(etype) + _str(name)
+        body += struct.pack(">i", len(ops))
+        for key, value in ops.items():
+            body += _str(key) + struct.pack(">d?", value or 0.0, value is None)
+    body += struct.pack(">?", validate_only)
+    r = _Reader(_call(bootstrap, 49, body))
+    r.take(">i")
+    out = []
+    for _ in range(r.take(">i")):
+        code, message = r.take(">h"), r.string()
+        for _ in range(r.take(">i")):
+            r.string(), r.string()
+        out.append((code, message))
+    return out
+
+
+def _alter(bootstrap, client_id, **quotas):
+    assert _alter_raw(bootstrap, [({"client-id": client_id}, quotas)]) == [(0, None)]
+
+
+def _describe(bootstrap, components=(("client-id", 2, None),), strict=False):
+    body = struct.pack(">i", len(components))
+    for etype, match_type, match in components:
+        body += _str(etype) + struct.pack(">b", match_type) + _str(match)
+    body += struct.pack(">?", strict)
+    r = _Reader(_call(bootstrap, 48, body))
+    r.take(">i")
+    code, message = r.take(">h"), r.string()
+    assert code == 0, (code, message)
+    got = {}
+    for _ in range(r.take(">i")):
+        entity = tuple((r.string(), r.string()) for _ in range(r.take(">i")))
+        values = {}
+        for _ in range(r.take(">i")):
+            key = r.string()
+            values[key] = r.take(">d")
+        got[entity] = values
+    return got
+
+
+def _produce_for(bs, topic, client_id, seconds, out: dict):
+    p = h.producer(bs, client_id=client_id, linger_ms=5, batch_size=16 * KIB, acks="1")
+    value = b"q" * KIB
+    delivered = []
+
+    def cb(err, msg):
+        if err is None:
+            delivered.append(time.monotonic())
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            p.produce(topic, value=value, on_delivery=cb)
+        except BufferError:
+            p.poll(0.01)
+        p.poll(0)
+    p.flush(30)
+    out[client_id] = delivered
+
+
+def test_alter_describe_and_persist(broker_factory):
+    b = broker_factory()
+    bs = b.bootstrap
+    _alter(bs, "svc-a", producer_byte_rate=1048576.0, consumer_byte_rate=2097152.0)
+    _alter(bs, None, producer_byte_rate=4194304.0)  # the default client-id
+    _alter_raw(bs, [({"user": "alice", "client-id": "svc-a"}, {"request_percentage": 50.0})])
+    got = _describe(bs)
+    assert got[(("client-id", "svc-a"),)] == {"producer_byte_rate": 1048576.0, "consumer_byte_rate": 2097152.0}
+    assert got[(("client-id", None),)] == {"producer_byte_rate": 4194304.0}
+    assert got[(("user", "alice"), ("client-id", "svc-a"))] == {"request_percentage": 50.0}
+    # strict: only entities made of exactly the filtered types; match type 1: the default entity.
+    assert set(_describe(bs, strict=True)) == {(("client-id", "svc-a"),), (("client-id", None),)}
+    assert set(_describe(bs, components=(("client-id", 1, None),))) == {(("client-id", None),)}
+    assert set(_describe(bs, components=(("client-id", 0, "svc-a"),), strict=True)) == {(("client-id", "svc-a"),)}
+    # Refusals: unknown key, non-positive value, unknown entity type (INVALID_REQUEST = 42).
+    assert _alter_raw(bs, [({"client-id": "x"}, {"bogus_rate": 1.0})])[0][0] == 42
+    assert _alter_raw(bs, [({"client-id": "x"}, {"producer_byte_rate": -5.0})])[0][0] == 42
+    assert _alter_raw(bs, [({"ip": "1.2.3.4"}, {"producer_byte_rate": 5.0})])[0][0] == 42
+    # validate_only changes nothing.
+    assert _alter_raw(bs, [({"client-id": "y"}, {"producer_byte_rate": 5.0})], validate_only=True) == [(0, None)]
+    assert (("client-id", "y"),) not in _describe(bs)
+    b.restart()
+    bs = b.bootstrap
+    assert _describe(bs) == got
+    # Removing a value; removing the last one removes the entity.
+    _alter(bs, "svc-a", consumer_byte_rate=None)
+    assert _describe(bs)[(("client-id", "svc-a"),)] == {"producer_byte_rate": 1048576.0}
+    _alter(bs, "svc-a", producer_byte_rate=None)
+    assert (("client-id", "svc-a"),) not in _describe(bs)
+
+
+def test_throttled_producer_converges_while_another_keeps_its_rate(broker_factory, topic_name):
+    # 3 one-second samples: Kafka's rate lets a client burst quota x (samples - 1) after a pause and
+    # then throttles it to pay back, so the throttled rate is a sawtooth with the window's period;
+    # it is measured over whole periods after the first.
+    b = broker_factory({"quota.window.num": "3", "quota.window.size.seconds": "1"})
+    bs = b.bootstrap
+    h.create_topic(bs, topic_name, partitions=2)
+    quota = 256 * KIB
+    _alter(bs, "slow", producer_byte_rate=float(quota))
+    out: dict = {}
+    seconds = 22
+    threads = [threading.Thread(target=_produce_for, args=(bs, topic_name, c, seconds, out)) for c in ("slow", "fast")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    start = min(min(out["slow"]), min(out["fast"]))
+
+    def rate(times, lo, hi):
+        n = sum(1 for t in times if start + lo <= t < start + hi)
+        return n * KIB / (hi - lo)
+
+    slow = rate(out["slow"], 3, 21)  # six 3-second periods after the first
+    fast = rate(out["fast"], 3, 21)
+    print(f"slow {slow / KIB:.0f} KiB/s (quota {quota / KIB:.0f}), fast {fast / KIB:.0f} KiB/s")
+    assert abs(slow - quota) <= 0.10 * quota, f"throttled producer at {slow / KIB:.0f} KiB/s, quota {quota / KIB:.0f}"
+    assert fast > 4 * quota, f"unthrottled producer only {fast / KIB:.0f} KiB/s"
+
+
+def test_consumer_byte_rate(broker_factory, topic_name):
+    b = broker_factory({"quota.window.num": "3", "quota.window.size.seconds": "1"})
+    bs = b.bootstrap
+    h.create_topic(bs, topic_name)
+    h.produce_all(h.producer(bs, linger_ms=20), topic_name, [{"value": b"c" * KIB} for _ in range(6000)])
+    quota = 512 * KIB
+    _alter(bs, "reader", consumer_byte_rate=float(quota))
+    c = h.consumer(bs, client_id="reader", max_partition_fetch_bytes=64 * KIB)
+    c.assign([TopicPartition(topic_name, 0, 0)])
+    got = 0
+    t0 = time.monotonic()
+    while got < 6000 and time.monotonic() - t0 < 60:
+        got += sum(1 for m in c.consume(num_messages=1000, timeout=0.2) if not m.error())
+    elapsed = time.monotonic() - t0
+    c.close()
+    assert got == 6000
+    rate = got * KIB / elapsed
+    print(f"consumer {rate / KIB:.0f} KiB/s, quota {quota / KIB:.0f}")
+    # 6 MiB at 512 KiB/s: the first windows are generous (Kafka's rule), then it is held near the quota.
+    assert 0.4 * quota < rate < 1.5 * quota, rate

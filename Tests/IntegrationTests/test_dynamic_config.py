@@ -1,0 +1,122 @@
+"""Dynamic broker configs through confluent-kafka's AdminClient: AlterConfigs /
+IncrementalAlterConfigs / DescribeConfigs on the BROKER resource (node id and the "" default),
+with Kafka's sources, applied to existing topics without a restart, refused outside Kafka's
+dynamic set (INVALID_REQUEST), and kept across a restart."""
+
+import os
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource
+
+import petrel_helpers as h
+from conftest import is_peer
+
+pytestmark = pytest.mark.skipif(is_peer(), reason="Petrel's dynamic config store")
+
+BROKER = ConfigResource.Type.BROKER
+TOPIC = ConfigResource.Type.TOPIC
+
+
+def _describe(a, rtype, name):
+    res = ConfigResource(rtype, name)
+    return a.describe_configs([res], request_timeout=15)[res].result(15)
+
+
+def _incremental(a, name, **sets):
+    entries = [ConfigEntry(k.replace("_", "."), v, incremental_operation=AlterConfigOpType.SET if v is not None else AlterConfigOpType.DELETE)
+               for k, v in sets.items()]
+    res = ConfigResource(BROKER, name, incremental_configs=entries)
+    return a.incremental_alter_configs([res], request_timeout=15)[res].result(15)
+
+
+def _error_code(exc_info) -> int:
+    err = exc_info.value.args[0]
+    return err.code()
+
+
+def test_broker_and_default_dynamic_configs_apply_to_topics_at_once(broker_factory, topic_name):
+    b = broker_factory()
+    bs = b.bootstrap
+    a = h.admin(bs)
+    h.create_topic(bs, topic_name)
+    assert _describe(a, TOPIC, topic_name)["retention.ms"].source == ConfigSource.DEFAULT_CONFIG.value
+
+    # Node 0's dynamic configs (librdkafka cannot address the "" default resource: BrokerCoreTests'
+    # DynamicBrokerConfigTests cover it with encoded requests).
+    _incremental(a, "0", log_retention_ms="12345000", log_segment_bytes="65536")
+    broker = _describe(a, BROKER, "0")
+    assert broker["log.retention.ms"].value == "12345000"
+    assert broker["log.retention.ms"].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+    assert not broker["log.retention.ms"].is_read_only
+    assert broker["log.segment.bytes"].value == "65536"
+    assert broker["node.id"].is_read_only
+
+    # The existing topic (no overrides) follows at once, with the source Kafka reports.
+    topic = _describe(a, TOPIC, topic_name)
+    assert topic["retention.ms"].value == "12345000"
+    assert topic["retention.ms"].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+    assert topic["segment.bytes"].value == "65536"
+    assert topic["segment.bytes"].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+
+    # ... and so does its log: 64 KiB segments now roll while producing 400 KiB.
+    h.produce_all(h.producer(bs, linger_ms=0, batch_size=8192), topic_name, [{"value": b"x" * 4000} for _ in range(100)])
+    segments = [f for f in os.listdir(b.data_dir / f"{topic_name}-0") if f.endswith(".log")]
+    assert len(segments) >= 4, segments
+
+    # DELETE goes back to the next layer (here Kafka's default).
+    _incremental(a, "0", log_retention_ms=None)
+    assert _describe(a, TOPIC, topic_name)["retention.ms"].value == "604800000"
+
+    # Kept across a restart.
+    b.restart()
+    a = h.admin(b.bootstrap)
+    broker = _describe(a, BROKER, "0")
+    assert broker["log.segment.bytes"].value == "65536"
+    assert broker["log.segment.bytes"].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+    assert "log.retention.ms" not in broker or broker["log.retention.ms"].source != ConfigSource.DYNAMIC_BROKER_CONFIG.value
+    assert _describe(a, TOPIC, topic_name)["segment.bytes"].value == "65536"
+
+
+def test_connection_limits_change_without_restart(broker_factory):
+    import socket
+    import time
+    b = broker_factory()
+    a = h.admin(b.bootstrap)
+    _incremental(a, "0", max_connections_per_ip="3")
+    del a
+    time.sleep(1.0)  # the admin client's connection closes
+    host, port = b.bootstrap.rsplit(":", 1)
+    from test_connection_limits import _api_versions
+    held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(3)]
+    for i, s in enumerate(held):
+        assert _api_versions(s, i + 1)
+    extra = socket.create_connection((host, int(port)), timeout=5)
+    extra.settimeout(5)
+    assert extra.recv(1) == b"", "a 4th connection from 127.0.0.1 was not closed"
+    for s in held + [extra]:
+        s.close()
+
+
+def test_refusals(broker_factory):
+    b = broker_factory()
+    a = h.admin(b.bootstrap)
+    # Outside Kafka's dynamic set: INVALID_REQUEST; nothing changes.
+    with pytest.raises(KafkaException) as e:
+        _incremental(a, "0", auto_create_topics_enable="false")
+    assert _error_code(e) == KafkaError.INVALID_REQUEST
+    with pytest.raises(KafkaException) as e:
+        _incremental(a, "0", log_retention_ms="1000", node_id="3")
+    assert _error_code(e) == KafkaError.INVALID_REQUEST
+    assert _describe(a, BROKER, "0")["log.retention.ms"].source != ConfigSource.DYNAMIC_BROKER_CONFIG.value
+    # A bad value: INVALID_CONFIG.
+    with pytest.raises(KafkaException) as e:
+        _incremental(a, "0", log_retention_ms="soon")
+    assert _error_code(e) == KafkaError.INVALID_CONFIG
+    # Legacy AlterConfigs replaces the resource's whole dynamic set.
+    _incremental(a, "0", log_retention_ms="5000000", log_flush_interval_messages="10")
+    res = ConfigResource(BROKER, "0", set_config={"log.retention.ms": "6000000"})
+    a.alter_configs([res], request_timeout=15)[res].result(15)
+    cfg = _describe(a, BROKER, "0")
+    assert cfg["log.retention.ms"].value == "6000000"
+    assert cfg["log.flush.interval.messages"].source != ConfigSource.DYNAMIC_BROKER_CONFIG.value
