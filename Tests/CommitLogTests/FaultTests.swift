@@ -3,6 +3,7 @@ import DiskIO
 import DiskIOTesting
 import NIOCore
 import RecordFormat
+import TestSupport
 import Testing
 
 @Suite struct FaultTests {
@@ -47,6 +48,36 @@ import Testing
         #expect(error.kind == .storage)
         #expect(log.isOffline)
         #expect(log.highWatermark == 1)  // never exposed what was not durable
+    }
+
+    /// The contract the crash simulation relies on after an orderly shutdown: a partition whose final
+    /// fdatasync fails goes offline with its recovery point left below the unsynced bytes, so its
+    /// acknowledged but never-synced appends (flush.messages > 1) may be lost by a power cut; a
+    /// partition that shut down cleanly loses nothing acknowledged.
+    @Test func failedShutdownFlushPromisesOnlyTheRecoveryPoint() async throws {
+        let h = try Harness()
+        let sick = try h.createLog("sick")
+        let healthy = try h.createLog("healthy")
+        for _ in 0..<3 {
+            _ = try await h.appendOK(makeBatch(), to: sick)
+            _ = try await h.appendOK(makeBatch(), to: healthy)
+        }
+        #expect(sick.recoveryPoint == 0)  // acknowledged, not yet synced (flush.messages unset)
+        h.disk.injectFault(.sync, errno: 5, path: "sick-0/", persistent: true)
+
+        #expect(throws: CommitLogError.self) { try h.manager.shutdown() }
+        #expect(sick.isOffline)
+        #expect(sick.recoveryPoint == 0)  // never moved over bytes the failed sync left unsynced
+        #expect(!healthy.isOffline)
+        #expect(healthy.recoveryPoint == 3)
+        #expect(!h.io.fileExists("/data/.kafka_cleanshutdown"))
+
+        h.disk.clearFaults()
+        var rng = SeededGenerator(seed: 7)
+        h.disk.crash(using: &rng, options: .dropAll)
+        let logs = try h.restart()
+        #expect(logs.first { $0.topicPartition.topic == "healthy" }?.highWatermark == 3)
+        #expect(logs.first { $0.topicPartition.topic == "sick" }?.highWatermark == 0)
     }
 
     @Test func noSpaceDuringRollIsAStorageError() async throws {

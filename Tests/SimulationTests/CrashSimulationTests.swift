@@ -257,15 +257,24 @@ struct Simulation {
             }
         }
         if endCleanly && !crashedInFlight {
-            // Orderly shutdown, then power loss: every acknowledged batch of a healthy partition was
-            // flushed by the shutdown, so nothing acknowledged may be lost.
+            // Orderly shutdown, then power loss: the shutdown flushes every partition, so nothing
+            // acknowledged to a partition that shut down cleanly may be lost. A partition whose
+            // injected fault fires in that final flush (its appends all succeeded, so it is not in
+            // `failedPartitions`) goes offline instead: its acknowledged but never-synced batches
+            // (flush.messages > 1) may be lost, as in Kafka, where a failed fsync takes the log dir
+            // offline. Its promise is only its recovery point, which never passes unsynced bytes.
             try? manager.shutdown()
             disk.clearFaults()
+            let shutdownState = ordered.map { (offline: $0.isOffline, recoveryPoint: $0.recoveryPoint) }
             state.lock.withLock { _ in
                 for index in state.attempts.indices where state.attempts[index].acknowledged
                     && !state.failedPartitions.contains(state.attempts[index].partition)
                 {
-                    state.attempts[index].durable = true
+                    let partition = shutdownState[state.attempts[index].partition]
+                    let end = (try? Self.header(state.attempts[index].bytes).nextOffset) ?? .max
+                    if !partition.offline || end <= partition.recoveryPoint {
+                        state.attempts[index].durable = true
+                    }
                 }
             }
             var generator = SeededGenerator(seed: rng.next())
