@@ -121,6 +121,7 @@ public final class KafkaServer: @unchecked Sendable {
                 context.sasl = try ListenerSecurity.sasl(configuration, listener: listener.name, credentials: broker.security.credentials)
             }
             let listenerContext = context
+            let tlsContext = tls
             let bootstrap = ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 512)
                 .serverChannelInitializer { channel in
@@ -137,8 +138,8 @@ public final class KafkaServer: @unchecked Sendable {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try connections.admit(channel, idleTimeout: idleTimeout)
-                        if let tls {
-                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                        if let tlsContext {
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext))
                         }
                         let reader = KafkaFrameReader(maxFrameBytes: maxFrame, budget: budget, readTimeout: readTimeout, logger: logger)
                         try channel.pipeline.syncOperations.addHandler(reader)

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Synchronization
 
 /// The broker's users: SCRAM credentials (salted, managed with AlterUserScramCredentials or

@@ -1,5 +1,5 @@
-public import Crypto
-public import Foundation
+import Crypto
+import Foundation
 
 /// The SASL mechanisms Petrel serves, with Kafka's names (`sasl.enabled.mechanisms`).
 public enum SaslMechanism: String, Sendable, CaseIterable, Hashable {
