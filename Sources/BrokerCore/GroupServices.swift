@@ -64,14 +64,20 @@ extension Broker {
     /// use as Kafka does.
     @discardableResult
     func ensureOffsetsTopic() throws(TopicError) -> Topic {
-        if let topic = topics.topic(named: OffsetsTopicStore.topicName) { return topic }
+        try ensureInternalTopic(OffsetsTopicStore.topicName, partitions: configuration.offsetsTopicPartitions)
+    }
+
+    /// An internal coordinator topic (compacted, 100 MiB segments), created on first use as Kafka
+    /// does; a concurrent creation by another request counts as success.
+    func ensureInternalTopic(_ name: String, partitions: Int32) throws(TopicError) -> Topic {
+        if let topic = topics.topic(named: name) { return topic }
         do {
             try topics.createTopic(
-                name: OffsetsTopicStore.topicName, partitions: configuration.offsetsTopicPartitions, replicationFactor: 1,
+                name: name, partitions: partitions, replicationFactor: 1,
                 configs: ["cleanup.policy": "compact", "segment.bytes": "104857600"])
         } catch let error where error.code == .topicAlreadyExists {}
-        guard let topic = topics.topic(named: OffsetsTopicStore.topicName) else {
-            throw TopicError(.coordinatorNotAvailable, "__consumer_offsets is not available")
+        guard let topic = topics.topic(named: name) else {
+            throw TopicError(.coordinatorNotAvailable, "\(name) is not available")
         }
         return topic
     }

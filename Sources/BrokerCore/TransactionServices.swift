@@ -113,16 +113,7 @@ extension Broker {
     /// `__transaction_state`, created on first use as Kafka does.
     @discardableResult
     func ensureTransactionStateTopic() throws(TopicError) -> Topic {
-        if let topic = topics.topic(named: BrokerTransactionIO.topicName) { return topic }
-        do {
-            try topics.createTopic(
-                name: BrokerTransactionIO.topicName, partitions: configuration.transactions.stateLogPartitions, replicationFactor: 1,
-                configs: ["cleanup.policy": "compact", "segment.bytes": "104857600"])
-        } catch let error where error.code == .topicAlreadyExists {}
-        guard let topic = topics.topic(named: BrokerTransactionIO.topicName) else {
-            throw TopicError(.coordinatorNotAvailable, "__transaction_state is not available")
-        }
-        return topic
+        try ensureInternalTopic(BrokerTransactionIO.topicName, partitions: configuration.transactions.stateLogPartitions)
     }
 
     /// Replays `__transaction_state` into the coordinator, then starts its timer.
