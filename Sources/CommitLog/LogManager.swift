@@ -2,6 +2,10 @@ public import DiskIO
 public import Logging
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// All partition logs of one data directory: loading and recovery, creation and deletion, periodic
 /// flushes/rolls/checkpoints, and the orderly shutdown that makes the next start clean.
 ///
@@ -402,7 +406,7 @@ public final class LogManager: @unchecked Sendable {
                 switch operation.result {
                 case .success: continue
                 case .failure(let error): failures[ObjectIdentifier(owners[index])] = error
-                case nil: failures[ObjectIdentifier(owners[index])] = DiskError(.sync, path: owners[index].directory, errno: 5)
+                case nil: failures[ObjectIdentifier(owners[index])] = DiskError(.sync, path: owners[index].directory, errno: EIO)
                 }
             }
             for log in flushed + rolled.filter({ log in !flushed.contains { $0 === log } }) {

@@ -1,5 +1,6 @@
 import DiskIO
 import DiskIOTesting
+import SeededRandom
 import Testing
 import TestSupport
 
@@ -54,7 +55,7 @@ private func write(_ disk: SimulatedDisk, _ fd: Int32, _ bytes: [UInt8], at offs
         #expect(disk.durableContents(of: "/d/f") == [1, 2, 3])
         #expect(disk.unsyncedChangeCount(of: "/d/f") == 3)
 
-        var rng = SeededGenerator(seed: 1)
+        var rng = SplitMix64(seed: 1)
         disk.crash(using: &rng, options: .dropAll)
         #expect(disk.currentContents(of: "/d/f") == [1, 2, 3])
         #expect(disk.unsyncedChangeCount(of: "/d/f") == 0)
@@ -72,7 +73,7 @@ private func write(_ disk: SimulatedDisk, _ fd: Int32, _ bytes: [UInt8], at offs
         let fd = try disk.open("/f", mode: .createReadWrite)
         try write(disk, fd, [1, 2, 3], at: 0)
         try write(disk, fd, [4, 5], at: 3)
-        var rng = SeededGenerator(seed: 1)
+        var rng = SplitMix64(seed: 1)
         disk.crash(using: &rng, options: .keepAll)
         #expect(disk.currentContents(of: "/f") == [1, 2, 3, 4, 5])
         #expect(disk.durableContents(of: "/f") == [1, 2, 3, 4, 5])
@@ -91,7 +92,7 @@ private func write(_ disk: SimulatedDisk, _ fd: Int32, _ bytes: [UInt8], at offs
         var back = [UInt8](repeating: 0, count: 1)
         #expect(try back.withUnsafeMutableBytes { try disk.read(doomed, into: $0, at: 0) } == 1, "an unlinked open file stays readable")
 
-        var rng = SeededGenerator(seed: 2)
+        var rng = SplitMix64(seed: 2)
         disk.crash(using: &rng, options: .dropAll)
         #expect(disk.isDirectory("/a/b"))
         #expect(disk.currentContents(of: "/a/b/renamed") == [], "created and renamed, never synced: exists, empty")
@@ -104,7 +105,7 @@ private func write(_ disk: SimulatedDisk, _ fd: Int32, _ bytes: [UInt8], at offs
     /// the byte written there or zero (a hole left by a dropped or torn earlier write).
     @Test func randomCrashesOfAnAppendOnlyFileArePlausible() throws {
         let seed = TestSeed()
-        var rng = SeededGenerator(seed: seed.value)
+        var rng = SplitMix64(seed: seed.value)
         var sawKept = false, sawDropped = false, sawTorn = false
         for _ in 0..<300 {
             let disk = SimulatedDisk()
@@ -144,7 +145,7 @@ private func write(_ disk: SimulatedDisk, _ fd: Int32, _ bytes: [UInt8], at offs
                     try write(disk, fd, [UInt8](repeating: UInt8(chunk + 1), count: 50), at: chunk * 50)
                 }
             }
-            var rng = SeededGenerator(seed: seed)
+            var rng = SplitMix64(seed: seed)
             disk.crash(using: &rng, options: .init(tornWritesLeaveGarbage: true))
             for file in 0..<5 { results.append(disk.currentContents(of: "/f\(file)") ?? []) }
             return results
@@ -154,7 +155,7 @@ private func write(_ disk: SimulatedDisk, _ fd: Int32, _ bytes: [UInt8], at offs
     }
 
     @Test func tornWritesCanLeaveGarbage() throws {
-        var rng = SeededGenerator(seed: 7)
+        var rng = SplitMix64(seed: 7)
         var sawGarbage = false
         for _ in 0..<50 {
             let disk = SimulatedDisk()

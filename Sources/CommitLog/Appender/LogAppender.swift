@@ -404,8 +404,8 @@ public final class LogAppender: @unchecked Sendable {
             queueWrite(fd: fd, at: position, batchItems[index].batch, from: 0, log: log)
         } else {
             let patchedInPlace = batchItems[index].batch.modifyIfUniquelyOwned { buffer -> Bool in
-                buffer.setInteger(baseOffset, at: buffer.readerIndex)
-                buffer.setInteger(Int32(0), at: buffer.readerIndex + 12)
+                RecordBatch.setBaseOffset(baseOffset, in: &buffer, at: buffer.readerIndex)
+                RecordBatch.setPartitionLeaderEpoch(0, in: &buffer, at: buffer.readerIndex)
                 return true
             } ?? false
             position = segment.reserve(lastOffset: lastOffset, byteCount: byteCount, maxTimestamp: maxTimestamp, now: now)
@@ -417,8 +417,8 @@ public final class LogAppender: @unchecked Sendable {
                 // write can never leave a valid-looking batch with a stale base offset or epoch.
                 let staged = arena.allocate(byteCount, aligned: false)
                 batchItems[index].batch.withUnsafeReadableBytes { staged.copyMemory(from: $0) }
-                staged.storeBytes(of: baseOffset.bigEndian, toByteOffset: 0, as: Int64.self)
-                staged.storeBytes(of: Int32(0).bigEndian, toByteOffset: 12, as: Int32.self)
+                RecordBatch.setBaseOffset(baseOffset, in: staged)
+                RecordBatch.setPartitionLeaderEpoch(0, in: staged)
                 queueStagedWrite(fd: fd, at: position, UnsafeRawBufferPointer(staged), log: log)
             }
         }
@@ -475,19 +475,19 @@ public final class LogAppender: @unchecked Sendable {
             switch operation.result {
             case .success(let written):
                 if case .write(_, _, let bytes) = operation.kind, written != bytes.count {
-                    failure = DiskError(.write, path: owners[index].directory, errno: 5, detail: "short write: \(written) of \(bytes.count) bytes")
+                    failure = DiskError(.write, path: owners[index].directory, errno: EIO, detail: "short write: \(written) of \(bytes.count) bytes")
                 } else {
                     failure = nil
                 }
             case .failure(let error):
-                if case .syncFileRange = operation.kind, error.errno != 5, error.errno != 28 {
+                if case .syncFileRange = operation.kind, error.errno != EIO, error.errno != ENOSPC {
                     // Write-behind is advisory: a file system without sync_file_range is not a disk error.
                     failure = nil
                 } else {
                     failure = error
                 }
             case nil:
-                failure = DiskError(.submit, path: owners[index].directory, errno: 5, detail: "operation not executed")
+                failure = DiskError(.submit, path: owners[index].directory, errno: EIO, detail: "operation not executed")
             }
             if let failure, owners[index].groupFailure == nil {
                 owners[index].groupFailure = failure

@@ -2,11 +2,15 @@ import DiskIO
 import Logging
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension DiskError {
     /// ENOSPC or EDQUOT from a write, open, truncate or create — the file system is full, the bytes
     /// already written are intact. Not from a sync: a failed fsync/fdatasync/sync_file_range may have
     /// dropped dirty pages (acknowledged bytes the disk never got), which stays fatal.
-    var isOutOfSpace: Bool { (errno == 28 || errno == 122) && operation != .sync }
+    var isOutOfSpace: Bool { (errno == ENOSPC || errno == EDQUOT) && operation != .sync }
 }
 
 /// Disk full: a recoverable storage state between online and offline.

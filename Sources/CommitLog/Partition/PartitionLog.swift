@@ -2,6 +2,10 @@ import DiskIO
 import Logging
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One partition's log: its segments, high watermark and log start offset.
 ///
 /// Readers (`read`, `offset(forTimestamp:)`, …) run on any thread, concurrently with the single
@@ -321,7 +325,7 @@ public final class PartitionLog: @unchecked Sendable {
                 switch operation.result {
                 case .success: continue
                 case .failure(let error): throw error
-                case nil: throw DiskError(.sync, path: active.logPath, errno: 5, detail: "no result")
+                case nil: throw DiskError(.sync, path: active.logPath, errno: EIO, detail: "no result")
                 }
             }
         }
