@@ -2,10 +2,6 @@ public import DiskIO
 public import Logging
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// All partition logs of one data directory: loading and recovery, creation and deletion, periodic
 /// flushes/rolls/checkpoints, and the orderly shutdown that makes the next start clean.
 ///
@@ -374,52 +370,42 @@ public final class LogManager: @unchecked Sendable {
         let now = clock.wallMilliseconds()
         // Unsorted: sorting thousands of partitions on every tick would stall appends.
         let logs = registry.withLock { Array($0.logs.values) }
-        var operations: [IOOperation] = []
-        var owners: [PartitionLog] = []
+        var batch = PartitionIOBatch()
         var flushed: [PartitionLog] = []
         var rolled: [PartitionLog] = []
         for log in logs {
-            guard !log.writerOffline, !log.writerClosed else { continue }
-            log.writerConfiguration = log.configuration
-            if log.writerReadOnly, now - log.lastSpaceProbeMs >= diskFullProbeIntervalMs { log.probeSpace(now: now) }
-            if !log.writerReadOnly, log.active.isDueForTimeRoll(now: now, configuration: log.writerConfiguration) {
+            guard !log.writer.isOffline, !log.writer.isClosed else { continue }
+            log.refreshWriterConfiguration()
+            if log.writer.isReadOnly, now - log.writer.lastSpaceProbeMs >= diskFullProbeIntervalMs { log.probeSpace(now: now) }
+            if !log.writer.isReadOnly, log.writer.active.isDueForTimeRoll(now: now, configuration: log.writer.configuration) {
                 do {
-                    try log.roll(now: now)
-                    try log.commitOutOfGroup()
+                    let segments = try log.roll(now: now)
+                    log.commitOutOfGroup([segments.old, segments.new])
                     rolled.append(log)
                 } catch {
                     log.writeFailed(error, now: now)
-                    if log.writerOffline { continue }
+                    if log.writer.isOffline { continue }
                 }
             }
             if log.flushDue(now: now) {
-                log.appendFlushOperations(to: &operations, owners: &owners, onlyInactive: false)
+                log.appendFlushOperations(to: &batch, onlyInactive: false)
                 flushed.append(log)
             } else if rolled.last === log {
-                log.appendFlushOperations(to: &operations, owners: &owners, onlyInactive: true)
+                log.appendFlushOperations(to: &batch, onlyInactive: true)
             }
         }
-        if !operations.isEmpty {
-            io.submit(&operations)
+        if !batch.isEmpty {
             var failures: [ObjectIdentifier: DiskError] = [:]
-            for (index, operation) in operations.enumerated() {
-                switch operation.result {
-                case .success: continue
-                case .failure(let error): failures[ObjectIdentifier(owners[index])] = error
-                case nil: failures[ObjectIdentifier(owners[index])] = DiskError(.sync, path: owners[index].directory, errno: EIO)
-                }
+            batch.submit(io: io) { log, error in
+                if failures[ObjectIdentifier(log)] == nil { failures[ObjectIdentifier(log)] = error }
             }
             for log in flushed + rolled.filter({ log in !flushed.contains { $0 === log } }) {
-                if let error = failures[ObjectIdentifier(log)] {
-                    log.goOffline(error)
-                } else {
-                    log.flushCompleted(now: now, onlyInactive: !flushed.contains { $0 === log })
-                }
+                log.finishFlush(failure: failures[ObjectIdentifier(log)], now: now, onlyInactive: !flushed.contains { $0 === log })
             }
         }
         if now - lastProducerExpirationMs >= producerIdExpirationCheckIntervalMs {
             lastProducerExpirationMs = now
-            for log in logs where !log.writerOffline && !log.writerClosed { log.expireProducers(now: now) }
+            for log in logs where !log.writer.isOffline && !log.writer.isClosed { log.expireProducers(now: now) }
         }
     }
 
@@ -430,7 +416,7 @@ public final class LogManager: @unchecked Sendable {
         do {
             try checkpointState.withLock { (c) throws(DiskError) in
                 var points: [TopicPartition: Int64] = [:]
-                for log in registry.withLock({ Array($0.logs.values) }) { points[log.topicPartition] = log.recoveryPoint }
+                for log in registry.withLock({ Array($0.logs.values) }) { points[log.topicPartition] = log.writer.recoveryPoint }
                 c.writtenMs = clock.wallMilliseconds()
                 guard force || points != c.recoveryPoints else { return }
                 try CheckpointFile.write(points, to: recoveryCheckpointPath, io: io)
@@ -480,17 +466,16 @@ public final class LogManager: @unchecked Sendable {
         var firstError: CommitLogError?
         var clean = true
         for log in allLogs {
-            if log.writerOffline {
+            if log.writer.isOffline {
                 clean = false
                 log.close()
                 continue
             }
             do {
                 try log.flushNow(now: now)
-                let active = log.active
+                let active = log.writer.active
                 try active.deactivate()
-                log.groupSegments = [active]
-                try log.commitOutOfGroup()
+                log.commitOutOfGroup([active])
                 for fd in [active.offsetIndexFD, active.timeIndexFD] {
                     if let fd { try io.fdatasync(fd) }
                 }

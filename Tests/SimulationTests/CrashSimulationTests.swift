@@ -245,7 +245,7 @@ struct Simulation {
             }
             // The recovery point's promise: every segment below it is durable as it is.
             for log in ordered {
-                let recoveryPoint = manager.appender.perform { log.recoveryPoint }
+                let recoveryPoint = manager.appender.perform { log.writer.recoveryPoint }
                 let bases = log.segmentBaseOffsets
                 for (i, base) in bases.enumerated() where i + 1 < bases.count && bases[i + 1] <= recoveryPoint {
                     let path = log.directory + "/" + SegmentFileName.log(base)
@@ -266,7 +266,7 @@ struct Simulation {
             // offline. Its promise is only its recovery point, which never passes unsynced bytes.
             try? manager.shutdown()
             disk.clearFaults()
-            let shutdownState = ordered.map { (offline: $0.isOffline, recoveryPoint: $0.recoveryPoint) }
+            let shutdownState = ordered.map { (offline: $0.isOffline, recoveryPoint: $0.writer.recoveryPoint) }
             state.lock.withLock { _ in
                 for index in state.attempts.indices where state.attempts[index].acknowledged
                     && !state.failedPartitions.contains(state.attempts[index].partition)
