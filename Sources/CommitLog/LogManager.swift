@@ -187,6 +187,9 @@ public final class LogManager: @unchecked Sendable {
     private func prepare(_ log: PartitionLog) {
         log.onLogStartOffsetChanged = { [weak self] _ in self?.checkpointLogStartOffsets() }
         log.fileDeleter = fileDeleter
+        #if DEBUG
+        log.writer.ownerCheck = { [weak appender] in appender?.isWriterContext ?? true }
+        #endif
     }
 
     // MARK: Creating, finding, deleting

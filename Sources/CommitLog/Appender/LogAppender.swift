@@ -108,6 +108,13 @@ public final class LogAppender: @unchecked Sendable {
         lock.withLock { running = false }
     }
 
+    /// Whether the calling thread may touch writer state: the appender thread, or any thread while
+    /// the appender is not running (load, shutdown). For debug-build assertions.
+    var isWriterContext: Bool {
+        if let thread, thread.isCurrent { return true }
+        return !lock.withLock { running }
+    }
+
     /// Appends and tasks waiting for the appender thread (for tests and metrics).
     public var queuedCount: Int { lock.withLock { queue.count } }
 
@@ -550,6 +557,7 @@ public final class LogAppender: @unchecked Sendable {
             log.publishPendingSegmentsLocked(&s)
             let previous = s.highWatermark
             s.highWatermark = writer.nextOffset
+            assert(log.invariantsHoldLocked(s, previousHighWatermark: previous), "\(log.topicPartition): storage invariant broken at publish")
             aborted = log.publishTransactionsLocked(&s)
             return (previous, s.logStartOffset)
         }

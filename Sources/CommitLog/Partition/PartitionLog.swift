@@ -214,6 +214,7 @@ public final class PartitionLog: @unchecked Sendable {
     /// new base offset, as Kafka does on roll (a failure there is logged: recovery replays instead).
     @discardableResult
     func roll(now: Int64) throws(DiskError) -> (old: LogSegment, new: LogSegment) {
+        writer.assertOwned()
         let old = writer.active
         let baseOffset = writer.nextOffset
         var created: LogSegment?
@@ -282,6 +283,13 @@ public final class PartitionLog: @unchecked Sendable {
 
     /// Records a successful flush made by `appendFlushOperations`.
     func flushCompleted(now: Int64, onlyInactive: Bool) {
+        writer.assertOwned()
+        defer {
+            assert(
+                writer.recoveryPoint <= writer.nextOffset
+                    && writer.unflushedSegments.allSatisfy { $0.flushedSize <= $0.size } && writer.active.flushedSize <= writer.active.size,
+                "\(topicPartition): storage invariant broken at flush completion")
+        }
         var kept: [LogSegment] = []
         for segment in writer.unflushedSegments {
             if onlyInactive && segment.isActive {
@@ -314,12 +322,27 @@ public final class PartitionLog: @unchecked Sendable {
         flushCompleted(now: now, onlyInactive: false)
     }
 
+    /// What must hold whenever appends are published (`s` is the state just published; debug
+    /// builds assert it, release builds never evaluate it): the high watermark never moves back and
+    /// is the writer's log end; the log start is at most the high watermark; the recovery point is at
+    /// most the log end; in the segments that took writes, the committed and flushed sizes are at
+    /// most the reserved size.
+    func invariantsHoldLocked(_ s: State, previousHighWatermark: Int64) -> Bool {
+        guard s.highWatermark >= previousHighWatermark, s.highWatermark == writer.nextOffset,
+            s.logStartOffset <= s.highWatermark, writer.recoveryPoint <= writer.nextOffset
+        else { return false }
+        let touched = writer.groupSegments + [writer.active] + (s.segments.last.map { [$0] } ?? [])
+        return touched.allSatisfy { $0.committedSize <= $0.size && $0.flushedSize <= $0.size }
+    }
+
     /// Publishes the index entries staged outside an append group (`segments`: after a roll by time,
     /// the old and the new segment; at shutdown, the deactivated active one) and rolled segments.
     func commitOutOfGroup(_ segments: [LogSegment]) {
+        writer.assertOwned()
         state.withLock { s in
             for segment in segments { segment.commitLocked() }
             publishPendingSegmentsLocked(&s)
+            assert(invariantsHoldLocked(s, previousHighWatermark: s.highWatermark), "\(topicPartition): storage invariant broken")
         }
     }
 

@@ -63,6 +63,16 @@ final class PartitionWriter: @unchecked Sendable {
     /// The group moved the high watermark (listeners are told).
     var groupAdvanced = false
 
+    /// Debug builds: tells whether the calling thread may touch this state (set by `LogManager`:
+    /// the appender thread, or any thread while the appender is not running). Nil: unchecked.
+    var ownerCheck: (@Sendable () -> Bool)?
+
+    /// Debug builds: traps when called off the writer's thread (see `ownerCheck`). Free in release.
+    @inline(__always)
+    func assertOwned(_ function: StaticString = #function) {
+        assert(ownerCheck?() ?? true, "PartitionWriter used off the appender thread in \(function)")
+    }
+
     init(active: LogSegment, recoveryPoint: Int64, configuration: LogConfiguration, producers: ProducerStateManager, now: Int64) {
         self.active = active
         self.nextOffset = active.nextOffset
@@ -74,6 +84,7 @@ final class PartitionWriter: @unchecked Sendable {
 
     /// Opens the group scratch for a partition's first append of a group.
     func beginGroup() {
+        assertOwned()
         inGroup = true
         groupSegments.removeAll(keepingCapacity: true)
         groupSegments.append(active)
