@@ -34,7 +34,7 @@ var targets: [Target] = [
     .target(name: "DiskIO", dependencies: [logging], swiftSettings: swiftSettings),
     .target(name: "DiskIOTesting", dependencies: ["DiskIO"], swiftSettings: swiftSettings),
     .target(name: "URingIO", dependencies: ["DiskIO", "CLibURing", "CURingShims"], swiftSettings: swiftSettings),
-    .target(name: "CommitLog", dependencies: ["DiskIO", "RecordFormat", "RecordCompression", logging, nioCore], swiftSettings: swiftSettings),
+    .target(name: "CommitLog", dependencies: ["SeededRandom", "DiskIO", "RecordFormat", "RecordCompression", logging, nioCore], swiftSettings: swiftSettings),
     .target(name: "BrokerCore", dependencies: ["CommitLog", "RecordFormat", "RecordCompression", "KafkaWire", "DiskIO", "GroupCoordination", "TransactionCoordination", "Security", logging, nioCore, metricsCore], swiftSettings: swiftSettings),
     .target(name: "BrokerServer", dependencies: ["BrokerCore", "CommitLog", "DiskIO", "URingIO", "KafkaWire", "GroupCoordination", "Security", nioCore, nioPosix, nioSSL, logging, metricsCore, prometheus, nioHTTP1], swiftSettings: swiftSettings),
     // SASL mechanisms (PLAIN, SCRAM), the SCRAM credential store; no NIO, no IO.

@@ -13,6 +13,8 @@ import Synchronization
 public final class LogManager: @unchecked Sendable {
     public let dataDirectory: String
     public let appender: LogAppender
+    /// The store's random choices (seeded by `randomSeed`).
+    let random: StoreRandom
     /// Producer ids for InitProducerId, persisted in blocks in `petrel-producer-ids`.
     public let producerIds: ProducerIdAllocator
     let io: any FileIO
@@ -94,9 +96,11 @@ public final class LogManager: @unchecked Sendable {
     /// - Throws: `.storage` if the directory cannot be created.
     /// - Parameter openFilesMax: the descriptor budget for segment files (`petrel.log.open.files.max`).
     public init(
-        dataDirectory: String, io: any FileIO, clock: any LogClock, logger: Logger, openFilesMax: Int = .max
+        dataDirectory: String, io: any FileIO, clock: any LogClock, logger: Logger, openFilesMax: Int = .max,
+        randomSeed: UInt64? = nil
     ) throws(CommitLogError) {
         self.dataDirectory = dataDirectory
+        self.random = StoreRandom(seed: randomSeed)
         self.io = io
         self.clock = clock
         self.logger = logger
@@ -104,9 +108,26 @@ public final class LogManager: @unchecked Sendable {
         self.producerIds = ProducerIdAllocator(dataDirectory: dataDirectory, io: io)
         self.fileDeleter = SegmentFileDeleter(io: io, logger: logger)
         self.files = SegmentFileCache(io: io, capacity: openFilesMax)
-        do { try io.createDirectory(dataDirectory) } catch {
+        do throws(DiskError) {
+            let existed = io.isDirectory(dataDirectory)
+            try io.createDirectory(dataDirectory)
+            // A new data directory (and any parent made with it) is durable only once its parent is
+            // synced; a crash before that would lose it with everything written below.
+            if !existed { try Self.syncAncestors(of: dataDirectory, io: io) }
+        } catch {
             throw .storage(error, "creating data directory \(dataDirectory)")
         }
+    }
+
+    /// Syncs every directory from `path`'s parent up to the root (relative paths: up to `.`).
+    private static func syncAncestors(of path: String, io: any FileIO) throws(DiskError) {
+        var current = path
+        while let slash = current.lastIndex(of: "/") {
+            current = slash == current.startIndex ? "/" : String(current[..<slash])
+            try io.syncDirectory(current)
+            if current == "/" { return }
+        }
+        try io.syncDirectory(".")
     }
 
     private var recoveryCheckpointPath: String { SegmentFileName.join(dataDirectory, SegmentFileName.recoveryPointCheckpoint) }
@@ -146,7 +167,7 @@ public final class LogManager: @unchecked Sendable {
             if registry.withLock({ $0.logs[topicPartition] != nil }) { continue }
             let loader = LogLoader(
                 topicPartition: topicPartition, directory: path, configuration: configuration(topicPartition), io: io,
-                clock: clock, logger: logger, files: files)
+                clock: clock, logger: logger, files: files, random: random)
             do {
                 let log = try loader.load(
                     hadCleanShutdown: hadCleanShutdown, recoveryPoint: recoveryPoints[topicPartition],
@@ -230,10 +251,10 @@ public final class LogManager: @unchecked Sendable {
             for (topicPartition, directory) in zip(partitions, directories) {
                 try io.createDirectory(directory)
                 made.append(directory)
-                let segment = try LogSegment.create(directory: directory, baseOffset: 0, configuration: configuration, io: io)
+                let segment = try LogSegment.create(directory: directory, baseOffset: 0, configuration: configuration, io: io, random: random)
                 logs.append(PartitionLog(
                     topicPartition: topicPartition, directory: directory, configuration: configuration, segments: [segment],
-                    logStartOffset: 0, recoveryPoint: 0, io: io, clock: clock, logger: logger, files: files))
+                    logStartOffset: 0, recoveryPoint: 0, io: io, clock: clock, logger: logger, files: files, random: random))
             }
             try io.syncDirectories(directories)
             try io.syncDirectory(dataDirectory)
@@ -302,7 +323,7 @@ public final class LogManager: @unchecked Sendable {
             // user (an append group finishing, a fetch still sending) releases the segment.
             files.forget(log.currentSegments)
             let renamed = SegmentFileName.join(
-                dataDirectory, SegmentFileName.deletedDirectory(log.topicPartition.directoryName, uuidHex: Self.randomHex()))
+                dataDirectory, SegmentFileName.deletedDirectory(log.topicPartition.directoryName, uuidHex: random.hex(32)))
             do {
                 try io.rename(log.directory, to: renamed)
                 renamedPaths.append((renamed, now + max(0, log.configuration.fileDeleteDelayMs)))
@@ -322,11 +343,6 @@ public final class LogManager: @unchecked Sendable {
         if let failure { throw .storage(failure.error, "renaming \(failure.path) for deletion") }
     }
 
-    private static func randomHex() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let digits = Array("0123456789abcdef")
-        return String((0..<32).map { _ in digits[Int(generator.next() % 16)] })
-    }
 
     // MARK: Periodic work
 

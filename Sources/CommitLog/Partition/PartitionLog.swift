@@ -26,6 +26,8 @@ public final class PartitionLog: @unchecked Sendable {
     let logger: Logger
     /// The descriptor budget this log's segments count against (`LogManager.files`).
     let files: SegmentFileCache
+    /// Random choices of new segments (`LogManager.random`).
+    let random: StoreRandom
 
     struct State {
         var configuration: LogConfiguration
@@ -62,7 +64,7 @@ public final class PartitionLog: @unchecked Sendable {
     init(
         topicPartition: TopicPartition, directory: String, configuration: LogConfiguration, segments: [LogSegment],
         logStartOffset: Int64, recoveryPoint: Int64, producers: ProducerStateManager = ProducerStateManager(), io: any FileIO,
-        clock: any LogClock, logger: Logger, files: SegmentFileCache? = nil
+        clock: any LogClock, logger: Logger, files: SegmentFileCache? = nil, random: StoreRandom? = nil
     ) {
         precondition(!segments.isEmpty, "a partition log has at least one segment")
         self.topicPartition = topicPartition
@@ -70,6 +72,7 @@ public final class PartitionLog: @unchecked Sendable {
         self.io = io
         self.clock = clock
         self.files = files ?? SegmentFileCache(io: io)
+        self.random = random ?? StoreRandom()
         var logger = logger
         logger[metadataKey: "partition"] = "\(topicPartition)"
         self.logger = logger
@@ -219,7 +222,8 @@ public final class PartitionLog: @unchecked Sendable {
         let baseOffset = writer.nextOffset
         var created: LogSegment?
         do {
-            created = try LogSegment.create(directory: directory, baseOffset: baseOffset, configuration: writer.configuration, io: io)
+            created = try LogSegment.create(
+                directory: directory, baseOffset: baseOffset, configuration: writer.configuration, io: io, random: random)
             try io.syncDirectory(directory)
             try old.deactivate()
         } catch {
