@@ -41,13 +41,15 @@ var targets: [Target] = [
     .target(name: "Security", dependencies: [crypto], swiftSettings: swiftSettings),
     .target(name: "WireClient", dependencies: ["KafkaWire", "RecordFormat", nioCore, nioPosix], swiftSettings: swiftSettings),
     .target(name: "LoadGen", dependencies: ["SeededRandom", "WireClient", "KafkaWire", "RecordFormat", "RecordCompression", nioCore, nioPosix, .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
+    // The classic consumer-group member behind `petrel consume --group` (a client, over WireClient).
+    .target(name: "GroupClient", dependencies: ["WireClient", "KafkaWire", nioCore], swiftSettings: swiftSettings),
     .target(name: "GroupCoordination", dependencies: ["SeededRandom", "KafkaWire", nioCore, logging], swiftSettings: swiftSettings),
     .target(name: "TransactionCoordination", dependencies: ["KafkaWire", "RecordFormat", nioCore, logging], swiftSettings: swiftSettings),
     .target(name: "SegmentTool", dependencies: ["CommitLog", "DiskIO", "RecordFormat", "RecordCompression", nioCore], swiftSettings: swiftSettings),
     .executableTarget(
         name: "PetrelCLI",
         dependencies: [
-            "BrokerServer", "Security", "SegmentTool", "WireClient", "LoadGen", "KafkaWire", "RecordFormat", "RecordCompression", "DiskIO", "URingIO", "CommitLog",
+            "BrokerServer", "Security", "SegmentTool", "WireClient", "GroupClient", "LoadGen", "KafkaWire", "RecordFormat", "RecordCompression", "DiskIO", "URingIO", "CommitLog",
             .product(name: "ArgumentParser", package: "swift-argument-parser"), logging, nioCore, nioPosix,
         ],
         swiftSettings: swiftSettings
@@ -64,6 +66,7 @@ var targets: [Target] = [
     .testTarget(name: "GroupCoordinationTests", dependencies: ["GroupCoordination", "KafkaWire", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "TransactionCoordinationTests", dependencies: ["TransactionCoordination", "KafkaWire", nioCore, logging], swiftSettings: swiftSettings),
     .testTarget(name: "LoadGenTests", dependencies: ["SeededRandom", "LoadGen", "WireClient", "KafkaWire", "RecordFormat", nioCore], swiftSettings: swiftSettings),
+    .testTarget(name: "GroupClientTests", dependencies: ["GroupClient", "WireClient", "KafkaWire", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "SecurityTests", dependencies: ["Security"], swiftSettings: swiftSettings),
     .testTarget(name: "BrokerServerTests", dependencies: ["BrokerServer", "BrokerCore", "KafkaWire", "Security", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "GroupCoordination", "CommitLog", "KafkaWire", "DiskIO", "RecordFormat", "RecordCompression", "TestSupport", nioCore, nioPosix, logging], swiftSettings: swiftSettings),
