@@ -187,9 +187,10 @@ public final class Broker: Sendable {
         groupConfiguration.consumerHeartbeatIntervalMs = configuration.groupConsumerHeartbeatIntervalMs
         groupConfiguration.consumerSessionTimeoutMs = configuration.groupConsumerSessionTimeoutMs
         groupConfiguration.consumerAssignors = configuration.groupConsumerAssignors
-        let store = DeferredGroupStore()
+        let store = OffsetsTopicStore(
+            topics: topics, logManager: logManager, clock: clock, logger: logger, partitionCount: configuration.offsetsTopicPartitions)
         self.groupCoordinator = GroupCoordinator(
-            configuration: groupConfiguration, clock: SystemCoordinatorClock(), scheduler: groupScheduler, store: store, logger: logger)
+            configuration: groupConfiguration, clock: GroupWallClock(clock: clock), scheduler: groupScheduler, store: store, logger: logger)
         self.groupScheduler = groupScheduler
         let transactionIO = BrokerTransactionIO()
         var transactionConfiguration = TransactionCoordinatorConfiguration()
@@ -201,7 +202,6 @@ public final class Broker: Sendable {
         self.transactionCoordinator = TransactionCoordinator(
             configuration: transactionConfiguration, clock: TransactionWallClock(clock: clock), store: transactionIO, markers: transactionIO,
             allocateProducerId: { try producerIds.allocate() }, logger: logger)
-        store.target.withLock { $0 = OffsetsTopicStore(broker: self) }
         groupCoordinator.setTopicMetadata(RegistryTopicMetadata(registry: topics))
         groupCoordinator.beginLoading()
         transactionIO.broker = self
@@ -561,18 +561,5 @@ public final class Broker: Sendable {
         guard let first = bytes.first, let last = bytes.last else { return false }
         func alnum(_ b: UInt8) -> Bool { (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) }
         return alnum(first) && alnum(last) && bytes.allSatisfy { alnum($0) || $0 == 0x2D || $0 == 0x2E }
-    }
-}
-
-/// Lets the coordinator be built before the broker it persists through exists.
-final class DeferredGroupStore: GroupStore {
-    let target = Mutex<(any GroupStore)?>(nil)
-
-    func persist(_ records: [CoordinatorRecord], completion: @escaping @Sendable (Bool) -> Void) {
-        guard let store = target.withLock({ $0 }) else {
-            completion(false)
-            return
-        }
-        store.persist(records, completion: completion)
     }
 }

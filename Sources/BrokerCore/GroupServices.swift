@@ -9,29 +9,48 @@ import Synchronization
 
 /// Persists the group coordinator's records in the internal compacted topic `__consumer_offsets`,
 /// in Kafka's record formats, through the same commit log as every other topic.
+///
+/// Built from the broker's parts (topic registry, log manager, clock), not the broker itself, so
+/// the broker → coordinator → store chain has no back-reference.
 final class OffsetsTopicStore: GroupStore {
     static let topicName = "__consumer_offsets"
-    weak let broker: Broker?
+    let topics: TopicRegistry
+    let logManager: LogManager
+    let clock: any LogClock
+    let logger: Logger
+    /// `offsets.topic.num.partitions`, used when the topic is created on first use.
+    let partitionCount: Int32
 
-    init(broker: Broker) { self.broker = broker }
+    init(topics: TopicRegistry, logManager: LogManager, clock: any LogClock, logger: Logger, partitionCount: Int32) {
+        self.topics = topics
+        self.logManager = logManager
+        self.clock = clock
+        self.logger = logger
+        self.partitionCount = partitionCount
+    }
+
+    /// `__consumer_offsets`, created on first use as Kafka does.
+    func ensureTopic() throws(TopicError) -> Topic {
+        try topics.ensureInternalTopic(Self.topicName, partitions: partitionCount)
+    }
 
     func persist(_ records: [CoordinatorRecord], completion: @escaping @Sendable (Bool) -> Void) {
-        guard let broker, !records.isEmpty else {
-            completion(broker != nil)
+        guard !records.isEmpty else {
+            completion(true)
             return
         }
         let topic: Topic
         do {
-            topic = try broker.ensureOffsetsTopic()
+            topic = try ensureTopic()
         } catch {
-            broker.logger.error("cannot create __consumer_offsets", metadata: ["error": "\(error)"])
+            logger.error("cannot create __consumer_offsets", metadata: ["error": "\(error)"])
             completion(false)
             return
         }
         // One batch per partition, records in the order given.
         var order: [Int32] = []
         var byPartition: [Int32: RecordBatchBuilder] = [:]
-        let now = broker.clock.wallMilliseconds()
+        let now = clock.wallMilliseconds()
         for record in records {
             let partition = CoordinatorRecord.offsetsPartition(for: record.groupId, partitionCount: Int32(topic.partitions.count))
             if byPartition[partition] == nil {
@@ -47,7 +66,7 @@ final class OffsetsTopicStore: GroupStore {
                 completion(false)
                 return
             }
-            broker.logManager.appender.append(byPartition[partition]!.build(), to: log) { result in
+            logManager.appender.append(byPartition[partition]!.build(), to: log) { result in
                 let done: (Bool, Bool) = remaining.withLock { state in
                     if case .failure = result { state.ok = false }
                     state.count -= 1
@@ -70,16 +89,7 @@ extension Broker {
     /// An internal coordinator topic (compacted, 100 MiB segments), created on first use as Kafka
     /// does; a concurrent creation by another request counts as success.
     func ensureInternalTopic(_ name: String, partitions: Int32) throws(TopicError) -> Topic {
-        if let topic = topics.topic(named: name) { return topic }
-        do {
-            try topics.createTopic(
-                name: name, partitions: partitions, replicationFactor: 1,
-                configs: ["cleanup.policy": "compact", "segment.bytes": "104857600"])
-        } catch let error where error.code == .topicAlreadyExists {}
-        guard let topic = topics.topic(named: name) else {
-            throw TopicError(.coordinatorNotAvailable, "\(name) is not available")
-        }
-        return topic
+        try topics.ensureInternalTopic(name, partitions: partitions)
     }
 
     /// Replays `__consumer_offsets` into the coordinator (last write per key wins).
@@ -148,4 +158,27 @@ struct RegistryTopicMetadata: GroupTopicMetadata {
     func topic(id: KafkaUUID) -> GroupTopicInfo? {
         registry.topic(id: id).map { GroupTopicInfo(name: $0.name, id: $0.id, partitionCount: Int32($0.partitions.count)) }
     }
+}
+
+extension TopicRegistry {
+    /// An internal coordinator topic (compacted, 100 MiB segments), created on first use as Kafka
+    /// does; a concurrent creation by another request counts as success.
+    func ensureInternalTopic(_ name: String, partitions: Int32) throws(TopicError) -> Topic {
+        if let topic = topic(named: name) { return topic }
+        do {
+            try createTopic(
+                name: name, partitions: partitions, replicationFactor: 1,
+                configs: ["cleanup.policy": "compact", "segment.bytes": "104857600"])
+        } catch let error where error.code == .topicAlreadyExists {}
+        guard let topic = topic(named: name) else {
+            throw TopicError(.coordinatorNotAvailable, "\(name) is not available")
+        }
+        return topic
+    }
+}
+
+/// The broker's injected clock as the group coordinator's (commit timestamps, retention).
+struct GroupWallClock: CoordinatorClock {
+    let clock: any LogClock
+    func nowMilliseconds() -> Int64 { clock.wallMilliseconds() }
 }

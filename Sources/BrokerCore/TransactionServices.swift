@@ -88,24 +88,15 @@ extension OffsetsTopicStore {
     func persistTransactional(
         _ records: [CoordinatorRecord], producerId: Int64, producerEpoch: Int16, completion: @escaping @Sendable (Bool) -> Void
     ) {
-        guard let broker = broker, let first = records.first, let topic = try? broker.ensureOffsetsTopic() else { return completion(false) }
+        guard let first = records.first, let topic = try? ensureTopic() else { return completion(false) }
         let partition = CoordinatorRecord.offsetsPartition(for: first.groupId, partitionCount: Int32(topic.partitions.count))
         guard let log = topic.partition(partition) else { return completion(false) }
         var builder = RecordBatchBuilder(producerId: producerId, producerEpoch: producerEpoch, baseSequence: -1, isTransactional: true)
-        let now = broker.clock.wallMilliseconds()
+        let now = clock.wallMilliseconds()
         for record in records {
             builder.append(key: Array(buffer: record.key), value: record.value.map { Array(buffer: $0) }, headers: [], timestamp: now)
         }
-        broker.logManager.appender.append(builder.build(), to: log) { result in completion((try? result.get()) != nil) }
-    }
-}
-
-extension DeferredGroupStore {
-    func persistTransactional(
-        _ records: [CoordinatorRecord], producerId: Int64, producerEpoch: Int16, completion: @escaping @Sendable (Bool) -> Void
-    ) {
-        guard let store = target.withLock({ $0 }) else { return completion(false) }
-        store.persistTransactional(records, producerId: producerId, producerEpoch: producerEpoch, completion: completion)
+        logManager.appender.append(builder.build(), to: log) { result in completion((try? result.get()) != nil) }
     }
 }
 

@@ -13,6 +13,8 @@ import Synchronization
 public final class LogManager: @unchecked Sendable {
     public let dataDirectory: String
     public let appender: LogAppender
+    /// The store's random choices (seeded by `randomSeed`).
+    let random: StoreRandom
     /// Producer ids for InitProducerId, persisted in blocks in `petrel-producer-ids`.
     public let producerIds: ProducerIdAllocator
     let io: any FileIO
@@ -94,9 +96,11 @@ public final class LogManager: @unchecked Sendable {
     /// - Throws: `.storage` if the directory cannot be created.
     /// - Parameter openFilesMax: the descriptor budget for segment files (`petrel.log.open.files.max`).
     public init(
-        dataDirectory: String, io: any FileIO, clock: any LogClock, logger: Logger, openFilesMax: Int = .max
+        dataDirectory: String, io: any FileIO, clock: any LogClock, logger: Logger, openFilesMax: Int = .max,
+        randomSeed: UInt64? = nil
     ) throws(CommitLogError) {
         self.dataDirectory = dataDirectory
+        self.random = StoreRandom(seed: randomSeed)
         self.io = io
         self.clock = clock
         self.logger = logger
@@ -104,9 +108,26 @@ public final class LogManager: @unchecked Sendable {
         self.producerIds = ProducerIdAllocator(dataDirectory: dataDirectory, io: io)
         self.fileDeleter = SegmentFileDeleter(io: io, logger: logger)
         self.files = SegmentFileCache(io: io, capacity: openFilesMax)
-        do { try io.createDirectory(dataDirectory) } catch {
+        do throws(DiskError) {
+            let existed = io.isDirectory(dataDirectory)
+            try io.createDirectory(dataDirectory)
+            // A new data directory (and any parent made with it) is durable only once its parent is
+            // synced; a crash before that would lose it with everything written below.
+            if !existed { try Self.syncAncestors(of: dataDirectory, io: io) }
+        } catch {
             throw .storage(error, "creating data directory \(dataDirectory)")
         }
+    }
+
+    /// Syncs every directory from `path`'s parent up to the root (relative paths: up to `.`).
+    private static func syncAncestors(of path: String, io: any FileIO) throws(DiskError) {
+        var current = path
+        while let slash = current.lastIndex(of: "/") {
+            current = slash == current.startIndex ? "/" : String(current[..<slash])
+            try io.syncDirectory(current)
+            if current == "/" { return }
+        }
+        try io.syncDirectory(".")
     }
 
     private var recoveryCheckpointPath: String { SegmentFileName.join(dataDirectory, SegmentFileName.recoveryPointCheckpoint) }
@@ -146,7 +167,7 @@ public final class LogManager: @unchecked Sendable {
             if registry.withLock({ $0.logs[topicPartition] != nil }) { continue }
             let loader = LogLoader(
                 topicPartition: topicPartition, directory: path, configuration: configuration(topicPartition), io: io,
-                clock: clock, logger: logger, files: files)
+                clock: clock, logger: logger, files: files, random: random)
             do {
                 let log = try loader.load(
                     hadCleanShutdown: hadCleanShutdown, recoveryPoint: recoveryPoints[topicPartition],
@@ -187,6 +208,9 @@ public final class LogManager: @unchecked Sendable {
     private func prepare(_ log: PartitionLog) {
         log.onLogStartOffsetChanged = { [weak self] _ in self?.checkpointLogStartOffsets() }
         log.fileDeleter = fileDeleter
+        #if DEBUG
+        log.writer.ownerCheck = { [weak appender] in appender?.isWriterContext ?? true }
+        #endif
     }
 
     // MARK: Creating, finding, deleting
@@ -227,10 +251,10 @@ public final class LogManager: @unchecked Sendable {
             for (topicPartition, directory) in zip(partitions, directories) {
                 try io.createDirectory(directory)
                 made.append(directory)
-                let segment = try LogSegment.create(directory: directory, baseOffset: 0, configuration: configuration, io: io)
+                let segment = try LogSegment.create(directory: directory, baseOffset: 0, configuration: configuration, io: io, random: random)
                 logs.append(PartitionLog(
                     topicPartition: topicPartition, directory: directory, configuration: configuration, segments: [segment],
-                    logStartOffset: 0, recoveryPoint: 0, io: io, clock: clock, logger: logger, files: files))
+                    logStartOffset: 0, recoveryPoint: 0, io: io, clock: clock, logger: logger, files: files, random: random))
             }
             try io.syncDirectories(directories)
             try io.syncDirectory(dataDirectory)
@@ -299,7 +323,7 @@ public final class LogManager: @unchecked Sendable {
             // user (an append group finishing, a fetch still sending) releases the segment.
             files.forget(log.currentSegments)
             let renamed = SegmentFileName.join(
-                dataDirectory, SegmentFileName.deletedDirectory(log.topicPartition.directoryName, uuidHex: Self.randomHex()))
+                dataDirectory, SegmentFileName.deletedDirectory(log.topicPartition.directoryName, uuidHex: random.hex(32)))
             do {
                 try io.rename(log.directory, to: renamed)
                 renamedPaths.append((renamed, now + max(0, log.configuration.fileDeleteDelayMs)))
@@ -319,11 +343,6 @@ public final class LogManager: @unchecked Sendable {
         if let failure { throw .storage(failure.error, "renaming \(failure.path) for deletion") }
     }
 
-    private static func randomHex() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let digits = Array("0123456789abcdef")
-        return String((0..<32).map { _ in digits[Int(generator.next() % 16)] })
-    }
 
     // MARK: Periodic work
 
@@ -370,52 +389,42 @@ public final class LogManager: @unchecked Sendable {
         let now = clock.wallMilliseconds()
         // Unsorted: sorting thousands of partitions on every tick would stall appends.
         let logs = registry.withLock { Array($0.logs.values) }
-        var operations: [IOOperation] = []
-        var owners: [PartitionLog] = []
+        var batch = PartitionIOBatch()
         var flushed: [PartitionLog] = []
         var rolled: [PartitionLog] = []
         for log in logs {
-            guard !log.writerOffline, !log.writerClosed else { continue }
-            log.writerConfiguration = log.configuration
-            if log.writerReadOnly, now - log.lastSpaceProbeMs >= diskFullProbeIntervalMs { log.probeSpace(now: now) }
-            if !log.writerReadOnly, log.active.isDueForTimeRoll(now: now, configuration: log.writerConfiguration) {
+            guard !log.writer.isOffline, !log.writer.isClosed else { continue }
+            log.refreshWriterConfiguration()
+            if log.writer.isReadOnly, now - log.writer.lastSpaceProbeMs >= diskFullProbeIntervalMs { log.probeSpace(now: now) }
+            if !log.writer.isReadOnly, log.writer.active.isDueForTimeRoll(now: now, configuration: log.writer.configuration) {
                 do {
-                    try log.roll(now: now)
-                    try log.commitOutOfGroup()
+                    let segments = try log.roll(now: now)
+                    log.commitOutOfGroup([segments.old, segments.new])
                     rolled.append(log)
                 } catch {
                     log.writeFailed(error, now: now)
-                    if log.writerOffline { continue }
+                    if log.writer.isOffline { continue }
                 }
             }
             if log.flushDue(now: now) {
-                log.appendFlushOperations(to: &operations, owners: &owners, onlyInactive: false)
+                log.appendFlushOperations(to: &batch, onlyInactive: false)
                 flushed.append(log)
             } else if rolled.last === log {
-                log.appendFlushOperations(to: &operations, owners: &owners, onlyInactive: true)
+                log.appendFlushOperations(to: &batch, onlyInactive: true)
             }
         }
-        if !operations.isEmpty {
-            io.submit(&operations)
+        if !batch.isEmpty {
             var failures: [ObjectIdentifier: DiskError] = [:]
-            for (index, operation) in operations.enumerated() {
-                switch operation.result {
-                case .success: continue
-                case .failure(let error): failures[ObjectIdentifier(owners[index])] = error
-                case nil: failures[ObjectIdentifier(owners[index])] = DiskError(.sync, path: owners[index].directory, errno: 5)
-                }
+            batch.submit(io: io) { log, error in
+                if failures[ObjectIdentifier(log)] == nil { failures[ObjectIdentifier(log)] = error }
             }
             for log in flushed + rolled.filter({ log in !flushed.contains { $0 === log } }) {
-                if let error = failures[ObjectIdentifier(log)] {
-                    log.goOffline(error)
-                } else {
-                    log.flushCompleted(now: now, onlyInactive: !flushed.contains { $0 === log })
-                }
+                log.finishFlush(failure: failures[ObjectIdentifier(log)], now: now, onlyInactive: !flushed.contains { $0 === log })
             }
         }
         if now - lastProducerExpirationMs >= producerIdExpirationCheckIntervalMs {
             lastProducerExpirationMs = now
-            for log in logs where !log.writerOffline && !log.writerClosed { log.expireProducers(now: now) }
+            for log in logs where !log.writer.isOffline && !log.writer.isClosed { log.expireProducers(now: now) }
         }
     }
 
@@ -426,7 +435,7 @@ public final class LogManager: @unchecked Sendable {
         do {
             try checkpointState.withLock { (c) throws(DiskError) in
                 var points: [TopicPartition: Int64] = [:]
-                for log in registry.withLock({ Array($0.logs.values) }) { points[log.topicPartition] = log.recoveryPoint }
+                for log in registry.withLock({ Array($0.logs.values) }) { points[log.topicPartition] = log.writer.recoveryPoint }
                 c.writtenMs = clock.wallMilliseconds()
                 guard force || points != c.recoveryPoints else { return }
                 try CheckpointFile.write(points, to: recoveryCheckpointPath, io: io)
@@ -476,17 +485,16 @@ public final class LogManager: @unchecked Sendable {
         var firstError: CommitLogError?
         var clean = true
         for log in allLogs {
-            if log.writerOffline {
+            if log.writer.isOffline {
                 clean = false
                 log.close()
                 continue
             }
             do {
                 try log.flushNow(now: now)
-                let active = log.active
+                let active = log.writer.active
                 try active.deactivate()
-                log.groupSegments = [active]
-                try log.commitOutOfGroup()
+                log.commitOutOfGroup([active])
                 for fd in [active.offsetIndexFD, active.timeIndexFD] {
                     if let fd { try io.fdatasync(fd) }
                 }

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A failed file-system operation: which one, on what, and the errno behind it.
 ///
 /// Storage turns these into `CommitLogError`; the broker maps them to `KAFKA_STORAGE_ERROR`.
@@ -19,7 +23,7 @@ public struct DiskError: Error, Sendable, CustomStringConvertible {
         self.detail = detail
     }
 
-    public var isNoSpace: Bool { errno == 28 }  // ENOSPC
+    public var isNoSpace: Bool { errno == ENOSPC }
 
     public var description: String {
         var text = "\(operation.rawValue) failed"

@@ -14,10 +14,14 @@ import Darwin
 /// Writes and truncations since the last sync are kept as a log; `crash(using:)` replays that log
 /// onto the durable bytes, keeping, dropping or tearing each write independently.
 ///
-/// **Metadata** (create, rename, unlink, mkdir, rmdir) is durable immediately, as if every
-/// directory were synced after each change. This is kinder than ext4 (which may lose a rename
-/// that was not followed by a directory fsync), so `syncDirectory` is a no-op apart from faults.
-/// A file created and never synced survives a crash empty.
+/// **Metadata** (create, rename, unlink, mkdir, rmdir) follows the same model one level up: every
+/// directory has its current entries and its durable entries. A change to a directory's entries is
+/// durable only once that directory is synced (`syncDirectory`, as `fsync` on a directory fd);
+/// `crash(using:)` brings back every directory's durable entries: a file created but never named
+/// durably disappears (even if its bytes were fdatasynced), an unsynced rename reverts, an unsynced
+/// unlink brings the file back with its durable bytes, and entries under a directory that is not
+/// itself durable in its parent are lost with it. This is what ext4 and XFS promise, so a store
+/// that forgets a directory fsync fails crash tests here.
 ///
 /// Paths are absolute, `/`-separated; `.` components and repeated slashes are ignored. The root
 /// `/` always exists; other directories must be created. File descriptors are synthetic.
@@ -67,6 +71,8 @@ public final class SimulatedDisk: FileIO {
         var durable: [UInt8] = []
         var pending: [PendingChange] = []
         var isLinked = true
+        /// Durable directory entries naming this inode (it survives a crash while this is > 0).
+        var durableLinks = 0
 
         init(path: String) { self.path = path }
     }
@@ -83,6 +89,11 @@ public final class SimulatedDisk: FileIO {
 
     struct State {
         var entries: [String: Entry] = ["/": .directory]
+        /// The entries as they survive a crash: each directory's entries as of its last sync.
+        var durableEntries: [String: Entry] = ["/": .directory]
+        /// Inodes gone from `entries` (unlinked, no descriptor left) that a durable entry still names:
+        /// a crash brings them back.
+        var ghosts: [Int: Inode] = [:]
         var inodes: [Int: Inode] = [:]
         var nextInode = 1
         var descriptors: [Int32: OpenFile] = [:]
@@ -385,7 +396,8 @@ public final class SimulatedDisk: FileIO {
         }
     }
 
-    /// Metadata is durable immediately here, so this only checks the directory and faults.
+    /// Makes the directory's current entries durable (adds, renames and removals in it since its
+    /// last sync); entries of its subdirectories need their own sync.
     public func syncDirectory(_ path: String) throws(DiskError) {
         let path = Self.normalize(path)
         try state.withLock { (state) throws(DiskError) in
@@ -393,13 +405,26 @@ public final class SimulatedDisk: FileIO {
                 throw DiskError(.sync, path: path, errno: state.entries[path] == nil ? ENOENT : ENOTDIR)
             }
             try state.checkFault(.sync, path: path)
+            state.makeEntriesDurable(in: path)
+        }
+    }
+
+    /// Directory changes not yet made durable by a sync of their directory (added, changed or
+    /// removed entries), for tests.
+    public func unsyncedDirectoryChangeCount() -> Int {
+        state.withLock { state in
+            var count = 0
+            for (path, entry) in state.entries where !State.sameEntry(state.durableEntries[path], entry) { count += 1 }
+            for path in state.durableEntries.keys where state.entries[path] == nil { count += 1 }
+            return count
         }
     }
 
     // MARK: Crash
 
-    /// Simulates power loss and reboot. Every open fd becomes invalid (EBADF); unlinked-but-open
-    /// files disappear; each file becomes its durable bytes plus, replayed in order, each change
+    /// Simulates power loss and reboot. Every open fd becomes invalid (EBADF); the directory tree
+    /// becomes its durable entries (see the type comment; files no durable entry names disappear,
+    /// unlinked ones a durable entry still names come back); each file becomes its durable bytes plus, replayed in order, each change
     /// made since its last sync: a write is kept, dropped or torn (a random prefix kept, the rest
     /// left as before or filled with garbage) independently per `options`; a truncation is kept or
     /// dropped. The result becomes both current and durable. Deterministic for a given generator
@@ -412,12 +437,9 @@ public final class SimulatedDisk: FileIO {
         state.withLock { state in
             state.counters.crashes += 1
             state.descriptors.removeAll()
+            state.restoreDurableEntries()
             for id in state.inodes.keys.sorted() {
                 guard let inode = state.inodes[id] else { continue }
-                guard inode.isLinked else {
-                    state.inodes[id] = nil
-                    continue
-                }
                 var bytes = inode.durable
                 for change in inode.pending {
                     Self.apply(change, to: &bytes, options: options, using: &rng)
@@ -589,6 +611,58 @@ extension SimulatedDisk.State {
         counters.syncs += 1
     }
 
+    static func sameEntry(_ a: SimulatedDisk.Entry?, _ b: SimulatedDisk.Entry?) -> Bool {
+        switch (a, b) {
+        case (nil, nil): return true
+        case (.directory?, .directory?): return true
+        case (.file(let x)?, .file(let y)?): return x == y
+        default: return false
+        }
+    }
+
+    /// `syncDirectory`: the directory's durable entries become its current ones.
+    mutating func makeEntriesDurable(in directory: String) {
+        let stale = durableEntries.keys.filter { $0 != "/" && SimulatedDisk.parent(of: $0) == directory }
+        for path in stale where !Self.sameEntry(durableEntries[path], entries[path]) { setDurable(path, nil) }
+        for (path, entry) in entries where path != "/" && SimulatedDisk.parent(of: path) == directory {
+            if !Self.sameEntry(durableEntries[path], entry) { setDurable(path, entry) }
+        }
+    }
+
+    private mutating func setDurable(_ path: String, _ entry: SimulatedDisk.Entry?) {
+        if case .file(let old)? = durableEntries[path] {
+            if let inode = inodes[old] ?? ghosts[old] { inode.durableLinks -= 1 }
+            if let ghost = ghosts[old], ghost.durableLinks <= 0 { ghosts[old] = nil }
+        }
+        durableEntries[path] = entry
+        if case .file(let id)? = entry, let inode = inodes[id] ?? ghosts[id] { inode.durableLinks += 1 }
+    }
+
+    /// After a crash: the namespace is the durable one (entries whose directories all survived);
+    /// inodes no surviving entry names are gone, ghosts a surviving entry names come back.
+    mutating func restoreDurableEntries() {
+        var surviving: [String: SimulatedDisk.Entry] = ["/": .directory]
+        for path in durableEntries.keys.sorted(by: { $0.count < $1.count }) where path != "/" {
+            guard case .directory? = surviving[SimulatedDisk.parent(of: path)] else { continue }
+            surviving[path] = durableEntries[path]
+        }
+        var restored: [Int: SimulatedDisk.Inode] = [:]
+        for (path, entry) in surviving {
+            guard case .file(let id) = entry, let inode = inodes[id] ?? ghosts[id] else { continue }
+            inode.isLinked = true
+            inode.path = path
+            restored[id] = inode
+        }
+        for inode in restored.values { inode.durableLinks = 0 }
+        for entry in surviving.values {
+            if case .file(let id) = entry { restored[id]?.durableLinks += 1 }
+        }
+        entries = surviving
+        durableEntries = surviving
+        inodes = restored
+        ghosts.removeAll()
+    }
+
     mutating func unlinkInode(_ id: Int) {
         guard let inode = inodes[id] else { return }
         inode.isLinked = false
@@ -597,6 +671,10 @@ extension SimulatedDisk.State {
 
     mutating func dropInodeIfOrphaned(_ id: Int) {
         guard let inode = inodes[id], !inode.isLinked else { return }
-        if !descriptors.values.contains(where: { $0.inode == id }) { inodes[id] = nil }
+        if !descriptors.values.contains(where: { $0.inode == id }) {
+            inodes[id] = nil
+            // Still named by a durable entry: an unsynced unlink, undone by a crash.
+            if inode.durableLinks > 0 { ghosts[id] = inode }
+        }
     }
 }

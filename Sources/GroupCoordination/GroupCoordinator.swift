@@ -1,6 +1,7 @@
 import KafkaWire
 public import Logging
 import NIOCore
+import SeededRandom
 import Synchronization
 
 /// Kafka's classic group coordinator (JoinGroup/SyncGroup/Heartbeat/LeaveGroup, committed offsets,
@@ -246,20 +247,5 @@ public final class GroupCoordinator: @unchecked Sendable {
         guard version >= 0 else { throw .malformed("negative consumer protocol version") }
         return try ConsumerProtocolSubscription(
             from: &buffer, version: min(version, ConsumerProtocolSubscription.highestSupportedVersion))
-    }
-}
-
-/// Small seeded PRNG for member ids (STYLE §5.11: randomness is seeded).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Histogram
 import KafkaWire
 import NIOCore
+import SeededRandom
 import RecordCompression
 import RecordFormat
 import Synchronization
@@ -322,20 +323,5 @@ final class ProducerDriver: @unchecked Sendable {
         wakeup?.cancel()
         wakeup = nil
         promise.succeed(ProducerOutcome(records: acked, requests: requests, histogram: histogram, startNanos: startNanos, endNanos: Clock.nanos()))
-    }
-}
-
-/// A fast seeded generator (SplitMix64) for keys and filler.
-struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

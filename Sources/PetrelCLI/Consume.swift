@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GroupClient
 import KafkaWire
 import NIOCore
 import RecordCompression
@@ -59,7 +60,16 @@ struct Consume: ParsableCommand {
             }
             defer { signals.forEach { $0.cancel() } }
             try connection.withClient { client in
-                var member = GroupConsumer(client: client, options: options, pattern: pattern)
+                var member = GroupConsumer(
+                    client: client, options: options, shouldStop: { groupConsumerStopRequested.load(ordering: .relaxed) }
+                ) { response, positions, limit, partitionError in
+                    var out: [UInt8] = []
+                    let count = try FetchedRecords.append(
+                        response, topic: options.topic, positions: &positions, pattern: pattern, limit: limit, to: &out,
+                        partitionError: partitionError)
+                    if !out.isEmpty { FileHandle.standardOutput.write(Data(out)) }
+                    return count
+                }
                 try await member.run()
             }
             return
@@ -107,6 +117,9 @@ struct Consume: ParsableCommand {
         }
     }
 }
+
+/// Set by SIGINT/SIGTERM while a group consumer runs: the loop then commits, leaves the group and exits.
+let groupConsumerStopRequested = Atomic<Bool>(false)
 
 /// Turns fetch responses into formatted output; shared by the direct and the group consumer.
 enum FetchedRecords {

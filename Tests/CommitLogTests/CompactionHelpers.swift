@@ -4,6 +4,7 @@ import DiskIOTesting
 import NIOCore
 import RecordCompression
 import RecordFormat
+import SeededRandom
 import TestSupport
 
 /// One record as a test sees it: absolute offset, key, value (nil = tombstone), timestamp.
@@ -83,7 +84,7 @@ func expectedAfterCompaction(_ all: [StoredRecord], cleanedUpTo: Int64, tombston
 
 /// A seeded random keyed workload: `batches` batches of 1–8 records over `keys` keys, ~10% tombstones.
 func randomWorkload(seed: UInt64, batches: Int, keys: Int) -> [[(String?, String?)]] {
-    var rng = SeededGenerator(seed: seed)
+    var rng = SplitMix64(seed: seed)
     var workload: [[(String?, String?)]] = []
     for batch in 0..<batches {
         var pairs: [(String?, String?)] = []

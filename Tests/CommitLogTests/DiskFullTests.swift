@@ -3,6 +3,7 @@ import DiskIO
 import DiskIOTesting
 import NIOCore
 import RecordFormat
+import SeededRandom
 import TestSupport
 import Testing
 
@@ -159,7 +160,7 @@ import Testing
         }
         #expect(log.isReadOnly)
         // Power loss while read-only; then the disk has space again.
-        var rng = SeededGenerator(seed: 42)
+        var rng = SplitMix64(seed: 42)
         disk.crash(using: &rng)
         disk.capacityBytes = nil
         let reloaded = try #require(try h.restart(configuration: configuration).first)

@@ -3,6 +3,7 @@ import DiskIO
 import DiskIOTesting
 import NIOCore
 import RecordFormat
+import SeededRandom
 import TestSupport
 import Testing
 
@@ -73,7 +74,7 @@ import Testing
         #expect(!h.io.fileExists("/data/.kafka_cleanshutdown"))
 
         h.disk.clearFaults()
-        var rng = SeededGenerator(seed: 7)
+        var rng = SplitMix64(seed: 7)
         h.disk.crash(using: &rng, options: .dropAll)
         let logs = try h.restart()
         #expect(logs.first { $0.topicPartition.topic == "healthy" }?.highWatermark == 3)

@@ -165,8 +165,8 @@ extension Result where Failure == CommitLogError {
         h.clock.advance(by: 60_000)
         h.manager.producerIdExpirationCheckIntervalMs = 0
         h.manager.runPeriodicTasks()
-        await waitUntil { h.manager.appender.perform { log.producers.count } == 0 }
-        #expect(h.manager.appender.perform { log.producers.count } == 0)
+        await waitUntil { h.manager.appender.perform { log.writer.producers.count } == 0 }
+        #expect(h.manager.appender.perform { log.writer.producers.count } == 0)
     }
 
     // MARK: Snapshots
@@ -227,7 +227,7 @@ extension Result where Failure == CommitLogError {
         #expect(entries.map(\.lastOffset) == [5, 2])
 
         let reloaded = try #require(try h.restart().first)
-        #expect(h.manager.appender.perform { reloaded.producers[32]?.epoch } == 4)
+        #expect(h.manager.appender.perform { reloaded.writer.producers[32]?.epoch } == 4)
         // The last batch is still a duplicate after the restart (Kafka keeps one batch per producer).
         let retry = try await h.appendOK(idempotentBatch(producerId: 31, sequence: 2, count: 3), to: reloaded)
         #expect(retry.baseOffset == 3 && retry.lastOffset == 5)
@@ -255,7 +255,7 @@ extension Result where Failure == CommitLogError {
         // A crash: the restart loads the newest snapshot and replays the active segment's batches.
         h.manager.appender.shutdown()
         let reloaded = try #require(try h.restart(configuration: configuration).first)
-        #expect(h.manager.appender.perform { reloaded.producers[41]?.lastSequence } == 39)
+        #expect(h.manager.appender.perform { reloaded.writer.producers[41]?.lastSequence } == 39)
         #expect(try await h.appendOK(idempotentBatch(producerId: 41, sequence: 39), to: reloaded).baseOffset == 39)
         #expect(try await h.appendOK(idempotentBatch(producerId: 41, sequence: 40), to: reloaded).baseOffset == 40)
     }
@@ -282,7 +282,7 @@ extension Result where Failure == CommitLogError {
         let reloaded = try #require(try h.restart(configuration: RecoveryTests.configuration()).first)
         #expect(reloaded.highWatermark == 10)
         #expect(!h.io.fileExists("/data/orders-0/00000000000000000014.snapshot"))
-        #expect(h.manager.appender.perform { reloaded.producers[51]?.lastSequence } == 9)
+        #expect(h.manager.appender.perform { reloaded.writer.producers[51]?.lastSequence } == 9)
         // The torn batch was never acknowledged durably: its retry is appended again, at offset 10.
         #expect(try await h.appendOK(idempotentBatch(producerId: 51, sequence: 10, count: 2), to: reloaded).baseOffset == 10)
         #expect(try await h.appendOK(idempotentBatch(producerId: 51, sequence: 10, count: 2), to: reloaded).baseOffset == 10)
@@ -301,7 +301,7 @@ extension Result where Failure == CommitLogError {
         try h.io.writeFileAtomically(path, bytes)
         let reloaded = try #require(try h.restart().first)
         #expect(!h.io.fileExists(path))
-        #expect(h.manager.appender.perform { reloaded.producers[61]?.batches.map(\.firstSequence) } == [0, 2])
+        #expect(h.manager.appender.perform { reloaded.writer.producers[61]?.batches.map(\.firstSequence) } == [0, 2])
         #expect(try await h.appendOK(idempotentBatch(producerId: 61, sequence: 0, count: 2), to: reloaded).baseOffset == 0)
     }
 
@@ -313,7 +313,7 @@ extension Result where Failure == CommitLogError {
         #expect(try log.deleteRecords(before: 1) == 1)
         try h.manager.shutdown()
         let reloaded = try #require(try h.restart().first)
-        #expect(h.manager.appender.perform { reloaded.producers.sortedEntries.map(\.producerId) } == [72])
+        #expect(h.manager.appender.perform { reloaded.writer.producers.sortedEntries.map(\.producerId) } == [72])
     }
 
     // MARK: Producer ids

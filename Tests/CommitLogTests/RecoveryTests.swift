@@ -3,6 +3,7 @@ import DiskIO
 import DiskIOTesting
 import NIOCore
 import RecordFormat
+import SeededRandom
 import TestSupport
 import Testing
 import Dispatch
@@ -283,7 +284,7 @@ import Dispatch
         }
         acked = try Self.storedBatches(h, log)
         h.manager.appender.shutdown()
-        var rng = SeededGenerator(seed: 7)
+        var rng = SplitMix64(seed: 7)
         h.disk.crash(using: &rng, options: .dropAll)
         let logs = try h.restart(configuration: Self.configuration())
         let recovered = try #require(logs.first { $0.topicPartition.topic == "durable" })

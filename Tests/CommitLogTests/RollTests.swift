@@ -102,7 +102,7 @@ import Testing
             #expect(h.disk.durableContents(of: path) == h.disk.currentContents(of: path))
             #expect(h.disk.unsyncedChangeCount(of: segmentPath(h.root, "orders-0", base, ".index")) == 0)
         }
-        let recoveryPoint = h.manager.appender.perform { log.recoveryPoint }
+        let recoveryPoint = h.manager.appender.perform { log.writer.recoveryPoint }
         #expect(recoveryPoint == bases.last)
     }
 }

@@ -1,4 +1,5 @@
 import DiskIO
+import SeededRandom
 import Testing
 import TestSupport
 
@@ -43,7 +44,7 @@ import TestSupport
         let directory = TempDirectory(prefix: "posix")
         let fd = try io.open(directory.appending("big"), mode: .createReadWrite)
         defer { io.close(fd) }
-        var rng = SeededGenerator(seed: 9)
+        var rng = SplitMix64(seed: 9)
         let bytes = RandomBatches.bytes(count: 3 << 20, using: &rng)
         try bytes.withUnsafeBytes { buffer in try io.write(fd, buffer, at: 4096) }
         var back = [UInt8](repeating: 0, count: bytes.count)

@@ -1,5 +1,6 @@
 import DiskIO
 import DiskIOTesting
+import SeededRandom
 import Testing
 import TestSupport
 
@@ -45,6 +46,8 @@ private func write(_ disk: SimulatedDisk, _ fd: Int32, _ bytes: [UInt8], at offs
         let disk = SimulatedDisk()
         try disk.createDirectory("/d")
         let fd = try disk.open("/d/f", mode: .createReadWrite)
+        try disk.syncDirectory("/")
+        try disk.syncDirectory("/d")
         try write(disk, fd, [1, 2, 3], at: 0)
         try disk.fdatasync(fd)
         try write(disk, fd, [4, 5], at: 3)
@@ -54,7 +57,7 @@ private func write(_ disk: SimulatedDisk, _ fd: Int32, _ bytes: [UInt8], at offs
         #expect(disk.durableContents(of: "/d/f") == [1, 2, 3])
         #expect(disk.unsyncedChangeCount(of: "/d/f") == 3)
 
-        var rng = SeededGenerator(seed: 1)
+        var rng = SplitMix64(seed: 1)
         disk.crash(using: &rng, options: .dropAll)
         #expect(disk.currentContents(of: "/d/f") == [1, 2, 3])
         #expect(disk.unsyncedChangeCount(of: "/d/f") == 0)
@@ -70,45 +73,90 @@ private func write(_ disk: SimulatedDisk, _ fd: Int32, _ bytes: [UInt8], at offs
     @Test func keepAllKeepsEverything() throws {
         let disk = SimulatedDisk()
         let fd = try disk.open("/f", mode: .createReadWrite)
+        try disk.syncDirectory("/")
         try write(disk, fd, [1, 2, 3], at: 0)
         try write(disk, fd, [4, 5], at: 3)
-        var rng = SeededGenerator(seed: 1)
+        var rng = SplitMix64(seed: 1)
         disk.crash(using: &rng, options: .keepAll)
         #expect(disk.currentContents(of: "/f") == [1, 2, 3, 4, 5])
         #expect(disk.durableContents(of: "/f") == [1, 2, 3, 4, 5])
     }
 
-    @Test func metadataIsDurableImmediately() throws {
+    /// Directory changes survive a crash only once their directory is synced.
+    @Test func metadataIsDurableOnlyAfterADirectorySync() throws {
         let disk = SimulatedDisk()
         try disk.createDirectory("/a/b")
+        try disk.syncDirectory("/")
+        try disk.syncDirectory("/a")
         let fd = try disk.open("/a/b/new", mode: .createReadWrite)
         try write(disk, fd, [1], at: 0)
+        try disk.fdatasync(fd)
         try disk.rename("/a/b/new", to: "/a/b/renamed")
         let doomed = try disk.open("/a/doomed", mode: .createReadWrite)
         try write(disk, doomed, [1], at: 0)
         try disk.fdatasync(doomed)
+        try disk.syncDirectory("/a")
         try disk.unlink("/a/doomed")
         var back = [UInt8](repeating: 0, count: 1)
         #expect(try back.withUnsafeMutableBytes { try disk.read(doomed, into: $0, at: 0) } == 1, "an unlinked open file stays readable")
+        #expect(disk.unsyncedDirectoryChangeCount() == 2)  // /a/b/renamed added, /a/doomed removed
 
-        var rng = SeededGenerator(seed: 2)
+        var rng = SplitMix64(seed: 2)
         disk.crash(using: &rng, options: .dropAll)
         #expect(disk.isDirectory("/a/b"))
-        #expect(disk.currentContents(of: "/a/b/renamed") == [], "created and renamed, never synced: exists, empty")
+        #expect(!disk.fileExists("/a/b/renamed"), "created (even fdatasynced) but /a/b never synced: gone")
         #expect(!disk.fileExists("/a/b/new"))
-        #expect(!disk.fileExists("/a/doomed"))
-        #expect(disk.allFiles() == ["/a/b/renamed"])
+        #expect(disk.currentContents(of: "/a/doomed") == [1], "unlinked, /a not synced since: back with its bytes")
+        #expect(disk.allFiles() == ["/a/doomed"])
+    }
+
+    @Test func syncedDirectoryChangesSurvive() throws {
+        let disk = SimulatedDisk()
+        try disk.createDirectory("/a")
+        try disk.syncDirectory("/")
+        let fd = try disk.open("/a/tmp", mode: .createReadWrite)
+        try write(disk, fd, [1, 2], at: 0)
+        try disk.fdatasync(fd)
+        try disk.rename("/a/tmp", to: "/a/final")
+        try disk.syncDirectory("/a")
+        let gone = try disk.open("/a/gone", mode: .createReadWrite)
+        disk.close(gone)
+        try disk.syncDirectory("/a")
+        try disk.unlink("/a/gone")
+        try disk.syncDirectory("/a")
+        #expect(disk.unsyncedDirectoryChangeCount() == 0)
+
+        var rng = SplitMix64(seed: 3)
+        disk.crash(using: &rng, options: .dropAll)
+        #expect(disk.allFiles() == ["/a/final"])
+        #expect(disk.currentContents(of: "/a/final") == [1, 2])
+    }
+
+    /// Entries under a directory that is not itself durable in its parent are lost with it.
+    @Test func entriesOfAnUnsyncedDirectoryAreLost() throws {
+        let disk = SimulatedDisk()
+        try disk.createDirectory("/data/t-0")
+        let fd = try disk.open("/data/t-0/0.log", mode: .createReadWrite)
+        try write(disk, fd, [1], at: 0)
+        try disk.fdatasync(fd)
+        try disk.syncDirectory("/data/t-0")
+        try disk.syncDirectory("/data")  // but "/" never synced: /data itself is not durable
+        var rng = SplitMix64(seed: 4)
+        disk.crash(using: &rng, options: .keepAll)
+        #expect(!disk.isDirectory("/data"))
+        #expect(disk.allFiles().isEmpty)
     }
 
     /// Append-only log: after any crash, the synced prefix is intact and every later byte is either
     /// the byte written there or zero (a hole left by a dropped or torn earlier write).
     @Test func randomCrashesOfAnAppendOnlyFileArePlausible() throws {
         let seed = TestSeed()
-        var rng = SeededGenerator(seed: seed.value)
+        var rng = SplitMix64(seed: seed.value)
         var sawKept = false, sawDropped = false, sawTorn = false
         for _ in 0..<300 {
             let disk = SimulatedDisk()
             let fd = try disk.open("/log", mode: .createReadWrite)
+            try disk.syncDirectory("/")
             var written: [UInt8] = []
             var synced = 0
             for _ in 0..<Int.random(in: 1...6, using: &rng) {
@@ -140,11 +188,12 @@ private func write(_ disk: SimulatedDisk, _ fd: Int32, _ bytes: [UInt8], at offs
             var results: [[UInt8]] = []
             for file in 0..<5 {
                 let fd = try disk.open("/f\(file)", mode: .createReadWrite)
+                try disk.syncDirectory("/")
                 for chunk in 0..<10 {
                     try write(disk, fd, [UInt8](repeating: UInt8(chunk + 1), count: 50), at: chunk * 50)
                 }
             }
-            var rng = SeededGenerator(seed: seed)
+            var rng = SplitMix64(seed: seed)
             disk.crash(using: &rng, options: .init(tornWritesLeaveGarbage: true))
             for file in 0..<5 { results.append(disk.currentContents(of: "/f\(file)") ?? []) }
             return results
@@ -154,11 +203,12 @@ private func write(_ disk: SimulatedDisk, _ fd: Int32, _ bytes: [UInt8], at offs
     }
 
     @Test func tornWritesCanLeaveGarbage() throws {
-        var rng = SeededGenerator(seed: 7)
+        var rng = SplitMix64(seed: 7)
         var sawGarbage = false
         for _ in 0..<50 {
             let disk = SimulatedDisk()
             let fd = try disk.open("/f", mode: .createReadWrite)
+            try disk.syncDirectory("/")
             let bytes = [UInt8](repeating: 0xAA, count: 100)
             try write(disk, fd, bytes, at: 0)
             disk.crash(using: &rng, options: .init(keepWeight: 0, dropWeight: 0, tearWeight: 1, tornWritesLeaveGarbage: true))

@@ -1,4 +1,5 @@
 import DiskIO
+import SeededRandom
 import Testing
 import TestSupport
 @testable import URingIO
@@ -44,7 +45,7 @@ struct URingFileIOTests {
         #expect(io.submissionQueueEntries == 8)
         let fd = try io.open(directory.appending("chunked"), mode: .createReadWrite)
         defer { io.close(fd) }
-        var rng = SeededGenerator(seed: 11)
+        var rng = SplitMix64(seed: 11)
         let bytes = RandomBatches.bytes(count: 100 * 512, using: &rng)
         bytes.withUnsafeBytes { all in
             var operations = (0..<100).map { index in
@@ -70,7 +71,7 @@ struct URingFileIOTests {
         let paths = (0..<2).map { directory.appending("short-\($0)") }
         let fds = try paths.map { try io.open($0, mode: .createReadWrite) }
         defer { fds.forEach(io.close) }
-        var rng = SeededGenerator(seed: 12)
+        var rng = SplitMix64(seed: 12)
         let payloads = (0..<6).map { RandomBatches.bytes(count: 2500 + $0 * 777, using: &rng) }
         var expected: [[UInt8]] = [[], []]
         var offsets: [Int64] = []

@@ -1,5 +1,6 @@
 import KafkaWire
 import NIOCore
+import SeededRandom
 import Testing
 
 @Suite("Primitives")

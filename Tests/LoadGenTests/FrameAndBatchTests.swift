@@ -1,5 +1,6 @@
 import KafkaWire
 import NIOCore
+import SeededRandom
 import RecordCompression
 import RecordFormat
 import Testing
@@ -66,7 +67,7 @@ import Testing
     }
 
     static func samples(count: Int, seed: UInt64) -> [Sample] {
-        var rng = SeededRNG(seed: seed)
+        var rng = SplitMix64(seed: seed)
         return (0..<count).map { i in
             let key: [UInt8]? = i % 3 == 0 ? nil : (0..<Int(rng.next() % 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             let value: [UInt8]? = i % 7 == 6 ? nil : (0..<Int(rng.next() % 300)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
@@ -146,18 +147,5 @@ import Testing
         #expect(second.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } == address)
         #expect(second.capacity >= 64 << 10)
         #expect(throws: Never.self) { try RecordBatch.records(in: second) }
-    }
-}
-
-/// SplitMix64 for deterministic test data.
-struct SeededRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,5 +1,6 @@
 import NIOCore
 import RecordFormat
+import SeededRandom
 import Testing
 import TestSupport
 
@@ -171,7 +172,7 @@ private func failure(_ buffer: ByteBuffer, _ rule: RecordOffsetRule = .sequentia
         for index in 0..<20 { builder.append(key: index % 3 == 0 ? nil : [UInt8(index)], value: [UInt8](repeating: 7, count: index * 3), timestamp: Int64(index)) }
         let original = Array(builder.build().readableBytesView)
         let seed = TestSeed()
-        var generator = SeededGenerator(seed: seed.value)
+        var generator = SplitMix64(seed: seed.value)
         for _ in 0..<5_000 {
             var bytes = original
             let flips = 1 + Int(generator.next() % 4)

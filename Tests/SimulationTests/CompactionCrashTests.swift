@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import RecordCompression
 import RecordFormat
+import SeededRandom
 import Synchronization
 import TestSupport
 import Testing
@@ -78,7 +79,7 @@ import Testing
     @Test(arguments: SegmentSwap.Step.allCases)
     func crashAtSwapStepRecoversToAValidLog(step: SegmentSwap.Step) async throws {
         let seed = TestSeed().value
-        var rng = SeededGenerator(seed: seed)
+        var rng = SplitMix64(seed: seed)
         let disk = SimulatedDisk()
         let killable = KillableIO(disk)
         let clock = SimulatedClock()

@@ -4,6 +4,7 @@ import DiskIOTesting
 import Logging
 import NIOCore
 import RecordFormat
+import SeededRandom
 import Synchronization
 import TestSupport
 import Testing
@@ -78,9 +79,9 @@ final class EpochState: @unchecked Sendable {
 
 struct Simulation {
     let seed: UInt64
-    var rng: SeededGenerator
+    var rng: SplitMix64
     /// Cuts reads at varying sizes, reproducibly.
-    var readRNG: SeededGenerator
+    var readRNG: SplitMix64
     var failures: [String] = []
     let disk = SimulatedDisk()
     let clock = SimulatedClock()
@@ -93,8 +94,8 @@ struct Simulation {
 
     init(seed: UInt64) {
         self.seed = seed
-        rng = SeededGenerator(seed: seed)
-        readRNG = SeededGenerator(seed: seed ^ 0x5EED_0F_4EAD)
+        rng = SplitMix64(seed: seed)
+        readRNG = SplitMix64(seed: seed ^ 0x5EED_0F_4EAD)
     }
 
     mutating func run() throws {
@@ -143,7 +144,7 @@ struct Simulation {
         let operationCount = Int.random(in: 20...120, using: &rng)
         let crashInFlight = Bool.random(using: &rng)
         let crashAfterAcks = Int.random(in: 1...max(1, operationCount), using: &rng)
-        let crashGenerator = SeededGenerator(seed: rng.next())
+        let crashGenerator = SplitMix64(seed: rng.next())
         let crashOptions = SimulatedDisk.CrashOptions(
             keepWeight: Int.random(in: 0...3, using: &rng), dropWeight: Int.random(in: 0...3, using: &rng),
             tearWeight: Int.random(in: 1...3, using: &rng), tornWritesLeaveGarbage: Bool.random(using: &rng),
@@ -244,7 +245,7 @@ struct Simulation {
             }
             // The recovery point's promise: every segment below it is durable as it is.
             for log in ordered {
-                let recoveryPoint = manager.appender.perform { log.recoveryPoint }
+                let recoveryPoint = manager.appender.perform { log.writer.recoveryPoint }
                 let bases = log.segmentBaseOffsets
                 for (i, base) in bases.enumerated() where i + 1 < bases.count && bases[i + 1] <= recoveryPoint {
                     let path = log.directory + "/" + SegmentFileName.log(base)
@@ -265,7 +266,7 @@ struct Simulation {
             // offline. Its promise is only its recovery point, which never passes unsynced bytes.
             try? manager.shutdown()
             disk.clearFaults()
-            let shutdownState = ordered.map { (offline: $0.isOffline, recoveryPoint: $0.recoveryPoint) }
+            let shutdownState = ordered.map { (offline: $0.isOffline, recoveryPoint: $0.writer.recoveryPoint) }
             state.lock.withLock { _ in
                 for index in state.attempts.indices where state.attempts[index].acknowledged
                     && !state.failedPartitions.contains(state.attempts[index].partition)
@@ -277,7 +278,7 @@ struct Simulation {
                     }
                 }
             }
-            var generator = SeededGenerator(seed: rng.next())
+            var generator = SplitMix64(seed: rng.next())
             io.kill()
             disk.crash(using: &generator, options: crashOptions)
         }
@@ -438,9 +439,9 @@ final class CrashBox: @unchecked Sendable {
     let disk: SimulatedDisk
     let io: KillableIO
     let options: SimulatedDisk.CrashOptions
-    private let generator: Mutex<SeededGenerator>
+    private let generator: Mutex<SplitMix64>
 
-    init(disk: SimulatedDisk, io: KillableIO, generator: SeededGenerator, options: SimulatedDisk.CrashOptions) {
+    init(disk: SimulatedDisk, io: KillableIO, generator: SplitMix64, options: SimulatedDisk.CrashOptions) {
         self.disk = disk
         self.io = io
         self.options = options

@@ -9,8 +9,14 @@ import Synchronization
 final class KillableIO: FileIO {
     let disk: SimulatedDisk
     private let killed = Atomic<Bool>(false)
+    private let forgetsDirectorySyncs: Bool
 
-    init(_ disk: SimulatedDisk) { self.disk = disk }
+    /// `forgetsDirectorySyncs`: `syncDirectory` does nothing, as a store that never fsyncs a
+    /// directory (to show the simulated disk catches it).
+    init(_ disk: SimulatedDisk, forgetsDirectorySyncs: Bool = false) {
+        self.disk = disk
+        self.forgetsDirectorySyncs = forgetsDirectorySyncs
+    }
 
     func kill() { killed.store(true, ordering: .sequentiallyConsistent) }
     var isKilled: Bool { killed.load(ordering: .sequentiallyConsistent) }
@@ -91,6 +97,6 @@ final class KillableIO: FileIO {
 
     func syncDirectory(_ path: String) throws(DiskError) {
         try check(.sync, path)
-        try disk.syncDirectory(path)
+        if !forgetsDirectorySyncs { try disk.syncDirectory(path) }
     }
 }

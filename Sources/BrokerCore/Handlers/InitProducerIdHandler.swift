@@ -3,7 +3,7 @@ import KafkaWire
 import Logging
 
 extension Broker {
-    /// InitProducerId for idempotent, non-transactional producers (NOTES §8):
+    /// InitProducerId for idempotent, non-transactional producers (Kafka `handleInitProducerId`):
     ///
     /// - no transactional id: a new producer id (never reused across restarts, see
     ///   `ProducerIdAllocator`) with epoch 0;

@@ -65,8 +65,7 @@ public final class LogAppender: @unchecked Sendable {
     // Appender thread only.
     private var thread: WorkerThread?
     private var batchItems: [Item] = []
-    private var operations: [IOOperation] = []
-    private var owners: [PartitionLog] = []
+    private var batch = PartitionIOBatch()
     private var outcomes: [Outcome] = []
     private var groupLogs: [PartitionLog] = []
     private var flushLogs: [PartitionLog] = []
@@ -107,6 +106,13 @@ public final class LogAppender: @unchecked Sendable {
             thread.join()
         }
         lock.withLock { running = false }
+    }
+
+    /// Whether the calling thread may touch writer state: the appender thread, or any thread while
+    /// the appender is not running (load, shutdown). For debug-build assertions.
+    var isWriterContext: Bool {
+        if let thread, thread.isCurrent { return true }
+        return !lock.withLock { running }
     }
 
     /// Appends and tasks waiting for the appender thread (for tests and metrics).
@@ -225,36 +231,54 @@ public final class LogAppender: @unchecked Sendable {
 
     // MARK: One group
 
+    /// Runs the appends `batchItems[range]` as one group, in named steps: reserve (offsets, positions,
+    /// rolls, queued writes), one write submit, publish what needs no flush, the group commit (plus
+    /// write-behind) and its publication, then flushing rolled segments.
     private func runGroup(_ range: Range<Int>) {
         let now = clock.wallMilliseconds()
-        operations.removeAll(keepingCapacity: true)
-        owners.removeAll(keepingCapacity: true)
+        startGroup(range)
+        reserveAll(range, now: now)
+        // Index entries stay in memory: a segment's index files are written whole when it stops being
+        // active (LogSegment.deactivate, at roll), so no index descriptor is held meanwhile.
+        submitWrites()
+        publishUnflushed(range, now: now)
+        groupCommit(range, now: now)
+        flushRolledSegments(now: now)
+        endGroup()
+    }
+
+    private func startGroup(_ range: Range<Int>) {
+        batch.removeAll()
         outcomes.removeAll(keepingCapacity: true)
         groupLogs.removeAll(keepingCapacity: true)
         flushLogs.removeAll(keepingCapacity: true)
         arena.reset()
-
         statistics.recordGroup(batches: range.count)
-        // 1. Assign offsets and positions (rolling as needed); queue the batch writes.
+    }
+
+    /// Step 1: assigns offsets and positions (rolling as needed) and queues the batch writes.
+    private func reserveAll(_ range: Range<Int>, now: Int64) {
         for index in range {
             outcomes.append(reserve(index, now: now))
         }
-        // 2. Index entries stay in memory: a segment's index files are written whole when it stops
-        //    being active (LogSegment.deactivate, at roll), so no index descriptor is held meanwhile.
-        // 3. One submit for the whole group.
-        if !operations.isEmpty {
-            io.submit(&operations)
-            noteFailures()
-        }
-        // 4. Partitions that need no flush complete now; the others wait for the group commit.
+    }
+
+    /// Step 2: one submit for the whole group's writes.
+    private func submitWrites() {
+        batch.submit(io: io, failed: Self.noteFailure)
+    }
+
+    /// Step 3: partitions that need no flush complete now; the others wait for the group commit.
+    private func publishUnflushed(_ range: Range<Int>, now: Int64) {
         for log in groupLogs {
-            if let failure = log.groupFailure {
+            let writer = log.writer
+            if let failure = writer.groupFailure {
                 // Out of space: read-only, the unpublished tail truncated away; otherwise offline.
                 log.writeFailed(failure, now: now)
-            } else if log.writerOffline || log.writerClosed || log.writerReadOnly {
+            } else if writer.isOffline || writer.isClosed || writer.isReadOnly {
                 continue  // its appends failed early; nothing to publish or flush
             } else if log.flushDue(now: now) {
-                log.groupNeedsFlush = true
+                writer.groupNeedsFlush = true
                 flushLogs.append(log)
             } else {
                 publish(log)
@@ -262,280 +286,307 @@ public final class LogAppender: @unchecked Sendable {
         }
         complete(range, flushing: false)
         notify(flushing: false)
+    }
 
-        // 5. The group commit (fdatasync), plus write-behind for the rest.
-        operations.removeAll(keepingCapacity: true)
-        owners.removeAll(keepingCapacity: true)
+    /// Step 4: the group commit (fdatasync) for partitions whose flush policy asks for it, plus
+    /// write-behind for the rest; then the flushed partitions are published and completed.
+    private func groupCommit(_ range: Range<Int>, now: Int64) {
+        batch.removeAll()
         for log in flushLogs {
-            log.appendFlushOperations(to: &operations, owners: &owners, onlyInactive: false)
+            log.appendFlushOperations(to: &batch, onlyInactive: false)
         }
-        for log in groupLogs where log.groupFailure == nil && !log.groupNeedsFlush {
+        for log in groupLogs where log.writer.groupFailure == nil && !log.writer.groupNeedsFlush {
             queueWriteBehind(log)
         }
-        if !operations.isEmpty {
+        if !batch.isEmpty {
             let flushStart = flushLogs.isEmpty ? 0 : clock.monotonicNanoseconds()
-            io.submit(&operations)
-            noteFailures(writeBehind: true)
+            batch.submit(io: io, failed: Self.noteFailure)
             if !flushLogs.isEmpty {
                 let nanoseconds = Int(clock.monotonicNanoseconds() &- flushStart)
                 statistics.recordGroupCommit(batches: range.count, nanoseconds: nanoseconds)
                 statistics.observer.withLock { $0 }?.groupCommitted(batches: range.count, nanoseconds: nanoseconds)
             }
         }
-        for log in flushLogs {
-            if let failure = log.groupFailure {
-                log.goOffline(failure)
-            } else {
-                log.flushCompleted(now: now, onlyInactive: false)
-                publish(log)
-            }
+        for log in flushLogs where log.finishFlush(failure: log.writer.groupFailure, now: now, onlyInactive: false) {
+            publish(log)
         }
         if !flushLogs.isEmpty {
             complete(range, flushing: true)
             notify(flushing: true)
         }
-        for log in groupLogs where !log.groupNeedsFlush {
+        for log in groupLogs where !log.writer.groupNeedsFlush {
             // A failed write-behind: the appends were acknowledged, but the disk is failing. (A log
-            // made read-only in step 4 had its failure handled there and queued no write-behind.)
-            if let failure = log.groupFailure, !log.writerReadOnly { log.goOffline(failure) }
+            // made read-only in step 3 had its failure handled there and queued no write-behind.)
+            if let failure = log.writer.groupFailure, !log.writer.isReadOnly { log.goOffline(failure) }
         }
+    }
 
-        // 6. Rolled segments become durable (Kafka flushes up to the new segment's base after a roll),
-        //    which moves the recovery point past them.
-        operations.removeAll(keepingCapacity: true)
-        owners.removeAll(keepingCapacity: true)
-        for log in groupLogs where log.groupRolled && log.groupFailure == nil {
-            log.appendFlushOperations(to: &operations, owners: &owners, onlyInactive: true)
+    /// Step 5: rolled segments become durable (Kafka flushes up to the new segment's base after a
+    /// roll), which moves the recovery point past them.
+    private func flushRolledSegments(now: Int64) {
+        batch.removeAll()
+        for log in groupLogs where log.writer.groupRolled && log.writer.groupFailure == nil {
+            log.appendFlushOperations(to: &batch, onlyInactive: true)
         }
-        if !operations.isEmpty {
-            io.submit(&operations)
-            noteFailures()
-            for log in groupLogs where log.groupRolled {
-                if let failure = log.groupFailure { log.goOffline(failure) } else { log.flushCompleted(now: now, onlyInactive: true) }
-            }
+        guard !batch.isEmpty else { return }
+        batch.submit(io: io, failed: Self.noteFailure)
+        for log in groupLogs where log.writer.groupRolled {
+            log.finishFlush(failure: log.writer.groupFailure, now: now, onlyInactive: true)
         }
-        for log in groupLogs {
-            log.inGroup = false
-            log.groupSegments.removeAll(keepingCapacity: true)
-            log.groupFailure = nil
-            log.groupRolled = false
-            log.groupNeedsFlush = false
-            log.groupAdvanced = false
-        }
+    }
+
+    private func endGroup() {
+        for log in groupLogs { log.writer.endGroup() }
         groupLogs.removeAll(keepingCapacity: true)
         flushLogs.removeAll(keepingCapacity: true)
-        owners.removeAll(keepingCapacity: true)
+        batch.removeAll()
     }
+
+    /// Records the first failed operation of each partition as its group failure.
+    private static func noteFailure(_ log: PartitionLog, _ failure: DiskError) {
+        if log.writer.groupFailure == nil { log.writer.groupFailure = failure }
+    }
+
+    // MARK: One append
 
     /// Assigns the offsets and file position of append `index` and queues its write.
     private func reserve(_ index: Int, now: Int64) -> Outcome {
         let log = batchItems[index].log!
-        if !log.inGroup {
-            log.inGroup = true
-            log.groupSegments.removeAll(keepingCapacity: true)
-            log.groupSegments.append(log.active)
-            groupLogs.append(log)
-            log.state.withLock { s in
-                log.writerConfiguration = s.configuration
-                if s.isClosed { log.writerClosed = true }
-            }
-        }
-        if log.writerClosed { return Outcome(error: CommitLogError(.notFound, "\(log.topicPartition) was deleted or shut down")) }
-        if log.writerOffline { return Outcome(error: CommitLogError(.offline, "\(log.topicPartition) is offline after a disk error")) }
-        if log.writerReadOnly { return Outcome(error: CommitLogError(.readOnly, "\(log.topicPartition) is read-only: the disk is full")) }
-        if let failure = log.groupFailure {
-            return Outcome(error: .storage(failure, "\(log.topicPartition): an earlier append of this group failed"))
-        }
-        let configuration = log.writerConfiguration
-        let byteCount = batchItems[index].batch.readableBytes
-        guard let header = RecordBatchHeader(buffer: batchItems[index].batch), header.magic == 2,
-            header.totalByteCount == byteCount, header.lastOffsetDelta >= 0
-        else {
-            return Outcome(error: CommitLogError(.invalidBatch, "\(log.topicPartition): not exactly one record batch v2 (\(byteCount) bytes)"))
-        }
-        guard byteCount <= configuration.maxMessageBytes else {
-            return Outcome(error: CommitLogError(.messageTooLarge, "\(log.topicPartition): batch of \(byteCount) bytes exceeds max.message.bytes \(configuration.maxMessageBytes)"))
+        let writer = log.writer
+        if !writer.inGroup { joinGroup(log) }
+        if let refusal = refusal(log) { return Outcome(error: refusal) }
+        let configuration = writer.configuration
+        let header: RecordBatchHeader
+        switch checkBatch(index, log: log, configuration: configuration) {
+        case .success(let checked): header = checked
+        case .failure(let error): return Outcome(error: error)
         }
         // Idempotent producers: checked here, in append order, so pipelined batches (several in one
         // group, too) see the state their predecessors left.
-        var marker: ControlRecordType?
-        if header.producerId >= 0, header.isControl {
-            // A transaction marker from the coordinator: only the epoch is checked.
-            marker = ControlRecordType(controlBatch: batchItems[index].batch)
-            do { try log.producers.checkMarker(producerId: header.producerId, epoch: header.producerEpoch) } catch {
-                return Outcome(error: CommitLogError(error.kind, "\(log.topicPartition): \(error.message)"))
-            }
-        } else if header.producerId >= 0 {
-            let decision: ProducerStateManager.Decision
-            do {
-                decision = try log.producers.check(
-                    producerId: header.producerId, epoch: header.producerEpoch, firstSequence: header.baseSequence,
-                    lastSequence: header.lastSequence, now: now, expirationMs: configuration.producerIdExpirationMs)
-            } catch {
-                return Outcome(error: CommitLogError(error.kind, "\(log.topicPartition): \(error.message)"))
-            }
-            if case .duplicate(let original) = decision {
-                // Kafka answers a retried batch with the original offsets and writes nothing.
-                return Outcome(
-                    error: nil, baseOffset: original.firstOffset, lastOffset: original.lastOffset,
-                    logAppendTime: configuration.messageTimestampType == .logAppendTime ? original.maxTimestamp : -1)
-            }
+        let marker: ControlRecordType?
+        switch checkProducer(index, header: header, log: log, configuration: configuration, now: now) {
+        case .append(let checkedMarker): marker = checkedMarker
+        case .answer(let outcome): return outcome
         }
-        let baseOffset = log.nextOffset
+        let baseOffset = writer.nextOffset
         let lastOffset = baseOffset + Int64(header.lastOffsetDelta)
-        if log.active.shouldRoll(byteCount: byteCount, lastOffset: lastOffset, now: now, configuration: configuration) {
-            do { try log.roll(now: now) } catch {
-                log.groupFailure = error
+        let byteCount = batchItems[index].batch.readableBytes
+        if writer.active.shouldRoll(byteCount: byteCount, lastOffset: lastOffset, now: now, configuration: configuration) {
+            do {
+                let rolled = try log.roll(now: now)
+                writer.noteGroupSegment(rolled.old)
+                writer.noteGroupSegment(rolled.new)
+                writer.groupRolled = true
+            } catch {
+                writer.groupFailure = error
                 return Outcome(error: .storage(error, "\(log.topicPartition): rolling a new segment"))
             }
         }
-        let segment = log.active
-        var maxTimestamp = header.maxTimestamp
-        var logAppendTime: Int64 = -1
-        let fd = segment.file.fd
-        let position: Int64
-        if configuration.messageTimestampType == .logAppendTime {
-            RecordBatch.setBaseOffset(baseOffset, in: &batchItems[index].batch, at: batchItems[index].batch.readerIndex)
-            RecordBatch.setPartitionLeaderEpoch(0, in: &batchItems[index].batch, at: batchItems[index].batch.readerIndex)
-            RecordBatch.stampLogAppendTime(now, in: &batchItems[index].batch, at: batchItems[index].batch.readerIndex)
-            maxTimestamp = now
-            logAppendTime = now
-            position = segment.reserve(lastOffset: lastOffset, byteCount: byteCount, maxTimestamp: maxTimestamp, now: now)
-            queueWrite(fd: fd, at: position, batchItems[index].batch, from: 0, log: log)
-        } else {
-            let patchedInPlace = batchItems[index].batch.modifyIfUniquelyOwned { buffer -> Bool in
-                buffer.setInteger(baseOffset, at: buffer.readerIndex)
-                buffer.setInteger(Int32(0), at: buffer.readerIndex + 12)
-                return true
-            } ?? false
-            position = segment.reserve(lastOffset: lastOffset, byteCount: byteCount, maxTimestamp: maxTimestamp, now: now)
-            if patchedInPlace {
-                queueWrite(fd: fd, at: position, batchItems[index].batch, from: 0, log: log)
-            } else {
-                // Shared buffer: copy it into reused staging memory and patch the copy. One write per
-                // batch keeps the CRC-less first 16 bytes in the same write as the rest, so a torn
-                // write can never leave a valid-looking batch with a stale base offset or epoch.
-                let staged = arena.allocate(byteCount, aligned: false)
-                batchItems[index].batch.withUnsafeReadableBytes { staged.copyMemory(from: $0) }
-                staged.storeBytes(of: baseOffset.bigEndian, toByteOffset: 0, as: Int64.self)
-                staged.storeBytes(of: Int32(0).bigEndian, toByteOffset: 12, as: Int32.self)
-                queueStagedWrite(fd: fd, at: position, UnsafeRawBufferPointer(staged), log: log)
-            }
-        }
+        let segment = writer.active
+        let (maxTimestamp, logAppendTime) = stampAndQueueWrite(
+            index, log: log, segment: segment, header: header, baseOffset: baseOffset, lastOffset: lastOffset,
+            configuration: configuration, now: now)
         if header.producerId >= 0, header.isControl {
             log.noteTransactionalMarker(producerId: header.producerId, epoch: header.producerEpoch, type: marker, markerOffset: baseOffset, now: now)
         } else if header.producerId >= 0 {
-            log.producers.update(
+            writer.producers.update(
                 producerId: header.producerId, epoch: header.producerEpoch, firstSequence: header.baseSequence,
                 lastSequence: header.lastSequence, firstOffset: baseOffset, lastOffset: lastOffset, maxTimestamp: maxTimestamp,
                 now: now, isTransactional: header.isTransactional)
         }
-        log.nextOffset = lastOffset + 1
-        if log.unflushedSegments.last !== segment { log.unflushedSegments.append(segment) }
-        if log.groupSegments.last !== segment { log.groupSegments.append(segment) }
+        writer.nextOffset = lastOffset + 1
+        if writer.unflushedSegments.last !== segment { writer.unflushedSegments.append(segment) }
+        if writer.groupSegments.last !== segment { writer.groupSegments.append(segment) }
         return Outcome(error: nil, baseOffset: baseOffset, lastOffset: lastOffset, logAppendTime: logAppendTime)
+    }
+
+    /// A partition's first append of the group: opens its group scratch and takes the current
+    /// configuration and closed flag.
+    private func joinGroup(_ log: PartitionLog) {
+        log.writer.beginGroup()
+        groupLogs.append(log)
+        log.refreshWriterState()
+    }
+
+    /// Why the partition takes no appends now (closed, offline, read-only, an earlier failure of
+    /// this group), or nil.
+    private func refusal(_ log: PartitionLog) -> CommitLogError? {
+        let writer = log.writer
+        if writer.isClosed { return CommitLogError(.notFound, "\(log.topicPartition) was deleted or shut down") }
+        if writer.isOffline { return CommitLogError(.offline, "\(log.topicPartition) is offline after a disk error") }
+        if writer.isReadOnly { return CommitLogError(.readOnly, "\(log.topicPartition) is read-only: the disk is full") }
+        if let failure = writer.groupFailure {
+            return .storage(failure, "\(log.topicPartition): an earlier append of this group failed")
+        }
+        return nil
+    }
+
+    /// The batch's header, if the append is exactly one record batch v2 within `max.message.bytes`.
+    private func checkBatch(_ index: Int, log: PartitionLog, configuration: LogConfiguration) -> Result<RecordBatchHeader, CommitLogError> {
+        let byteCount = batchItems[index].batch.readableBytes
+        guard let header = RecordBatchHeader(buffer: batchItems[index].batch), header.magic == 2,
+            header.totalByteCount == byteCount, header.lastOffsetDelta >= 0
+        else {
+            return .failure(CommitLogError(.invalidBatch, "\(log.topicPartition): not exactly one record batch v2 (\(byteCount) bytes)"))
+        }
+        guard byteCount <= configuration.maxMessageBytes else {
+            return .failure(CommitLogError(.messageTooLarge, "\(log.topicPartition): batch of \(byteCount) bytes exceeds max.message.bytes \(configuration.maxMessageBytes)"))
+        }
+        return .success(header)
+    }
+
+    private enum ProducerCheck {
+        /// Write the batch (with the control record type of a transaction marker).
+        case append(ControlRecordType?)
+        /// Write nothing; answer with this (a duplicate's original offsets, or a refusal).
+        case answer(Outcome)
+    }
+
+    /// The producer-state check of a batch with a producer id: a transaction marker's epoch, or an
+    /// idempotent batch's epoch and sequence (a retried duplicate is answered with its original offsets).
+    private func checkProducer(
+        _ index: Int, header: RecordBatchHeader, log: PartitionLog, configuration: LogConfiguration, now: Int64
+    ) -> ProducerCheck {
+        guard header.producerId >= 0 else { return .append(nil) }
+        let writer = log.writer
+        if header.isControl {
+            // A transaction marker from the coordinator: only the epoch is checked.
+            let marker = ControlRecordType(controlBatch: batchItems[index].batch)
+            do { try writer.producers.checkMarker(producerId: header.producerId, epoch: header.producerEpoch) } catch {
+                return .answer(Outcome(error: CommitLogError(error.kind, "\(log.topicPartition): \(error.message)")))
+            }
+            return .append(marker)
+        }
+        let decision: ProducerStateManager.Decision
+        do {
+            decision = try writer.producers.check(
+                producerId: header.producerId, epoch: header.producerEpoch, firstSequence: header.baseSequence,
+                lastSequence: header.lastSequence, now: now, expirationMs: configuration.producerIdExpirationMs)
+        } catch {
+            return .answer(Outcome(error: CommitLogError(error.kind, "\(log.topicPartition): \(error.message)")))
+        }
+        if case .duplicate(let original) = decision {
+            // Kafka answers a retried batch with the original offsets and writes nothing.
+            return .answer(Outcome(
+                error: nil, baseOffset: original.firstOffset, lastOffset: original.lastOffset,
+                logAppendTime: configuration.messageTimestampType == .logAppendTime ? original.maxTimestamp : -1))
+        }
+        return .append(nil)
+    }
+
+    /// Patches the batch header (base offset, partition leader epoch 0, for LogAppendTime topics the
+    /// append time), reserves its position in `segment` and queues its write. Returns the batch's
+    /// max timestamp and its log append time (-1 for CreateTime).
+    private func stampAndQueueWrite(
+        _ index: Int, log: PartitionLog, segment: LogSegment, header: RecordBatchHeader, baseOffset: Int64, lastOffset: Int64,
+        configuration: LogConfiguration, now: Int64
+    ) -> (maxTimestamp: Int64, logAppendTime: Int64) {
+        let byteCount = batchItems[index].batch.readableBytes
+        let fd = segment.file.fd
+        if configuration.messageTimestampType == .logAppendTime {
+            RecordBatch.setBaseOffset(baseOffset, in: &batchItems[index].batch, at: batchItems[index].batch.readerIndex)
+            RecordBatch.setPartitionLeaderEpoch(0, in: &batchItems[index].batch, at: batchItems[index].batch.readerIndex)
+            RecordBatch.stampLogAppendTime(now, in: &batchItems[index].batch, at: batchItems[index].batch.readerIndex)
+            let position = segment.reserve(lastOffset: lastOffset, byteCount: byteCount, maxTimestamp: now, now: now)
+            queueWrite(fd: fd, at: position, batchItems[index].batch, from: 0, log: log)
+            return (now, now)
+        }
+        let patchedInPlace = batchItems[index].batch.modifyIfUniquelyOwned { buffer -> Bool in
+            RecordBatch.setBaseOffset(baseOffset, in: &buffer, at: buffer.readerIndex)
+            RecordBatch.setPartitionLeaderEpoch(0, in: &buffer, at: buffer.readerIndex)
+            return true
+        } ?? false
+        let position = segment.reserve(lastOffset: lastOffset, byteCount: byteCount, maxTimestamp: header.maxTimestamp, now: now)
+        if patchedInPlace {
+            queueWrite(fd: fd, at: position, batchItems[index].batch, from: 0, log: log)
+        } else {
+            // Shared buffer: copy it into reused staging memory and patch the copy. One write per
+            // batch keeps the CRC-less first 16 bytes in the same write as the rest, so a torn
+            // write can never leave a valid-looking batch with a stale base offset or epoch.
+            let staged = arena.allocate(byteCount, aligned: false)
+            batchItems[index].batch.withUnsafeReadableBytes { staged.copyMemory(from: $0) }
+            RecordBatch.setBaseOffset(baseOffset, in: staged)
+            RecordBatch.setPartitionLeaderEpoch(0, in: staged)
+            queueStagedWrite(fd: fd, at: position, UnsafeRawBufferPointer(staged), log: log)
+        }
+        return (header.maxTimestamp, -1)
     }
 
     /// Queues a write of staged bytes, extending the previous operation instead when it writes the
     /// same file right up to `position` from memory that ends right where `bytes` starts — consecutive
     /// batches of one partition then go down as one write (fewer syscalls/SQEs, same bytes).
     private func queueStagedWrite(fd: Int32, at position: Int64, _ bytes: UnsafeRawBufferPointer, log: PartitionLog) {
-        if let last = operations.indices.last, owners[last] === log,
-            case .write(let lastFD, let lastOffset, let lastBytes) = operations[last].kind, lastFD == fd,
+        if let last = batch.operations.indices.last, batch.owners[last] === log,
+            case .write(let lastFD, let lastOffset, let lastBytes) = batch.operations[last].kind, lastFD == fd,
             lastOffset + Int64(lastBytes.count) == position, let lastBase = lastBytes.baseAddress,
             lastBase + lastBytes.count == bytes.baseAddress, lastBytes.count + bytes.count <= Self.coalescedWriteBytesMax
         {
-            operations[last] = IOOperation(.write(fd: fd, offset: lastOffset, bytes: UnsafeRawBufferPointer(start: lastBase, count: lastBytes.count + bytes.count)))
+            batch.operations[last] = IOOperation(.write(fd: fd, offset: lastOffset, bytes: UnsafeRawBufferPointer(start: lastBase, count: lastBytes.count + bytes.count)))
             return
         }
-        operations.append(IOOperation(.write(fd: fd, offset: position, bytes: bytes)))
-        owners.append(log)
+        batch.append(IOOperation(.write(fd: fd, offset: position, bytes: bytes)), owner: log)
     }
 
     private func queueWrite(fd: Int32, at position: Int64, _ buffer: ByteBuffer, from skip: Int, log: PartitionLog) {
         // The buffer is kept alive and unmodified in `batchItems` until the submit returns.
         let bytes = buffer.withUnsafeReadableBytes { UnsafeRawBufferPointer(rebasing: $0[skip...]) }
-        operations.append(IOOperation(.write(fd: fd, offset: position, bytes: bytes)))
-        owners.append(log)
+        batch.append(IOOperation(.write(fd: fd, offset: position, bytes: bytes)), owner: log)
     }
 
     private func queueWriteBehind(_ log: PartitionLog) {
-        let threshold = log.writerConfiguration.writeBehindBytes
-        let segment = log.active
+        let threshold = log.writer.configuration.writeBehindBytes
+        let segment = log.writer.active
         guard threshold > 0, segment.size - segment.writeBehindPosition >= Int64(threshold) else { return }
-        operations.append(IOOperation(.syncFileRange(fd: segment.file.fd, offset: segment.writeBehindPosition, length: segment.size - segment.writeBehindPosition)))
-        owners.append(log)
+        batch.append(
+            IOOperation(.syncFileRange(fd: segment.file.fd, offset: segment.writeBehindPosition, length: segment.size - segment.writeBehindPosition)),
+            owner: log)
         segment.writeBehindPosition = segment.size
     }
 
-    /// Records the first failed operation of each partition as its group failure.
-    private func noteFailures(writeBehind: Bool = false) {
-        for (index, operation) in operations.enumerated() {
-            let failure: DiskError?
-            switch operation.result {
-            case .success(let written):
-                if case .write(_, _, let bytes) = operation.kind, written != bytes.count {
-                    failure = DiskError(.write, path: owners[index].directory, errno: 5, detail: "short write: \(written) of \(bytes.count) bytes")
-                } else {
-                    failure = nil
-                }
-            case .failure(let error):
-                if case .syncFileRange = operation.kind, error.errno != 5, error.errno != 28 {
-                    // Write-behind is advisory: a file system without sync_file_range is not a disk error.
-                    failure = nil
-                } else {
-                    failure = error
-                }
-            case nil:
-                failure = DiskError(.submit, path: owners[index].directory, errno: 5, detail: "operation not executed")
-            }
-            if let failure, owners[index].groupFailure == nil {
-                owners[index].groupFailure = failure
-            }
-        }
-        _ = writeBehind
-    }
+    // MARK: Publication
 
     /// Publishes a partition's completed appends to readers.
     private func publish(_ log: PartitionLog) {
+        let writer = log.writer
         // An offline log keeps what readers saw; its failed reservations are never published.
-        guard !log.writerOffline, !log.writerClosed else { return }
+        guard !writer.isOffline, !writer.isClosed else { return }
         let previous: Int64
         var aborted: [AbortedTransaction]?
-        (previous, log.groupLogStartOffset) = log.state.withLock { s in
-            for segment in log.groupSegments { segment.commitLocked() }
+        (previous, writer.groupLogStartOffset) = log.state.withLock { s in
+            for segment in writer.groupSegments { segment.commitLocked() }
             log.publishPendingSegmentsLocked(&s)
             let previous = s.highWatermark
-            s.highWatermark = log.nextOffset
+            s.highWatermark = writer.nextOffset
+            assert(log.invariantsHoldLocked(s, previousHighWatermark: previous), "\(log.topicPartition): storage invariant broken at publish")
             aborted = log.publishTransactionsLocked(&s)
             return (previous, s.logStartOffset)
         }
         if let aborted { log.writeTransactionIndex(aborted) }
-        log.groupAdvanced = log.nextOffset > previous
+        writer.groupAdvanced = writer.nextOffset > previous
     }
 
     private func complete(_ range: Range<Int>, flushing: Bool) {
         for index in range {
-            guard let log = batchItems[index].log, log.groupNeedsFlush == flushing,
+            guard let log = batchItems[index].log, log.writer.groupNeedsFlush == flushing,
                 let completion = batchItems[index].completion
             else { continue }
             let outcome = outcomes[index - range.lowerBound]
             if let error = outcome.error {
                 completion(.failure(error))
-            } else if let failure = log.groupFailure {
+            } else if let failure = log.writer.groupFailure {
                 completion(.failure(.storage(failure, "\(log.topicPartition): append failed")))
             } else {
                 completion(.success(AppendResult(
                     baseOffset: outcome.baseOffset, lastOffset: outcome.lastOffset,
-                    logAppendTime: outcome.logAppendTime, logStartOffset: log.groupLogStartOffset)))
+                    logAppendTime: outcome.logAppendTime, logStartOffset: log.writer.groupLogStartOffset)))
             }
         }
     }
 
     private func notify(flushing: Bool) {
         guard let onAppended else { return }
-        for log in groupLogs where log.groupNeedsFlush == flushing && log.groupFailure == nil && log.groupAdvanced {
-            onAppended(log.topicPartition, log.nextOffset)
+        for log in groupLogs where log.writer.groupNeedsFlush == flushing && log.writer.groupFailure == nil && log.writer.groupAdvanced {
+            onAppended(log.topicPartition, log.writer.nextOffset)
         }
     }
 }

@@ -10,7 +10,7 @@ import Synchronization
 /// 1. Map keys → latest offsets over the dirty range [firstDirty, firstUncleanable), batch by batch,
 ///    until the fixed-size map is full; `endOffset` is where mapping stopped (all records below it
 ///    were mapped). A map smaller than the key set thus needs several rounds, each one cleaning
-///    further (Kafka stops mid-segment too; NOTES' "segment boundary" is a simplification).
+///    further (Kafka stops mid-segment too: `Cleaner.buildOffsetMap` ends wherever the map fills).
 /// 2. Group the segments from the log start up to the one holding `endOffset - 1` into runs of at
 ///    most `segment.bytes`, `segment.index.bytes` of index and 2^31 offsets.
 /// 3. Rewrite each run into one new segment with the survivors and swap it in (`SegmentSwap`).

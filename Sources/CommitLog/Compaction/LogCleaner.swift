@@ -200,7 +200,7 @@ public final class LogCleaner: @unchecked Sendable {
         // The last batch of each active idempotent producer (writer state: read on the appender thread).
         let producers: [Int64: Int64] = manager.appender.perform {
             var lastOffsets: [Int64: Int64] = [:]
-            for entry in log.producers.sortedEntries { lastOffsets[entry.producerId] = entry.lastOffset }
+            for entry in log.writer.producers.sortedEntries { lastOffsets[entry.producerId] = entry.lastOffset }
             return lastOffsets
         }
         var round = CompactionRound(

@@ -3,7 +3,8 @@ import Logging
 
 /// Replaces a run of closed segments by the cleaner's output, crash-safely (Kafka
 /// `LocalLog.replaceSegments`), and finishes or rolls back a replacement a crash interrupted
-/// (`recover`, called by `LogLoader` before it lists segments: NOTES §3 step 1).
+/// (`recover`, called by `LogLoader` before it lists segments: step 1 of `LogLoader`'s doc comment,
+/// Kafka `LogLoader.removeTempFilesAndCollectSwapFiles`).
 ///
 /// The new segment is named after the first replaced segment's base offset N and is sealed so it
 /// ends exactly where the replaced run ended (`CompactionRound`), so its offset range
@@ -92,7 +93,7 @@ enum SegmentSwap {
 
     // MARK: Recovery
 
-    /// NOTES §3 step 1 for `.cleaned` / `.swap` (stray `.deleted` files are left to `LogLoader`):
+    /// Step 1 of `LogLoader` for `.cleaned` / `.swap` (stray `.deleted` files are left to `LogLoader`):
     /// swap files with base >= the smallest `.cleaned` base are unfinished and deleted; all `.cleaned`
     /// are deleted; each remaining `N.log.swap` is a finished swap — the segment files with base in
     /// [N, its end offset) are deleted and `.swap` is stripped; a remaining index `.swap` is stripped.

@@ -2,11 +2,15 @@ import DiskIO
 import Logging
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension DiskError {
     /// ENOSPC or EDQUOT from a write, open, truncate or create — the file system is full, the bytes
     /// already written are intact. Not from a sync: a failed fsync/fdatasync/sync_file_range may have
     /// dropped dirty pages (acknowledged bytes the disk never got), which stays fatal.
-    var isOutOfSpace: Bool { (errno == 28 || errno == 122) && operation != .sync }
+    var isOutOfSpace: Bool { (errno == ENOSPC || errno == EDQUOT) && operation != .sync }
 }
 
 /// Disk full: a recoverable storage state between online and offline.
@@ -49,7 +53,7 @@ extension PartitionLog {
     /// out of space makes the log read-only after rolling the writer back to the published state;
     /// anything else, or a failed rollback, takes it offline.
     func writeFailed(_ error: DiskError, now: Int64) {
-        guard !writerOffline, !writerClosed else { return }
+        guard !writer.isOffline, !writer.isClosed else { return }
         guard error.isOutOfSpace else {
             goOffline(error)
             return
@@ -61,20 +65,20 @@ extension PartitionLog {
             goOffline(error)
             return
         }
-        lastSpaceProbeMs = now
-        if !writerReadOnly {
-            writerReadOnly = true
+        writer.lastSpaceProbeMs = now
+        if !writer.isReadOnly {
+            writer.isReadOnly = true
             state.withLock { $0.isReadOnly = true }
             logger.error(
                 "partition read-only: out of disk space; reads continue, writes resume when a probe write succeeds",
-                metadata: ["error": "\(error)", "highWatermark": "\(nextOffset)"])
+                metadata: ["error": "\(error)", "highWatermark": "\(writer.nextOffset)"])
         }
     }
 
     /// Writes and removes a probe file; back online when the write succeeds (appender thread).
     func probeSpace(now: Int64) {
-        guard writerReadOnly, !writerOffline, !writerClosed else { return }
-        lastSpaceProbeMs = now
+        guard writer.isReadOnly, !writer.isOffline, !writer.isClosed else { return }
+        writer.lastSpaceProbeMs = now
         let path = SegmentFileName.join(directory, Self.spaceProbeFileName)
         do throws(DiskError) {
             let fd = try io.open(path, mode: .createReadWrite)
@@ -90,7 +94,7 @@ extension PartitionLog {
             if !error.isOutOfSpace { goOffline(error) }
             return
         }
-        writerReadOnly = false
+        writer.isReadOnly = false
         state.withLock { $0.isReadOnly = false }
         logger.notice("partition writable again: a probe write succeeded")
     }
@@ -99,11 +103,9 @@ extension PartitionLog {
     /// Also usable when nothing is unpublished: then it only re-derives what it already has.
     /// - Throws: the disk error of a truncation, unlink or sync; the caller takes the log offline.
     func rollBackToPublished() throws(DiskError) {
-        let discarded = pendingSegments
-        pendingSegments.removeAll()
-        groupSegments.removeAll(keepingCapacity: true)
-        groupRolled = false
-        unflushedSegments.removeAll { segment in discarded.contains { $0 === segment } }
+        let discarded = writer.pendingSegments
+        writer.pendingSegments.removeAll()
+        writer.unflushedSegments.removeAll { segment in discarded.contains { $0 === segment } }
         for segment in discarded {
             segment.closeIndexFiles()
             for path in [segment.logPath, segment.offsetIndexPath, segment.timeIndexPath] where io.fileExists(path) {
@@ -144,18 +146,18 @@ extension PartitionLog {
             if last.timeIndexFD == nil { last.timeIndexFD = try io.open(last.timeIndexPath, mode: .readWrite) }
             last.isActive = true
         }
-        active = last
-        nextOffset = highWatermark
-        recoveryPoint = min(recoveryPoint, highWatermark)
+        writer.active = last
+        writer.nextOffset = highWatermark
+        writer.recoveryPoint = min(writer.recoveryPoint, highWatermark)
         if !discarded.isEmpty { try io.syncDirectory(directory) }
 
         // A roll snapshotted producer state that includes unpublished batches.
         for offset in try ProducerSnapshotFile.list(directory, io: io) where offset > highWatermark {
             try io.unlink(SegmentFileName.join(directory, ProducerSnapshotFile.name(offset)))
         }
-        if producers.entries.values.contains(where: { $0.lastOffset >= highWatermark }) {
+        if writer.producers.entries.values.contains(where: { $0.lastOffset >= highWatermark }) {
             let (segments, logStart) = state.withLock { ($0.segments, $0.logStartOffset) }
-            producers = try ProducerStateLoader(directory: directory, io: io, clock: clock, logger: logger)
+            writer.producers = try ProducerStateLoader(directory: directory, io: io, clock: clock, logger: logger)
                 .load(segments: segments, logStartOffset: logStart)
         }
         logger.warning(

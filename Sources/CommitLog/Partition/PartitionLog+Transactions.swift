@@ -67,27 +67,27 @@ extension PartitionLog {
     /// Appender thread, after a batch with a producer id was placed at `firstOffset...lastOffset`.
     /// Returns an error message when a marker is refused (checked before placement by `checkMarker`).
     func noteTransactionalMarker(producerId: Int64, epoch: Int16, type: ControlRecordType?, markerOffset: Int64, now: Int64) {
-        guard let first = producers.completeTransaction(producerId: producerId, epoch: epoch, now: now) else { return }
+        guard let first = writer.producers.completeTransaction(producerId: producerId, epoch: epoch, now: now) else { return }
         guard type == .abort else { return }
         // The LSO right after this marker (Kafka records it for the fetch-side index).
-        let lastStable = producers.firstUnstableOffset ?? (markerOffset + 1)
-        groupAborted.append(AbortedTransaction(producerId: producerId, firstOffset: first, lastOffset: markerOffset, lastStableOffset: lastStable))
+        let lastStable = writer.producers.firstUnstableOffset ?? (markerOffset + 1)
+        writer.groupAborted.append(AbortedTransaction(producerId: producerId, firstOffset: first, lastOffset: markerOffset, lastStableOffset: lastStable))
     }
 
     /// Called by the appender's publish, under the state lock. Returns the aborted transactions
     /// to write to the active segment's `.txnindex` (after the lock), nil when none were added.
     func publishTransactionsLocked(_ s: inout State) -> [AbortedTransaction]? {
-        s.firstUnstableOffset = producers.firstUnstableOffset
-        guard !groupAborted.isEmpty else { return nil }
-        s.abortedTransactions.append(contentsOf: groupAborted)
-        groupAborted.removeAll()
-        let base = active.baseOffset
+        s.firstUnstableOffset = writer.producers.firstUnstableOffset
+        guard !writer.groupAborted.isEmpty else { return nil }
+        s.abortedTransactions.append(contentsOf: writer.groupAborted)
+        writer.groupAborted.removeAll()
+        let base = writer.active.baseOffset
         return s.abortedTransactions.filter { $0.lastOffset >= base }
     }
 
     /// Rewrites the active segment's `.txnindex` (small: aborts are rare, 34 bytes each). Writer thread.
     func writeTransactionIndex(_ entries: [AbortedTransaction]) {
-        let base = active.baseOffset
+        let base = writer.active.baseOffset
         let path = SegmentFileName.join(directory, TransactionIndexFile.name(base))
         do throws(DiskError) {
             try io.writeFileAtomically(path, TransactionIndexFile.encode(entries))
@@ -112,7 +112,7 @@ extension PartitionLog {
             entries.append(contentsOf: TransactionIndexFile.decode(try io.readWholeFile(path) ?? []))
         }
         entries.sort { $0.lastOffset < $1.lastOffset }
-        let end = nextOffset
+        let end = writer.nextOffset
         entries.removeAll { $0.lastOffset >= end }  // markers recovery truncated away
         let known = Set(entries.map(\.lastOffset))
         let missing = replayed.filter { !known.contains($0.lastOffset) }
@@ -120,7 +120,7 @@ extension PartitionLog {
         entries.sort { $0.lastOffset < $1.lastOffset }
         state.withLock { s in
             s.abortedTransactions = entries
-            s.firstUnstableOffset = producers.firstUnstableOffset
+            s.firstUnstableOffset = writer.producers.firstUnstableOffset
         }
         // Rewrite the index of each segment that gained (or lost) entries.
         for segment in segments {
@@ -149,7 +149,7 @@ extension PartitionLog {
     /// for it, so call off the event loops).
     public func activeProducers(_ appender: LogAppender) -> [ActiveProducer] {
         appender.perform { [self] in
-            producers.sortedEntries.map {
+            writer.producers.sortedEntries.map {
                 ActiveProducer(
                     producerId: $0.producerId, producerEpoch: $0.epoch, lastSequence: $0.lastSequence, lastTimestamp: $0.lastTimestamp,
                     coordinatorEpoch: $0.coordinatorEpoch, currentTxnStartOffset: $0.currentTxnFirstOffset)

@@ -2,14 +2,19 @@ import DiskIO
 import Logging
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One partition's log: its segments, high watermark and log start offset.
 ///
 /// Readers (`read`, `offset(forTimestamp:)`, …) run on any thread, concurrently with the single
 /// writer (`LogAppender`'s thread). What readers see — the segment list, each segment's committed size
 /// and index entries, the high watermark, the log start offset — sits behind one lock, and only
 /// completed appends are ever published there. The writer's own bookkeeping (the active segment,
-/// next offset, recovery point, flush state) is touched only on the appender thread, or by
-/// `LogManager` while the appender is not running.
+/// next offset, recovery point, flush state, producer state, the appender's per-group scratch) is
+/// in `writer` (`PartitionWriter`), touched only on the appender thread, or by `LogManager` while
+/// the appender is not running.
 public final class PartitionLog: @unchecked Sendable {
     public let topicPartition: TopicPartition
     /// The partition directory's path.
@@ -21,6 +26,8 @@ public final class PartitionLog: @unchecked Sendable {
     let logger: Logger
     /// The descriptor budget this log's segments count against (`LogManager.files`).
     let files: SegmentFileCache
+    /// Random choices of new segments (`LogManager.random`).
+    let random: StoreRandom
 
     struct State {
         var configuration: LogConfiguration
@@ -42,47 +49,8 @@ public final class PartitionLog: @unchecked Sendable {
 
     let state: Mutex<State>
 
-    // MARK: Writer state (appender thread)
-
-    var active: LogSegment
-    /// The offset the next batch gets (log end offset including in-flight appends).
-    var nextOffset: Int64
-    /// Offsets below this are durable (fsynced). Written by the appender thread only; readable from
-    /// any thread (the recovery-point checkpoint is written off the appender).
-    var recoveryPoint: Int64 {
-        get { recoveryPointStorage.load(ordering: .relaxed) }
-        set { recoveryPointStorage.store(newValue, ordering: .relaxed) }
-    }
-    private let recoveryPointStorage: Atomic<Int64>
-    var lastFlushMs: Int64
-    /// Segments holding bytes (or trimmed indexes) not yet covered by an fdatasync, oldest first.
-    var unflushedSegments: [LogSegment] = []
-    var writerConfiguration: LogConfiguration
-    var writerOffline = false
-    /// Out of disk space, rolled back to the published state; probed by `LogManager` (PartitionLog+DiskFull).
-    var writerReadOnly = false
-    /// When the space probe last ran (or the log went read-only).
-    var lastSpaceProbeMs: Int64 = 0
-    var writerClosed = false
-    /// Idempotent-producer state: checked and updated at offset assignment, snapshotted on roll and
-    /// shutdown, rebuilt by `LogLoader`.
-    var producers: ProducerStateManager
-    /// ABORT markers written in the current group, published with it (PartitionLog+Transactions).
-    var groupAborted: [AbortedTransaction] = []
-
-    // Per-group scratch (appender thread).
-    var inGroup = false
-    var groupSegments: [LogSegment] = []
-    var groupFailure: DiskError?
-    var groupRolled = false
-    /// Segments created by rolls whose appends are not published yet. They join the reader-visible
-    /// list only together with those appends (`publishPendingSegmentsLocked`): until then the old
-    /// segment stays the last one, so retention and the cleaner never treat it as closed while it
-    /// still has in-flight, unpublished batches.
-    var pendingSegments: [LogSegment] = []
-    var groupNeedsFlush = false
-    var groupLogStartOffset: Int64 = 0
-    var groupAdvanced = false
+    /// The writer's state (appender thread; see `PartitionWriter`).
+    let writer: PartitionWriter
 
     /// Told when `deleteRecords` moved the log start offset, so the manager checkpoints it.
     var onLogStartOffsetChanged: (@Sendable (PartitionLog) -> Void)?
@@ -96,7 +64,7 @@ public final class PartitionLog: @unchecked Sendable {
     init(
         topicPartition: TopicPartition, directory: String, configuration: LogConfiguration, segments: [LogSegment],
         logStartOffset: Int64, recoveryPoint: Int64, producers: ProducerStateManager = ProducerStateManager(), io: any FileIO,
-        clock: any LogClock, logger: Logger, files: SegmentFileCache? = nil
+        clock: any LogClock, logger: Logger, files: SegmentFileCache? = nil, random: StoreRandom? = nil
     ) {
         precondition(!segments.isEmpty, "a partition log has at least one segment")
         self.topicPartition = topicPartition
@@ -104,27 +72,26 @@ public final class PartitionLog: @unchecked Sendable {
         self.io = io
         self.clock = clock
         self.files = files ?? SegmentFileCache(io: io)
+        self.random = random ?? StoreRandom()
         var logger = logger
         logger[metadataKey: "partition"] = "\(topicPartition)"
         self.logger = logger
         let active = segments[segments.count - 1]
-        self.active = active
-        self.nextOffset = active.nextOffset
-        self.recoveryPointStorage = Atomic(min(recoveryPoint, active.nextOffset))
-        self.lastFlushMs = clock.wallMilliseconds()
-        self.writerConfiguration = configuration
-        self.producers = producers
+        let writer = PartitionWriter(
+            active: active, recoveryPoint: recoveryPoint, configuration: configuration, producers: producers,
+            now: clock.wallMilliseconds())
+        self.writer = writer
         self.state = Mutex(
             State(
                 configuration: configuration, segments: segments, highWatermark: active.nextOffset,
                 logStartOffset: logStartOffset))
         // Everything past the recovery point may still be only in the page cache.
-        for segment in segments where segment.nextOffset > self.recoveryPoint {
+        for segment in segments where segment.nextOffset > writer.recoveryPoint {
             segment.flushedSize = 0
-            unflushedSegments.append(segment)
+            writer.unflushedSegments.append(segment)
         }
         // Only the active segment and unflushed ones keep their descriptor for sure.
-        for segment in segments { segment.pinned = segment === active || unflushedSegments.contains { $0 === segment } }
+        for segment in segments { segment.pinned = segment === active || writer.unflushedSegments.contains { $0 === segment } }
         self.files.register(segments)
     }
 
@@ -166,6 +133,9 @@ public final class PartitionLog: @unchecked Sendable {
         /// After a fatal disk error: neither, until a restart.
         case offline
     }
+
+    /// Offsets below this are durable (the writer's, read atomically: any thread).
+    var recoveryPoint: Int64 { writer.recoveryPoint }
 
     /// Base offsets of the segments, oldest first (for tools and tests).
     public var segmentBaseOffsets: [Int64] { state.withLock { $0.segments.map(\.baseOffset) } }
@@ -213,11 +183,27 @@ public final class PartitionLog: @unchecked Sendable {
 
     // MARK: Writer helpers (appender thread)
 
+    /// Takes the configuration and the closed flag from the reader-visible state into the writer's
+    /// (at the start of a group or of a periodic task). Returns whether the log is closed.
+    @discardableResult
+    func refreshWriterState() -> Bool {
+        state.withLock { s in
+            writer.configuration = s.configuration
+            if s.isClosed { writer.isClosed = true }
+        }
+        return writer.isClosed
+    }
+
+    /// Takes the configuration from the reader-visible state into the writer's (periodic tasks).
+    func refreshWriterConfiguration() {
+        writer.configuration = configuration
+    }
+
     /// Marks the log offline after a disk error (appender thread).
     func goOffline(_ error: DiskError) {
-        guard !writerOffline else { return }
-        writerOffline = true
-        writerReadOnly = false
+        guard !writer.isOffline else { return }
+        writer.isOffline = true
+        writer.isReadOnly = false
         state.withLock {
             $0.isOffline = true
             $0.isReadOnly = false
@@ -227,19 +213,23 @@ public final class PartitionLog: @unchecked Sendable {
 
     /// Starts a new active segment at `nextOffset`: creates its files, makes the directory entry durable,
     /// then trims the old segment's indexes (its final time entry is left pending for the caller to
-    /// write). Both segments are added to `groupSegments`. Then snapshots the producer state at the new
-    /// base offset, as Kafka does on roll (a failure there is logged: recovery replays instead).
-    func roll(now: Int64) throws(DiskError) {
-        let old = active
+    /// publish: the old segment is returned with the new one). Then snapshots the producer state at the
+    /// new base offset, as Kafka does on roll (a failure there is logged: recovery replays instead).
+    @discardableResult
+    func roll(now: Int64) throws(DiskError) -> (old: LogSegment, new: LogSegment) {
+        writer.assertOwned()
+        let old = writer.active
+        let baseOffset = writer.nextOffset
         var created: LogSegment?
         do {
-            created = try LogSegment.create(directory: directory, baseOffset: nextOffset, configuration: writerConfiguration, io: io)
+            created = try LogSegment.create(
+                directory: directory, baseOffset: baseOffset, configuration: writer.configuration, io: io, random: random)
             try io.syncDirectory(directory)
             try old.deactivate()
         } catch {
             // Out of space part-way (or worse): leave no half-created segment behind to be loaded.
             created?.closeIndexFiles()
-            for suffix in [SegmentFileName.log(nextOffset), SegmentFileName.offsetIndex(nextOffset), SegmentFileName.timeIndex(nextOffset)] {
+            for suffix in [SegmentFileName.log(baseOffset), SegmentFileName.offsetIndex(baseOffset), SegmentFileName.timeIndex(baseOffset)] {
                 let path = SegmentFileName.join(directory, suffix)
                 if io.fileExists(path) { try? io.unlink(path) }
             }
@@ -247,50 +237,65 @@ public final class PartitionLog: @unchecked Sendable {
         }
         let segment = created!
         files.register([segment])
-        if groupSegments.last !== old && !groupSegments.contains(where: { $0 === old }) { groupSegments.append(old) }
-        if !unflushedSegments.contains(where: { $0 === old }) { unflushedSegments.append(old) }
-        groupSegments.append(segment)
-        active = segment
-        groupRolled = true
-        pendingSegments.append(segment)
+        if !writer.unflushedSegments.contains(where: { $0 === old }) { writer.unflushedSegments.append(old) }
+        writer.active = segment
+        writer.pendingSegments.append(segment)
         logger.debug("rolled segment", metadata: ["baseOffset": "\(segment.baseOffset)", "previous": "\(old.baseOffset)"])
         writeProducerSnapshotLogging()
+        return (old, segment)
     }
 
     /// Whether the flush policy asks for an fdatasync now.
     func flushDue(now: Int64) -> Bool {
         // An offline log's reservations may cover bytes that never reached the disk: never flush it
         // (that would move the recovery point over them).
-        guard !writerOffline, !writerClosed else { return false }
-        guard nextOffset > recoveryPoint || unflushedSegments.contains(where: { !$0.isActive }) else { return false }
-        let configuration = writerConfiguration
-        if nextOffset - recoveryPoint >= configuration.flushMessages { return true }
-        if configuration.flushMs != .max, now - lastFlushMs >= configuration.flushMs { return true }
+        guard !writer.isOffline, !writer.isClosed else { return false }
+        guard writer.nextOffset > writer.recoveryPoint || writer.unflushedSegments.contains(where: { !$0.isActive }) else { return false }
+        let configuration = writer.configuration
+        if writer.nextOffset - writer.recoveryPoint >= configuration.flushMessages { return true }
+        if configuration.flushMs != .max, now - writer.lastFlushMs >= configuration.flushMs { return true }
         return false
     }
 
     /// Adds fdatasync operations covering everything unflushed (all segments, and the trimmed indexes
-    /// of inactive ones) to `operations`; `onlyInactive` limits it to rolled segments.
-    func appendFlushOperations(to operations: inout [IOOperation], owners: inout [PartitionLog], onlyInactive: Bool) {
-        for segment in unflushedSegments where !(onlyInactive && segment.isActive) {
+    /// of inactive ones) to `batch`; `onlyInactive` limits it to rolled segments.
+    func appendFlushOperations(to batch: inout PartitionIOBatch, onlyInactive: Bool) {
+        for segment in writer.unflushedSegments where !(onlyInactive && segment.isActive) {
             if segment.flushedSize < segment.size || !segment.isActive {
-                operations.append(IOOperation(.fdatasync(fd: segment.file.fd)))
-                owners.append(self)
+                batch.append(IOOperation(.fdatasync(fd: segment.file.fd)), owner: self)
             }
             if !segment.isActive {
                 for fd in [segment.offsetIndexFD, segment.timeIndexFD] {
                     guard let fd else { continue }
-                    operations.append(IOOperation(.fdatasync(fd: fd)))
-                    owners.append(self)
+                    batch.append(IOOperation(.fdatasync(fd: fd)), owner: self)
                 }
             }
         }
     }
 
+    /// Finishes a flush made by `appendFlushOperations`: takes the log offline if one of its
+    /// operations failed, else records the flush. Returns whether it succeeded.
+    @discardableResult
+    func finishFlush(failure: DiskError?, now: Int64, onlyInactive: Bool) -> Bool {
+        if let failure {
+            goOffline(failure)
+            return false
+        }
+        flushCompleted(now: now, onlyInactive: onlyInactive)
+        return true
+    }
+
     /// Records a successful flush made by `appendFlushOperations`.
     func flushCompleted(now: Int64, onlyInactive: Bool) {
+        writer.assertOwned()
+        defer {
+            assert(
+                writer.recoveryPoint <= writer.nextOffset
+                    && writer.unflushedSegments.allSatisfy { $0.flushedSize <= $0.size } && writer.active.flushedSize <= writer.active.size,
+                "\(topicPartition): storage invariant broken at flush completion")
+        }
         var kept: [LogSegment] = []
-        for segment in unflushedSegments {
+        for segment in writer.unflushedSegments {
             if onlyInactive && segment.isActive {
                 kept.append(segment)
                 continue
@@ -301,56 +306,62 @@ public final class PartitionLog: @unchecked Sendable {
                 files.unpin(segment)
             }
         }
-        unflushedSegments = kept
+        writer.unflushedSegments = kept
         if onlyInactive {
-            recoveryPoint = max(recoveryPoint, active.baseOffset)
+            writer.recoveryPoint = max(writer.recoveryPoint, writer.active.baseOffset)
         } else {
-            recoveryPoint = nextOffset
-            lastFlushMs = now
+            writer.recoveryPoint = writer.nextOffset
+            writer.lastFlushMs = now
         }
     }
 
     /// Flushes synchronously (maintenance and shutdown, outside append groups).
+    /// - Throws: the first failed operation's error (the log is left as it was; the caller decides).
     func flushNow(now: Int64) throws(DiskError) {
-        var operations: [IOOperation] = []
-        var owners: [PartitionLog] = []
-        appendFlushOperations(to: &operations, owners: &owners, onlyInactive: false)
-        if !operations.isEmpty {
-            io.submit(&operations)
-            for operation in operations {
-                switch operation.result {
-                case .success: continue
-                case .failure(let error): throw error
-                case nil: throw DiskError(.sync, path: active.logPath, errno: 5, detail: "no result")
-                }
-            }
-        }
+        var batch = PartitionIOBatch()
+        appendFlushOperations(to: &batch, onlyInactive: false)
+        var failure: DiskError?
+        batch.submit(io: io) { _, error in if failure == nil { failure = error } }
+        if let failure { throw failure }
         flushCompleted(now: now, onlyInactive: false)
     }
 
-    /// Writes the index entries staged outside an append group (rolls by time, shutdown) and publishes
-    /// them.
-    func commitOutOfGroup() throws(DiskError) {
+    /// What must hold whenever appends are published (`s` is the state just published; debug
+    /// builds assert it, release builds never evaluate it): the high watermark never moves back and
+    /// is the writer's log end; the log start is at most the high watermark; the recovery point is at
+    /// most the log end; in the segments that took writes, the committed and flushed sizes are at
+    /// most the reserved size.
+    func invariantsHoldLocked(_ s: State, previousHighWatermark: Int64) -> Bool {
+        guard s.highWatermark >= previousHighWatermark, s.highWatermark == writer.nextOffset,
+            s.logStartOffset <= s.highWatermark, writer.recoveryPoint <= writer.nextOffset
+        else { return false }
+        let touched = writer.groupSegments + [writer.active] + (s.segments.last.map { [$0] } ?? [])
+        return touched.allSatisfy { $0.committedSize <= $0.size && $0.flushedSize <= $0.size }
+    }
+
+    /// Publishes the index entries staged outside an append group (`segments`: after a roll by time,
+    /// the old and the new segment; at shutdown, the deactivated active one) and rolled segments.
+    func commitOutOfGroup(_ segments: [LogSegment]) {
+        writer.assertOwned()
         state.withLock { s in
-            for segment in groupSegments { segment.commitLocked() }
+            for segment in segments { segment.commitLocked() }
             publishPendingSegmentsLocked(&s)
+            assert(invariantsHoldLocked(s, previousHighWatermark: s.highWatermark), "\(topicPartition): storage invariant broken")
         }
-        groupSegments.removeAll(keepingCapacity: true)
-        groupRolled = false
     }
 
     /// Makes rolled segments visible to readers, retention and the cleaner; call under `state`'s lock
     /// in the same critical section that publishes their appends.
     func publishPendingSegmentsLocked(_ s: inout State) {
-        guard !pendingSegments.isEmpty else { return }
-        s.segments.append(contentsOf: pendingSegments)
-        pendingSegments.removeAll(keepingCapacity: true)
+        guard !writer.pendingSegments.isEmpty else { return }
+        s.segments.append(contentsOf: writer.pendingSegments)
+        writer.pendingSegments.removeAll(keepingCapacity: true)
     }
 
     /// Marks the log closed (deleted or shut down): further appends fail. Appender thread (or a
     /// stopped appender).
     func close() {
-        writerClosed = true
+        writer.isClosed = true
         state.withLock { $0.isClosed = true }
     }
 

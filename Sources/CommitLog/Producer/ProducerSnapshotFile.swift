@@ -1,7 +1,8 @@
 import DiskIO
 
 /// Kafka's producer-state snapshot, `<20-digit offset>.snapshot` in the partition directory: the
-/// state of every producer after all batches below that offset (NOTES §3).
+/// state of every producer after all batches below that offset (Kafka
+/// `ProducerStateManager.writeSnapshot` / `readSnapshot`; the layout below is the whole format).
 ///
 /// | field | type |
 /// |---|---|

@@ -5,7 +5,9 @@
 /// group — see each other. `LogLoader` rebuilds it from the newest producer snapshot plus the batch
 /// headers after it; `LogManager` snapshots it at shutdown and `PartitionLog.roll` at each roll.
 ///
-/// Rules (NOTES §8), checked in this order for a client batch with a producer id:
+/// Rules (Kafka `ProducerAppendInfo.checkProducerEpoch` / `checkSequence` and the duplicate check of
+/// `UnifiedLog.analyzeAndValidateProducerState`), checked in this order for a client batch with a
+/// producer id:
 /// 1. same epoch and the sequence range of one of the last 5 batches: a duplicate — not written,
 ///    answered with the original offsets;
 /// 2. epoch below the stored one: `.invalidProducerEpoch`;

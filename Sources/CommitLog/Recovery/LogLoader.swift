@@ -29,6 +29,8 @@ struct LogLoader {
     let logger: Logger
     /// The descriptor budget the loaded log counts against.
     var files: SegmentFileCache? = nil
+    /// Random choices of new segments (`LogManager.random`).
+    var random: StoreRandom? = nil
 
     func load(hadCleanShutdown: Bool, recoveryPoint checkpointRecoveryPoint: Int64?, logStartOffset checkpointLogStart: Int64?)
         throws(DiskError) -> PartitionLog
@@ -98,7 +100,8 @@ struct LogLoader {
         }
         if segments.isEmpty {
             if logStart < 0 { logStart = 0 }
-            segments.append(try LogSegment.create(directory: directory, baseOffset: logStart, configuration: configuration, io: io))
+            segments.append(try LogSegment.create(
+                directory: directory, baseOffset: logStart, configuration: configuration, io: io, random: random ?? StoreRandom()))
             try io.syncDirectory(directory)
         } else {
             try activate(segments[segments.count - 1])
@@ -111,7 +114,7 @@ struct LogLoader {
         let log = PartitionLog(
             topicPartition: topicPartition, directory: directory, configuration: configuration, segments: segments,
             logStartOffset: logStart, recoveryPoint: effectiveRecoveryPoint, producers: producers, io: io, clock: clock,
-            logger: logger, files: files)
+            logger: logger, files: files, random: random)
         try log.loadTransactionIndexes(segments: segments, replayed: replayedAborts)
         return log
     }

@@ -17,7 +17,7 @@ extension LogManager {
             if let start = result.newLogStartOffset {
                 moved = true
                 // Producer state is writer state: trim it on the appender thread (Kafka truncateHead).
-                let trim: @Sendable () -> Void = { log.producers.removeProducers(lastOffsetBelow: start) }
+                let trim: @Sendable () -> Void = { log.writer.producers.removeProducers(lastOffsetBelow: start) }
                 if !appender.enqueue(trim), !appender.isRunning { trim() }
             }
         }

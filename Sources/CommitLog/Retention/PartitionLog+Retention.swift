@@ -11,8 +11,10 @@ extension PartitionLog {
     ///
     /// Crash points: the list change is in memory only. A crash before the renames reloads the
     /// segments (retention deletes them again); after some renames, the loader unlinks the
-    /// `.deleted` files and index files without a `.log`. The log start offset is checkpointed by the
-    /// caller afterwards; before that, the loader takes the first remaining segment's base.
+    /// `.deleted` files and index files without a `.log`. The renames are not followed by a directory
+    /// fsync: a crash that loses some of them is the same as a crash before them. The log start
+    /// offset is checkpointed by the caller afterwards; before that, the loader takes the first
+    /// remaining segment's base.
     /// - Returns: The deleted segments' base offsets and the new log start offset if it moved.
     @discardableResult
     func deleteOldSegments(now: Int64) -> (deleted: [Int64], newLogStartOffset: Int64?) {

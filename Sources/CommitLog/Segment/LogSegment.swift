@@ -117,7 +117,7 @@ final class LogSegment: @unchecked Sendable {
     /// Creates a new, empty, active segment: an empty `.log` and index files preallocated (zeros) to
     /// `segment.index.bytes`, as Kafka does. The caller syncs the directory.
     static func create(
-        directory: String, baseOffset: Int64, configuration: LogConfiguration, io: any FileIO
+        directory: String, baseOffset: Int64, configuration: LogConfiguration, io: any FileIO, random: StoreRandom
     ) throws(DiskError) -> LogSegment {
         let logPath = SegmentFileName.join(directory, SegmentFileName.log(baseOffset))
         let offsetIndexPath = SegmentFileName.join(directory, SegmentFileName.offsetIndex(baseOffset))
@@ -138,7 +138,7 @@ final class LogSegment: @unchecked Sendable {
             indexer: SegmentIndexer(baseOffset: baseOffset, intervalBytes: configuration.indexIntervalBytes),
             offsetIndexFD: nil, timeIndexFD: nil, isActive: true)
         let jitterMax = min(configuration.segmentJitterMs, configuration.segmentMs)
-        if jitterMax > 0 { segment.rollJitterMs = Int64.random(in: 0..<jitterMax) }
+        if jitterMax > 0 { segment.rollJitterMs = random.int64(in: 0..<jitterMax) }
         return segment
     }
 

@@ -1,41 +1,59 @@
-import ArgumentParser
-import Dispatch
 import Foundation
-import KafkaWire
+public import KafkaWire
 import NIOCore
-import Synchronization
-import WireClient
+public import WireClient
 
-/// Set by SIGINT/SIGTERM while a group consumer runs: the loop then commits, leaves the group and exits.
-let groupConsumerStopRequested = Atomic<Bool>(false)
-
-/// `petrel consume --group`: a classic-protocol consumer group member (protocol type `consumer`,
-/// assignor `range`) for one topic, on the bootstrap broker (which must be the group coordinator).
+/// A classic-protocol consumer group member (protocol type `consumer`, assignor `range`) for one
+/// topic, on the bootstrap broker (which must be the group coordinator); `petrel consume --group`.
+/// What it does with fetched records is the caller's (`Deliver`); when to stop early too
+/// (`shouldStop`, e.g. set by SIGINT/SIGTERM).
 ///
 /// One task does everything in turn: fetch (long-poll ≤ 500 ms), heartbeat every ~3 s, commit
 /// every ~5 s. A heartbeat or commit answered with REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION or
 /// UNKNOWN_MEMBER_ID commits what it can and rejoins (eager protocol: positions are re-read from
 /// the committed offsets after every assignment). At exit (max messages, timeout, SIGINT/SIGTERM,
 /// error) it commits and sends LeaveGroup.
-struct GroupConsumer {
-    struct Options: Sendable {
-        var group: String
-        var topic: String
-        var fromBeginning: Bool
-        var maxMessages: Int?
-        var timeoutMs: Int?
-        var sessionTimeoutMs: Int32 = 10_000
-        var rebalanceTimeoutMs: Int32 = 30_000
-        var heartbeatInterval: Duration = .seconds(3)
-        var commitInterval: Duration = .seconds(5)
+public struct GroupConsumer {
+    public struct Options: Sendable {
+        public var group: String
+        public var topic: String
+        /// Without a committed offset: start at the log start (else the log end), Kafka's
+        /// `auto.offset.reset` earliest / latest.
+        public var fromBeginning: Bool
+        /// Stop after this many records.
+        public var maxMessages: Int?
+        /// Stop after this long without a record.
+        public var timeoutMs: Int?
+        public var sessionTimeoutMs: Int32 = 10_000
+        public var rebalanceTimeoutMs: Int32 = 30_000
+        public var heartbeatInterval: Duration = .seconds(3)
+        public var commitInterval: Duration = .seconds(5)
+
+        public init(group: String, topic: String, fromBeginning: Bool, maxMessages: Int? = nil, timeoutMs: Int? = nil) {
+            self.group = group
+            self.topic = topic
+            self.fromBeginning = fromBeginning
+            self.maxMessages = maxMessages
+            self.timeoutMs = timeoutMs
+        }
     }
+
+    /// Consumes the records of one fetch response at or past `positions` (only partitions that have
+    /// a position), advancing the positions past what it consumed and stopping after `limit`
+    /// records; calls `partitionError` for a partition answered with an error (throw to stop).
+    /// Returns the number of records consumed.
+    public typealias Deliver = (
+        _ response: FetchResponse, _ positions: inout [Int32: Int64], _ limit: Int?,
+        _ partitionError: (_ partition: Int32, _ code: Int16, _ position: Int64) throws -> Void
+    ) throws -> Int
 
     static let protocolType = "consumer"
     static let assignor = "range"
 
     let client: KafkaClient
     let options: Options
-    let pattern: RecordFormatter
+    let shouldStop: @Sendable () -> Bool
+    let deliver: Deliver
 
     private(set) var memberId = ""
     private(set) var generationId: Int32 = -1
@@ -47,17 +65,23 @@ struct GroupConsumer {
     private var lastCommit = ContinuousClock.now
     private var inGroup = false
 
-    init(client: KafkaClient, options: Options, pattern: RecordFormatter) {
+    public init(client: KafkaClient, options: Options, shouldStop: @escaping @Sendable () -> Bool = { false }, deliver: @escaping Deliver) {
         self.client = client
         self.options = options
-        self.pattern = pattern
+        self.shouldStop = shouldStop
+        self.deliver = deliver
     }
 
     private var connection: KafkaConnection { client.connection }
-    private var stopRequested: Bool { groupConsumerStopRequested.load(ordering: .relaxed) }
+    private var stopRequested: Bool { shouldStop() }
+
+    /// The member id the coordinator gave this member ("" before the first join).
+    public var currentMemberId: String { memberId }
+    /// The assigned partitions of the topic (after a join).
+    public var assignedPartitions: [Int32] { positions.keys.sorted() }
 
     /// Joins, consumes until done, commits and leaves.
-    mutating func run() async throws {
+    public mutating func run() async throws {
         guard try await client.topic(options.topic) != nil else {
             throw ClientError(.invalidArgument, "topic \(options.topic) does not exist")
         }
@@ -224,7 +248,7 @@ struct GroupConsumer {
 
     /// Kafka's RangeAssignor: per topic, the members subscribed to it sorted by member id each get
     /// a contiguous range of the sorted partitions; the first `count % members` get one extra.
-    static func rangeAssign(subscriptions: [String: [String]], partitions: [String: [Int32]]) -> [String: [String: [Int32]]] {
+    public static func rangeAssign(subscriptions: [String: [String]], partitions: [String: [Int32]]) -> [String: [String: [Int32]]] {
         var plan: [String: [String: [Int32]]] = [:]
         for member in subscriptions.keys { plan[member] = [:] }
         for (topic, topicPartitions) in partitions {
@@ -414,23 +438,18 @@ struct GroupConsumer {
             } else {
                 let partitions = positions.keys.sorted().map { ($0, positions[$0]!) }
                 let response = try await client.fetch(topic: options.topic, partitions: partitions, maxWaitMs: maxWait)
-                var out: [UInt8] = []
                 var outOfRange: [Int32] = []
                 let topic = options.topic
-                printed += try FetchedRecords.append(
-                    response, topic: topic, positions: &positions, pattern: pattern, limit: options.maxMessages.map { $0 - printed }, to: &out
-                ) { partition, code, position in
+                let delivered = try deliver(response, &positions, options.maxMessages.map { $0 - printed }) { partition, code, position in
                     if KafkaErrorCode(rawValue: code) == .offsetOutOfRange {
                         outOfRange.append(partition)
                     } else {
                         try ClientError.check(code, "fetch from \(topic)-\(partition) at offset \(position)")
                     }
                 }
+                printed += delivered
                 if !outOfRange.isEmpty { try await reset(outOfRange) }
-                if !out.isEmpty {
-                    FileHandle.standardOutput.write(Data(out))
-                    lastProgress = .now
-                }
+                if delivered > 0 { lastProgress = .now }
                 if let maxMessages = options.maxMessages, printed >= maxMessages { return }
             }
             if let timeoutMs = options.timeoutMs, ContinuousClock.now - lastProgress >= .milliseconds(timeoutMs) { return }
