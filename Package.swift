@@ -37,7 +37,7 @@ var targets: [Target] = [
     .target(name: "BrokerServer", dependencies: ["BrokerCore", "CommitLog", "DiskIO", "URingIO", "KafkaWire", "GroupCoordination", "Security", nioCore, nioPosix, nioSSL, logging, metricsCore, prometheus, nioHTTP1], swiftSettings: swiftSettings),
     // SASL mechanisms (PLAIN, SCRAM), the SCRAM credential store; no NIO, no IO.
     .target(name: "Security", dependencies: [crypto], swiftSettings: swiftSettings),
-    .target(name: "WireClient", dependencies: ["KafkaWire", "RecordFormat", nioCore, nioPosix], swiftSettings: swiftSettings),
+    .target(name: "WireClient", dependencies: ["KafkaWire", "RecordFormat", "Security", nioCore, nioPosix, nioSSL], swiftSettings: swiftSettings),
     .target(name: "LoadGen", dependencies: ["WireClient", "KafkaWire", "RecordFormat", "RecordCompression", nioCore, nioPosix, .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
     .target(name: "GroupCoordination", dependencies: ["KafkaWire", nioCore, logging], swiftSettings: swiftSettings),
     .target(name: "TransactionCoordination", dependencies: ["KafkaWire", "RecordFormat", nioCore, logging], swiftSettings: swiftSettings),
