@@ -39,7 +39,7 @@ var targets: [Target] = [
     .target(name: "BrokerServer", dependencies: ["BrokerCore", "CommitLog", "DiskIO", "URingIO", "KafkaWire", "GroupCoordination", "Security", nioCore, nioPosix, nioSSL, logging, metricsCore, prometheus, nioHTTP1], swiftSettings: swiftSettings),
     // SASL mechanisms (PLAIN, SCRAM), the SCRAM credential store; no NIO, no IO.
     .target(name: "Security", dependencies: [crypto], swiftSettings: swiftSettings),
-    .target(name: "WireClient", dependencies: ["KafkaWire", "RecordFormat", nioCore, nioPosix], swiftSettings: swiftSettings),
+    .target(name: "WireClient", dependencies: ["KafkaWire", "RecordFormat", "Security", nioCore, nioPosix, nioSSL], swiftSettings: swiftSettings),
     .target(name: "LoadGen", dependencies: ["SeededRandom", "WireClient", "KafkaWire", "RecordFormat", "RecordCompression", nioCore, nioPosix, .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
     // The classic consumer-group member behind `petrel consume --group` (a client, over WireClient).
     .target(name: "GroupClient", dependencies: ["WireClient", "KafkaWire", nioCore], swiftSettings: swiftSettings),

@@ -12,8 +12,10 @@
 #   --out DIR      results directory (default Benchmarks/results/run-<UTC time>, also copied to
 #                  Benchmarks/results/latest.md)
 #   --scenarios    a subset of: produce-1k-p1 produce-1k-p16 produce-100b-p1 produce-1k-acks-all-durable
-#                  e2e-20k-p1 e2e-20k-p16 produce-1k-p1000 e2e-half-peak-p1  (consume runs ride with the
-#                  produce-1k-* scenarios)
+#                  e2e-20k-p1 e2e-20k-p16 produce-1k-p1000 e2e-half-peak-p1 tls-produce-1k-p1 tls-e2e-20k-p1
+#                  (consume runs ride with the produce-1k-* scenarios; tls-*: Petrel only, one broker with a
+#                  PLAINTEXT and a SASL_SSL listener (SCRAM-SHA-512, TLS 1.3, certificates from
+#                  tools/make-test-certs.sh), each repetition running both protocols, order alternating)
 #   --brokers      petrel, tansu or both (default)
 #
 # Environment: PETREL_BIN (default: build the repo's release `petrel` and use it), TANSU_BIN (default:
@@ -69,7 +71,7 @@ fi
 E2E_RATE=20000
 E2E_LINGER_MS=1   # the default 5 ms linger alone would add 5 ms to every record
 
-ALL_SCENARIOS="produce-1k-p1 produce-1k-p16 produce-100b-p1 produce-1k-acks-all-durable e2e-20k-p1 e2e-20k-p16 produce-1k-p1000 e2e-half-peak-p1"
+ALL_SCENARIOS="produce-1k-p1 produce-1k-p16 produce-100b-p1 produce-1k-acks-all-durable e2e-20k-p1 e2e-20k-p16 produce-1k-p1000 e2e-half-peak-p1 tls-produce-1k-p1 tls-e2e-20k-p1"
 SCENARIOS=${SCENARIOS_ARG//,/ }
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 for s in $SCENARIOS; do
@@ -282,6 +284,80 @@ sc_e2e() { # scenario broker rep partitions rate
   stop_broker
 }
 
+# Security: one Petrel broker with a PLAINTEXT and a SASL_SSL listener; the load generator connects
+# to the second with Kafka's client config (--command-config). Broker labels: petrel (PLAINTEXT) and
+# petrel-sasl-ssl, so the report pairs them per repetition.
+SEC_DIR=""; SECURE_ADDR=""
+sec_setup() {
+  [ -n "$SEC_DIR" ] && return 0
+  SEC_DIR="$SCRATCH/security"
+  mkdir -p "$SEC_DIR"
+  "$ROOT/tools/make-test-certs.sh" "$SEC_DIR/certs" >>"$OUT/logs/bench.log" 2>&1 || { SEC_DIR=""; return 1; }
+  printf '%s\n' "security.protocol=SASL_SSL" "ssl.ca.location=$SEC_DIR/certs/ca.pem" "sasl.mechanism=SCRAM-SHA-512" \
+    "sasl.username=bench" "sasl.password=bench-secret" >"$SEC_DIR/client.properties"
+}
+
+start_secure_broker() { # name: sets BROKER_ADDR (PLAINTEXT) and SECURE_ADDR (SASL_SSL)
+  local name=$1 p1 p2
+  sec_setup || return 1
+  p1=$(free_port); p2=$(free_port)
+  BROKER_ADDR="127.0.0.1:$p1"; SECURE_ADDR="127.0.0.1:$p2"
+  BROKER_DATA="$SCRATCH/$name"
+  rm -rf "$BROKER_DATA"; mkdir -p "$BROKER_DATA"
+  local logf="$OUT/logs/$name.broker.log"
+  "$PETREL_BIN" users add-scram --data-dir "$BROKER_DATA" bench --mechanism SCRAM-SHA-512 --password bench-secret >"$logf" 2>&1 || return 1
+  "$PETREL_BIN" serve --data-dir "$BROKER_DATA" --log-level warning \
+    --set "listeners=PLAINTEXT://$BROKER_ADDR,SASL_SSL://$SECURE_ADDR" --set ssl.keystore.type=PEM \
+    --set "ssl.keystore.location=$SEC_DIR/certs/broker-keystore.pem" --set sasl.enabled.mechanisms=SCRAM-SHA-512 >>"$logf" 2>&1 &
+  BROKER_PID=$!
+  PIDS+=("$BROKER_PID")
+  if ! wait_port "$BROKER_PID" "$p1" 30 || ! wait_port "$BROKER_PID" "$p2" 30; then
+    log "  petrel (PLAINTEXT + SASL_SSL) did not start (log: $logf)"
+    tail -5 "$logf" >&2
+    stop_broker
+    return 1
+  fi
+}
+
+# sec_bench scenario protocol rep mode [bench args]: protocol PLAINTEXT or SASL_SSL
+sec_bench() {
+  local scenario=$1 proto=$2 rep=$3 mode=$4; shift 4
+  if [ "$proto" = PLAINTEXT ]; then
+    bench "$scenario" petrel "$rep" "$mode" "$@"
+  else
+    local plain=$BROKER_ADDR rc
+    BROKER_ADDR=$SECURE_ADDR
+    bench "$scenario" petrel-sasl-ssl "$rep" "$mode" --command-config "$SEC_DIR/client.properties" "$@"
+    rc=$?
+    BROKER_ADDR=$plain
+    return $rc
+  fi
+}
+
+sc_tls_produce_consume() { # rep
+  local scenario=tls-produce-1k-p1 rep=$1 order="PLAINTEXT SASL_SSL" proto
+  [ $((rep % 2)) = 0 ] && order="SASL_SSL PLAINTEXT"
+  start_secure_broker "$scenario.r$rep" || { fail_scenario "$scenario" petrel "$rep" "secure broker did not start"; return; }
+  for proto in $order; do
+    sec_bench "$scenario" "$proto" "$rep" produce --topic "$scenario-$proto" --partitions 1 --count "$N_1K" --record-size 1024 --acks 1
+  done
+  for proto in $order; do
+    sec_bench "$scenario" "$proto" "$rep" consume --topic "$scenario-$proto" --count "$N_1K" --record-size 1024
+  done
+  stop_broker
+}
+
+sc_tls_e2e() { # rep
+  local scenario=tls-e2e-20k-p1 rep=$1 order="PLAINTEXT SASL_SSL" proto
+  [ $((rep % 2)) = 0 ] && order="SASL_SSL PLAINTEXT"
+  start_secure_broker "$scenario.r$rep" || { fail_scenario "$scenario" petrel "$rep" "secure broker did not start"; return; }
+  for proto in $order; do
+    sec_bench "$scenario" "$proto" "$rep" e2e --topic "$scenario-$proto" --partitions 1 --rate "$E2E_RATE" \
+      --duration "${E2E_SECONDS}s" --record-size 1024 --acks 1 --linger-ms "$E2E_LINGER_MS"
+  done
+  stop_broker
+}
+
 run_scenarios() { # broker rep
   local b=$1 r=$2
   want produce-1k-p1 && sc_produce_consume produce-1k-p1 "$b" "$r" 1 "$N_1K" 1024
@@ -294,6 +370,10 @@ run_scenarios() { # broker rep
   # 1000 partitions: random keys, so every request carries batches for many partitions, and Kafka's
   # default batch.size (16 KiB): with 1 MiB batches spread over 1000 partitions the client itself stalls.
   want produce-1k-p1000 && sc_produce_consume produce-1k-p1000 "$b" "$r" 1000 "$N_P1000" 1024 --keys random --batch-size 16384
+  if [ "$b" = petrel ]; then
+    want tls-produce-1k-p1 && sc_tls_produce_consume "$r"
+    want tls-e2e-20k-p1 && sc_tls_e2e "$r"
+  fi
   return 0
 }
 

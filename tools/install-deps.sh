@@ -10,7 +10,7 @@ APT_PKGS+=(e2fsprogs)
 APT_PKGS+=(openssl)
 # Go + Debian's packaged sarama: Tests/IntegrationTests/go/sarama_group is built offline in GOPATH mode
 # against /usr/share/gocode/src/github.com/Shopify/sarama (test_groups_sarama.py).
-APT_PKGS+=(golang-go golang-github-shopify-sarama-dev)
+APT_PKGS+=(golang-go golang-github-shopify-sarama-dev golang-github-xdg-go-scram-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

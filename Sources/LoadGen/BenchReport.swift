@@ -26,6 +26,10 @@ public struct BenchReport: Sendable, Codable, Equatable {
     public var produceLatencyNanos: LatencySummary?
     /// True when latencies are measured from intended send times (coordinated omission corrected).
     public var correctedForCoordinatedOmission: Bool
+    /// Kafka's `security.protocol` of the run's connections (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL).
+    public var securityProtocol: String? = nil
+    /// The SASL mechanism, when the protocol uses SASL.
+    public var saslMechanism: String? = nil
 
     /// One JSON object on one line, keys sorted.
     public var jsonLine: String {
@@ -46,6 +50,7 @@ public struct BenchReport: Sendable, Codable, Equatable {
         lines.append(
             "  \(recordSize)-byte records, \(partitions) partition(s), acks=\(acks == -1 ? "all" : String(acks)), "
                 + "batch \(batchBytes) B, linger \(Format.fixed(lingerMs, significant: 3)) ms, \(connections) connection(s) × \(inFlight) in flight\(rateText)"
+                + (securityProtocol.map { $0 == "PLAINTEXT" ? "" : ", \($0)" + (saslMechanism.map { " \($0)" } ?? "") } ?? "")
         )
         let corrected = correctedForCoordinatedOmission ? " (from intended send times)" : ""
         if let latencyNanos, latencyNanos.count > 0 {

@@ -37,7 +37,7 @@ public struct BenchRunner: Sendable {
         let threads = max(1, min(producers + consumers, System.coreCount))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         do {
-            let admin = try await KafkaClient.connect(to: workload.bootstrap, on: group, clientId: "petrel-bench")
+            let admin = try await KafkaClient.connect(to: workload.bootstrap, on: group, clientId: "petrel-bench", security: workload.security)
             do {
                 let result = try await run(group: group, admin: admin)
                 await admin.close()
@@ -69,7 +69,7 @@ public struct BenchRunner: Sendable {
             return try await runConsume(group: group, admin: admin, partitions: partitions, counters: counters)
         case .e2e:
             let starts = try await admin.listOffsets(workload.topic, partitions: partitions, timestamp: KafkaClient.latest)
-            let client = try await KafkaClient.connect(to: workload.bootstrap, on: group, clientId: "petrel-bench-consumer")
+            let client = try await KafkaClient.connect(to: workload.bootstrap, on: group, clientId: "petrel-bench-consumer", security: workload.security)
             _ = try await client.metadata(topics: [workload.topic])
             let consumer = ConsumerDriver(
                 client: client,
@@ -149,7 +149,7 @@ public struct BenchRunner: Sendable {
         var drivers: [ProducerDriver] = []
         var connections: [KafkaConnection] = []
         for index in 0..<workload.connections {
-            let connection = try await KafkaConnection.connect(to: workload.bootstrap, on: group, clientId: "petrel-bench-\(index)")
+            let connection = try await KafkaConnection.connect(to: workload.bootstrap, on: group, clientId: "petrel-bench-\(index)", security: workload.security)
             connections.append(connection)
             let (lingerSeconds, lingerAtto) = workload.linger.components
             let plan = ProducerPlan(
@@ -203,7 +203,7 @@ public struct BenchRunner: Sendable {
         var clients: [KafkaClient] = []
         var futures: [EventLoopFuture<ConsumerOutcome>] = []
         for (index, share) in shares.enumerated() {
-            let client = try await KafkaClient.connect(to: workload.bootstrap, on: group, clientId: "petrel-bench-consumer-\(index)")
+            let client = try await KafkaClient.connect(to: workload.bootstrap, on: group, clientId: "petrel-bench-consumer-\(index)", security: workload.security)
             _ = try await client.metadata(topics: [workload.topic])
             clients.append(client)
             let plan = ConsumerPlan(
@@ -231,7 +231,8 @@ public struct BenchRunner: Sendable {
             inFlight: workload.inFlight, connections: workload.connections, rate: workload.rate,
             records: records, requests: requests, seconds: seconds, recordsPerSecond: rate,
             mibPerSecond: rate * Double(workload.recordSize) / 1_048_576,
-            latencyNanos: nil, produceLatencyNanos: nil, correctedForCoordinatedOmission: workload.rate != nil
+            latencyNanos: nil, produceLatencyNanos: nil, correctedForCoordinatedOmission: workload.rate != nil,
+            securityProtocol: workload.security.securityProtocol.rawValue, saslMechanism: workload.security.sasl?.mechanismName
         )
     }
 

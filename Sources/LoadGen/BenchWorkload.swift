@@ -69,6 +69,8 @@ public struct BenchWorkload: Sendable, Equatable {
     public var fetchMaxWaitMs: Int32
     /// Seed for keys; printed so a run can be repeated.
     public var seed: UInt64
+    /// TLS and SASL for every connection (Kafka's client config: `-X` / `--command-config`).
+    public var security: ClientSecurity = .plaintext
 
     public init(
         mode: Mode, bootstrap: BrokerAddress, topic: String, partitions: Int32 = 1, recordSize: Int = 1024,

@@ -213,12 +213,12 @@ final class ProducerDriver: @unchecked Sendable {
         for slot in encoders.indices {
             // `take()` moves the encoder out, so `finish()` sees a uniquely held buffer and
             // writes the header in place instead of copying the batch.
-            guard let encoder = encoders[slot].take() else { continue }
+            guard var encoder = encoders[slot].take() else { continue }
             guard encoder.count > 0 else {
-                pool.append(encoder.finish())
+                pool.append(encoder.finishInPlace())
                 continue
             }
-            let plain = encoder.finish()
+            let plain = encoder.finishInPlace()
             let batch: ByteBuffer
             if plan.codec == .none {
                 batch = plain

@@ -71,6 +71,26 @@ struct BenchOptions: ParsableArguments {
     var histogramFile: String?
     @Option(help: "Write an SVG latency-by-percentile plot here.")
     var plot: String?
+    @Option(help: ArgumentHelp(
+        "Client config file (Java properties, as kafka-*-perf-test's --command-config / --producer.config): security.protocol, ssl.*, sasl.*.",
+        valueName: "file"))
+    var commandConfig: String?
+    @Option(name: .customShort("X"), help: ArgumentHelp(
+        "Client config property, as kcat's -X (repeatable, overrides --command-config): security.protocol=SASL_SSL, ssl.ca.location=ca.pem, "
+            + "sasl.mechanism=SCRAM-SHA-512, sasl.username=U, sasl.password=P, ssl.endpoint.identification.algorithm=none, ...",
+        valueName: "key=value"))
+    var properties: [String] = []
+
+    /// `--command-config` then `-X`, built into the connections' TLS/SASL settings.
+    func security() throws(ClientError) -> ClientSecurity {
+        var config: [String: String] = [:]
+        if let commandConfig { config = try ClientSecurity.readProperties(file: commandConfig) }
+        for property in properties {
+            let (key, value) = try ClientSecurity.parseProperty(property)
+            config[key] = value
+        }
+        return try ClientSecurity(properties: config)
+    }
 
     func workload(mode: BenchWorkload.Mode) throws -> BenchWorkload {
         do {
@@ -81,12 +101,13 @@ struct BenchOptions: ParsableArguments {
             case (nil, let duration?): stop = .duration(try BenchWorkload.parseDuration(duration))
             case (nil, nil): stop = .count(1_000_000)
             }
-            let workload = BenchWorkload(
+            var workload = BenchWorkload(
                 mode: mode, bootstrap: try BrokerAddress(parsing: bootstrap), topic: topic, partitions: partitions,
                 recordSize: recordSize, stop: stop, keys: try BenchWorkload.Keys(parsing: keys), acks: try BenchWorkload.parseAcks(acks),
                 batchBytes: batchSize, linger: .nanoseconds(Int64(lingerMs * 1e6)), compression: compression, inFlight: inFlight,
                 connections: connections, rate: rate, fetchMaxWaitMs: fetchMaxWaitMs, seed: seed
             )
+            workload.security = try security()
             try workload.validate()
             return workload
         } catch let error as BenchError {

@@ -22,8 +22,10 @@ public final class KafkaClient: Sendable {
     /// Connects to `address`.
     ///
     /// - Throws: `ClientError(.connection)`.
-    public static func connect(to address: BrokerAddress, on group: any EventLoopGroup, clientId: String? = "petrel") async throws(ClientError) -> KafkaClient {
-        KafkaClient(connection: try await KafkaConnection.connect(to: address, on: group, clientId: clientId))
+    public static func connect(
+        to address: BrokerAddress, on group: any EventLoopGroup, clientId: String? = "petrel", security: ClientSecurity = .plaintext
+    ) async throws(ClientError) -> KafkaClient {
+        KafkaClient(connection: try await KafkaConnection.connect(to: address, on: group, clientId: clientId, security: security))
     }
 
     public func close() async {

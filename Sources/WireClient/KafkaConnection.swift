@@ -1,6 +1,8 @@
 public import KafkaWire
 public import NIOCore
 import NIOPosix
+import NIOSSL
+import Security
 
 /// One TCP connection to a Kafka-protocol broker.
 ///
@@ -37,13 +39,22 @@ public final class KafkaConnection: Sendable {
     /// - Throws: `ClientError` (`.connection` when the broker is unreachable).
     public static func connect(
         to address: BrokerAddress, on group: any EventLoopGroup, clientId: String? = "petrel",
-        connectTimeout: TimeAmount = .seconds(10)
+        connectTimeout: TimeAmount = .seconds(10), security: ClientSecurity = .plaintext
     ) async throws(ClientError) -> KafkaConnection {
+        let tlsContext = security.tlsContext
+        // SNI and hostname checks take a name; for an IP literal NIOSSL matches the certificate's
+        // IP SANs against the connected address instead.
+        let isIPLiteral = address.host.contains(":") || address.host.allSatisfy { $0.isNumber || $0 == "." }
+        let serverHostname = isIPLiteral ? nil : address.host
+
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tlsContext {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverHostname))
+                    }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(ResponseFrameDecoder()))
                     try channel.pipeline.syncOperations.addHandler(ClientChannelHandler())
                 }
@@ -56,6 +67,9 @@ public final class KafkaConnection: Sendable {
         }
         do {
             let versions = try await negotiate(channel: channel, clientId: clientId)
+            if let sasl = security.sasl {
+                try await authenticate(channel: channel, clientId: clientId, sasl: sasl, versions: versions)
+            }
             return KafkaConnection(channel: channel, brokerVersions: versions, clientId: clientId, address: address)
         } catch {
             channel.close(promise: nil)
@@ -90,6 +104,38 @@ public final class KafkaConnection: Sendable {
             return versions
         }
         throw ClientError(.unsupportedAPI(.apiVersions), "broker rejected every ApiVersions version")
+    }
+
+    /// SaslHandshake v1 then SaslAuthenticate (KIP-152) until the mechanism is done.
+    private static func authenticate(
+        channel: any Channel, clientId: String?, sasl: ClientSecurity.SASL, versions: [APIKey: ClosedRange<Int16>]
+    ) async throws(ClientError) {
+        guard let handshakeRange = versions[.saslHandshake], handshakeRange.upperBound >= 1,
+            let authenticateRange = versions[.saslAuthenticate]
+        else { throw ClientError(.unsupportedAPI(.saslAuthenticate), "broker does not offer SaslHandshake v1 / SaslAuthenticate (is this a SASL listener?)") }
+        let handshakeFrame = try await roundTrip(
+            channel: channel, frame: encodeFrame(SaslHandshakeRequest(mechanism: sasl.mechanism.rawValue), version: 1, clientId: clientId, allocator: channel.allocator))
+        let handshake = try decodeResponse(handshakeFrame, as: SaslHandshakeResponse.self, version: 1)
+        if handshake.errorCode != 0 {
+            throw ClientError(
+                .broker(KafkaErrorCode(rawValue: handshake.errorCode)), "SASL mechanism \(sasl.mechanism.rawValue) not enabled on the broker (it offers \(handshake.mechanisms.joined(separator: ", ")))")
+        }
+        let version = min(authenticateRange.upperBound, SaslAuthenticateRequest.highestSupportedVersion)
+        var exchange = SaslClientExchange(mechanism: sasl.mechanism, user: sasl.username, password: sasl.password)
+        var token = exchange.start()
+        while true {
+            let request = SaslAuthenticateRequest(authBytes: ByteBuffer(bytes: token))
+            let frame = try await roundTrip(channel: channel, frame: encodeFrame(request, version: version, clientId: clientId, allocator: channel.allocator))
+            let response = try decodeResponse(frame, as: SaslAuthenticateResponse.self, version: version)
+            if response.errorCode != 0 {
+                throw ClientError(.broker(KafkaErrorCode(rawValue: response.errorCode)), "SASL \(sasl.mechanism.rawValue) authentication failed: \(response.errorMessage ?? "error \(response.errorCode)")")
+            }
+            switch exchange.evaluate(Array(response.authBytes.readableBytesView)) {
+            case .send(let next): token = next
+            case .done: return
+            case .failed(let reason): throw ClientError(.broker(.saslAuthenticationFailed), reason)
+            }
+        }
     }
 
     private static func roundTrip(channel: any Channel, frame: [ByteBuffer]) async throws(ClientError) -> ByteBuffer {

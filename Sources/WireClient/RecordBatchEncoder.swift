@@ -90,6 +90,15 @@ public struct RecordBatchEncoder: Sendable {
 
     /// Writes the header and CRC and returns the batch (the buffer given to `init`, now holding it).
     public consuming func finish() -> ByteBuffer {
+        finishInPlace()
+    }
+
+    /// `finish()` for an encoder held in a variable: the header and CRC are written while this
+    /// encoder holds the only reference to its buffer, so they patch it in place. (A `consuming`
+    /// call on a `let` may be handed a copy while the original still holds the buffer, and then the
+    /// first header write copies the whole batch: measured at a fifth of `petrel bench produce`'s CPU.)
+    /// The encoder is empty afterwards.
+    public mutating func finishInPlace() -> ByteBuffer {
         let header = RecordBatchHeader(
             baseOffset: 0,
             batchLength: Int32(byteCount - RecordBatchHeader.logOverhead),
@@ -107,7 +116,9 @@ public struct RecordBatchEncoder: Sendable {
         )
         header.write(into: &buffer, at: start)
         RecordBatch.updateCRC(in: &buffer, at: start)
-        return buffer
+        let finished = buffer
+        buffer = ByteBuffer()
+        return finished
     }
 
     private static func bodyLength(keyCount: Int?, valueCount: Int?, timestampDelta: Int64, offsetDelta: Int32) -> Int {

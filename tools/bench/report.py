@@ -35,6 +35,8 @@ LIMIT_TITLES = {
 TARGET_PRODUCE = 2.0
 TARGET_CONSUME = 3.0
 TARGET_E2E_P99_MS = 5.0
+TARGET_TLS_PRODUCE = 0.70  # SASL_SSL produce ÷ PLAINTEXT produce, same broker, same repetition
+SECURE = "petrel-sasl-ssl"  # broker label of the SASL_SSL runs of the tls-* scenarios
 
 
 def load_lines(path):
@@ -289,6 +291,8 @@ def main():
                     targets.append(f"N/A   e2e p99 ≤ {TARGET_E2E_P99_MS:g} ms: {title}: no Petrel result")
     md.append("")
 
+    security_section(runs, md, targets)
+
     for w in warnings:
         md.append(f"> {w}")
         md.append("")
@@ -316,6 +320,59 @@ def main():
     if args.failures:
         print(f"{args.failures} run(s) failed")
     return 0
+
+
+def security_section(runs, md, targets):
+    """PLAINTEXT vs SASL_SSL on one Petrel broker (scenarios tls-*), ratios paired per repetition."""
+    present = {l.get("scenario") for l in runs}
+    if not present & {"tls-produce-1k-p1", "tls-e2e-20k-p1"}:
+        return
+    md.append("## Petrel: PLAINTEXT vs SASL_SSL")
+    md.append("")
+    md.append("One broker with both listeners; SASL_SSL is SCRAM-SHA-512 over TLS 1.3 (AES-GCM), the client "
+              "`petrel bench --command-config` with Kafka's client config names. *SASL_SSL ÷ PLAINTEXT* pairs the "
+              "runs of one repetition (they run back to back, order alternating).")
+    md.append("")
+    md.append("| scenario | figure | PLAINTEXT | SASL_SSL | SASL_SSL ÷ PLAINTEXT |")
+    md.append("|---|---|---|---|---|")
+
+    def row(title, figure, scenario, mode, metric):
+        p = values(runs, scenario, "petrel", mode, metric)
+        s = values(runs, scenario, SECURE, mode, metric)
+        md.append(f"| {title} | {figure} | {spread(p)} | {spread(s)} | {spread(ratios(s, p), '×')} |")
+        return p, s
+
+    if "tls-produce-1k-p1" in present:
+        sc = "tls-produce-1k-p1"
+        p, s = row("produce 1 KiB, acks=1, 1 partition", "produce MiB/s", sc, "produce", field("mibPerSecond"))
+        row("", "broker CPU µs/record (lower is better)", sc, "produce", field("brokerCpuMicrosPerRecord"))
+        row("", "client CPU µs/record (petrel bench)", sc, "produce", client_cpu)
+        row("", "ack p99 ms (lower is better)", sc, "produce", lat("p99"))
+        cp, cs = row("consume from the start, 1 KiB, 1 partition", "consume MiB/s", sc, "consume", field("mibPerSecond"))
+        row("", "broker CPU µs/record, consume (lower is better)", sc, "consume", field("brokerCpuMicrosPerRecord"))
+        r = ratios(s, p)
+        if r:
+            m = median(r)
+            targets.append(f"{'PASS' if m >= TARGET_TLS_PRODUCE else 'FAIL'}  SASL_SSL produce ≥ {TARGET_TLS_PRODUCE:.0%} of PLAINTEXT: "
+                           f"{m:.0%} (paired median; {fmt(median(s))} vs {fmt(median(p))} MiB/s)")
+        else:
+            targets.append(f"N/A   SASL_SSL produce ≥ {TARGET_TLS_PRODUCE:.0%} of PLAINTEXT: missing result")
+        rc = ratios(cs, cp)
+        if rc:
+            targets.append(f"INFO  SASL_SSL consume ÷ PLAINTEXT: {median(rc):.0%} (no sendfile under TLS: log slices are read "
+                           f"into memory and encrypted; {fmt(median(cs))} vs {fmt(median(cp))} MiB/s)")
+    if "tls-e2e-20k-p1" in present:
+        sc = "tls-e2e-20k-p1"
+        row("end-to-end at 20k records/s, 1 KiB, 1 partition", "e2e p50 ms (lower is better)", sc, "e2e", lat("p50"))
+        _, s99 = row("", "e2e p99 ms (lower is better)", sc, "e2e", lat("p99"))
+        row("", "e2e p99.9 ms (lower is better)", sc, "e2e", lat("p999"))
+        row("", "records/s achieved", sc, "e2e", field("recordsPerSecond"))
+        row("", "broker CPU µs/record (lower is better)", sc, "e2e", field("brokerCpuMicrosPerRecord"))
+        if s99:
+            m = median(s99)
+            targets.append(f"{'PASS' if m <= TARGET_E2E_P99_MS else 'FAIL'}  e2e p99 ≤ {TARGET_E2E_P99_MS:g} ms over SASL_SSL at 20k records/s: "
+                           f"{fmt(m)} ms (median)")
+    md.append("")
 
 
 def target_ratio(label, p, t, goal):

@@ -1,4 +1,5 @@
-// sarama_sasl: Debian's sarama 1.22 with Net.SASL PLAIN (and optionally Net.TLS), driven by
+// sarama_sasl: Debian's sarama 1.22 with Net.SASL PLAIN or, built with -tags scram, SCRAM-SHA-256/512
+// (scram.go; sarama needs version >= 1.0.0 for SCRAM) (and optionally Net.TLS), driven by
 // Tests/IntegrationTests/test_security_sasl_tls.py. Built offline in GOPATH mode.
 //
 // With no -version sarama uses its old default (Kafka 0.8.2): SaslHandshake v0 and the legacy
@@ -20,6 +21,9 @@ import (
 	"github.com/Shopify/sarama"
 )
 
+// Set by scram.go (-tags scram): sarama 1.22 leaves the SCRAM client to the application.
+var scramGenerator func(mechanism string) func() sarama.SCRAMClient
+
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "error:", err)
 	os.Exit(1)
@@ -32,6 +36,7 @@ func main() {
 	password := flag.String("password", "", "SASL/PLAIN password")
 	version := flag.String("version", "", "Kafka version for sarama (empty: sarama's default)")
 	ca := flag.String("ca", "", "CA PEM file: use TLS")
+	mechanism := flag.String("mechanism", sarama.SASLTypePlaintext, "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
 	n := flag.Int("n", 10, "messages")
 	flag.Parse()
 
@@ -44,7 +49,13 @@ func main() {
 		cfg.Version = v
 	}
 	cfg.Net.SASL.Enable = true
-	cfg.Net.SASL.Mechanism = sarama.SASLTypePlaintext
+	cfg.Net.SASL.Mechanism = sarama.SASLMechanism(*mechanism)
+	if *mechanism != sarama.SASLTypePlaintext {
+		if scramGenerator == nil {
+			fail(fmt.Errorf("%s needs the scram build tag", *mechanism))
+		}
+		cfg.Net.SASL.SCRAMClientGeneratorFunc = scramGenerator(*mechanism)
+	}
 	cfg.Net.SASL.User = *user
 	cfg.Net.SASL.Password = *password
 	cfg.Net.SASL.Handshake = true
