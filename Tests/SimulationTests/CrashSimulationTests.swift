@@ -120,7 +120,8 @@ struct Simulation {
     /// Starts a manager (creating or recovering), runs random operations, crashes, recovers, verifies.
     mutating func runEpoch(_ epoch: Int) throws {
         let io = KillableIO(disk)
-        let manager = try LogManager(dataDirectory: "/data", io: io, clock: clock, logger: logger)
+        // The store's own random choices (segment jitter, deleted-directory names) replay with the seed too.
+        let manager = try LogManager(dataDirectory: "/data", io: io, clock: clock, logger: logger, randomSeed: seed &+ UInt64(epoch))
         // A partition made read-only by ENOSPC stays so for the epoch: the reference predicts offsets
         // at enqueue time, which a probe bringing writes back would reuse (DiskFullTests covers that).
         manager.diskFullProbeIntervalMs = .max
@@ -292,7 +293,8 @@ struct Simulation {
         failures += state.failures
 
         // Fold the epoch into the reference: what survives must be a prefix of the attempts.
-        let recoveredManager = try LogManager(dataDirectory: "/data", io: KillableIO(disk), clock: clock, logger: logger)
+        let recoveredManager = try LogManager(
+            dataDirectory: "/data", io: KillableIO(disk), clock: clock, logger: logger, randomSeed: seed ^ UInt64(epoch))
         let recovered = try recoveredManager.loadLogs { byName[$0] ?? LogConfiguration() }
         for (index, reference) in partitions.enumerated() {
             guard let log = recovered.first(where: { $0.topicPartition == reference.topicPartition }) else {
