@@ -416,6 +416,10 @@ extension APIKey {
         ServedAPIRange(apiKey: .listTransactions, minVersion: 0, maxVersion: 1),
         ServedAPIRange(apiKey: .consumerGroupHeartbeat, minVersion: 0, maxVersion: 1),
         ServedAPIRange(apiKey: .consumerGroupDescribe, minVersion: 0, maxVersion: 0),
+        ServedAPIRange(apiKey: .shareGroupHeartbeat, minVersion: 1, maxVersion: 1),
+        ServedAPIRange(apiKey: .shareGroupDescribe, minVersion: 1, maxVersion: 1),
+        ServedAPIRange(apiKey: .shareFetch, minVersion: 1, maxVersion: 1),
+        ServedAPIRange(apiKey: .shareAcknowledge, minVersion: 1, maxVersion: 1),
     ]
 
     /// The generated request type for this key (nil if not served).
@@ -465,6 +469,10 @@ extension APIKey {
         case .listTransactions: return ListTransactionsRequest.self
         case .consumerGroupHeartbeat: return ConsumerGroupHeartbeatRequest.self
         case .consumerGroupDescribe: return ConsumerGroupDescribeRequest.self
+        case .shareGroupHeartbeat: return ShareGroupHeartbeatRequest.self
+        case .shareGroupDescribe: return ShareGroupDescribeRequest.self
+        case .shareFetch: return ShareFetchRequest.self
+        case .shareAcknowledge: return ShareAcknowledgeRequest.self
         default: return nil
         }
     }
@@ -516,6 +524,10 @@ extension APIKey {
         case .listTransactions: return ListTransactionsResponse.self
         case .consumerGroupHeartbeat: return ConsumerGroupHeartbeatResponse.self
         case .consumerGroupDescribe: return ConsumerGroupDescribeResponse.self
+        case .shareGroupHeartbeat: return ShareGroupHeartbeatResponse.self
+        case .shareGroupDescribe: return ShareGroupDescribeResponse.self
+        case .shareFetch: return ShareFetchResponse.self
+        case .shareAcknowledge: return ShareAcknowledgeResponse.self
         default: return nil
         }
     }
