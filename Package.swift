@@ -59,7 +59,7 @@ var targets: [Target] = [
     .testTarget(name: "DiskIOTests", dependencies: ["DiskIO", "DiskIOTesting", "URingIO", "TestSupport"], swiftSettings: swiftSettings),
     .testTarget(name: "CommitLogTests", dependencies: ["CommitLog", "DiskIO", "DiskIOTesting", "URingIO", "RecordFormat", "RecordCompression", "SegmentTool", "TestSupport", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "SimulationTests", dependencies: ["CommitLog", "DiskIO", "DiskIOTesting", "RecordFormat", "RecordCompression", "TestSupport", nioCore], swiftSettings: swiftSettings),
-    .testTarget(name: "GroupCoordinationTests", dependencies: ["GroupCoordination", "KafkaWire", nioCore], swiftSettings: swiftSettings),
+    .testTarget(name: "GroupCoordinationTests", dependencies: ["GroupCoordination", "KafkaWire", nioCore, logging], swiftSettings: swiftSettings),
     .testTarget(name: "TransactionCoordinationTests", dependencies: ["TransactionCoordination", "KafkaWire", nioCore, logging], swiftSettings: swiftSettings),
     .testTarget(name: "LoadGenTests", dependencies: ["LoadGen", "WireClient", "KafkaWire", "RecordFormat", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "SecurityTests", dependencies: ["Security"], swiftSettings: swiftSettings),

@@ -6,7 +6,7 @@ import WireClient
 
 struct Groups: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List, describe (members, assignments, committed offsets, lag), reset offsets of and delete consumer groups.",
+        abstract: "List, describe (members, assignments, committed offsets, lag), reset offsets of and delete groups (classic, consumer, share).",
         subcommands: [GroupsList.self, GroupsDescribe.self, GroupsResetOffsets.self, GroupsDelete.self]
     )
 }
@@ -41,6 +41,20 @@ struct GroupDescription: Sendable {
 
 enum GroupQueries {
     static func describe(_ client: KafkaClient, group: String) async throws -> GroupDescription {
+        // KIP-932 share groups (ShareGroupDescribe answers GROUP_ID_NOT_FOUND for other groups).
+        if client.connection.brokerVersions[.shareGroupDescribe]?.contains(1) == true {
+            let response = try await client.connection.send(ShareGroupDescribeRequest(groupIds: [group]), version: 1)
+            if let entry = response.groups.first, entry.errorCode == 0 {
+                let members = entry.members.map { member in
+                    GroupDescription.Member(
+                        memberId: member.memberId, instanceId: nil, clientId: member.clientId, host: member.clientHost,
+                        assignment: member.assignment.topicPartitions.map { ($0.topicName, $0.partitions.sorted()) })
+                }
+                return GroupDescription(
+                    group: group, state: entry.groupState, groupProtocol: "share", protocolType: "share",
+                    protocolName: entry.assignorName, members: members, offsets: [])
+            }
+        }
         // KIP-848 groups first (ConsumerGroupDescribe answers GROUP_ID_NOT_FOUND for classic groups).
         if client.connection.brokerVersions[.consumerGroupDescribe]?.contains(0) == true {
             let response = try await client.connection.send(ConsumerGroupDescribeRequest(groupIds: [group]), version: 0)
@@ -103,20 +117,23 @@ enum GroupQueries {
 }
 
 struct GroupsList: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List consumer groups.")
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List groups with their state and type (classic, consumer, share).")
     @OptionGroup var connection: ConnectionOptions
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
         let groups = try connection.withClient { client in
-            let response = try await client.connection.send(ListGroupsRequest(statesFilter: []), version: 4)
+            // v5 names the group type (classic, consumer, share).
+            let version: Int16 = client.connection.brokerVersions[.listGroups]?.contains(5) == true ? 5 : 4
+            let response = try await client.connection.send(ListGroupsRequest(statesFilter: []), version: version)
             try ClientError.check(response.errorCode, "list groups")
-            return response.groups.map { ($0.groupId, $0.groupState, $0.protocolType) }.sorted { $0.0 < $1.0 }
+            return response.groups.map { ($0.groupId, $0.groupState, $0.protocolType, $0.groupType.isEmpty ? "classic" : $0.groupType.lowercased()) }
+                .sorted { $0.0 < $1.0 }
         }
         if json {
-            printJSON(groups.map { ["group": $0.0, "state": $0.1, "protocolType": $0.2] })
+            printJSON(groups.map { ["group": $0.0, "state": $0.1, "protocolType": $0.2, "type": $0.3] })
         } else {
-            for group in groups { print("\(group.0)\t\(group.1)") }
+            for group in groups { print("\(group.0)\t\(group.1)\t\(group.3)") }
         }
     }
 }
