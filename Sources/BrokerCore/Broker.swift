@@ -443,6 +443,7 @@ public final class Broker: Sendable {
         add(ShareGroupDescribeRequest.self) { $0.handleShareGroupDescribe($1, $2, reply: $3) }
         add(ShareFetchRequest.self) { $0.handleShareFetch($1, $2, reply: $3) }
         add(ShareAcknowledgeRequest.self) { $0.handleShareAcknowledge($1, $2, reply: $3) }
+        add(DescribeShareGroupOffsetsRequest.self) { $3.send($0.handleDescribeShareGroupOffsets($1, $2)) }
         // SASL: served by the connection on SASL listeners; elsewhere Kafka answers ILLEGAL_SASL_STATE.
         add(SaslHandshakeRequest.self) { $3.send(SaslHandshakeResponse(errorCode: KafkaErrorCode.illegalSaslState.rawValue, mechanisms: [])) }
         add(SaslAuthenticateRequest.self) { _, _, _, reply in

@@ -260,6 +260,53 @@ extension Broker {
         reply.send(response)
     }
 
+    /// DescribeShareGroupOffsets: each share-partition's start offset (-1 where the group has no
+    /// state for a partition it names).
+    func handleDescribeShareGroupOffsets(_ context: RequestContext, _ request: DescribeShareGroupOffsetsRequest) -> DescribeShareGroupOffsetsResponse {
+        typealias Group = DescribeShareGroupOffsetsResponse.DescribeShareGroupOffsetsResponseGroup
+        var response = DescribeShareGroupOffsetsResponse()
+        for requested in request.groups {
+            var group = Group(groupId: requested.groupId)
+            guard authorized(context, .describe, .group, requested.groupId) else {
+                group.errorCode = KafkaErrorCode.groupAuthorizationFailed.rawValue
+                response.groups.append(group)
+                continue
+            }
+            guard let offsets = shares.coordinator.startOffsets(groupId: requested.groupId) else {
+                group.errorCode = KafkaErrorCode.groupIdNotFound.rawValue
+                group.errorMessage = "Group \(requested.groupId) is not a share group."
+                response.groups.append(group)
+                continue
+            }
+            var wanted: [(name: String, partitions: [Int32])] = []
+            if let named = requested.topics {
+                wanted = named.map { ($0.topicName, $0.partitions) }
+            } else {
+                var byTopic: [KafkaUUID: [Int32]] = [:]
+                for key in offsets.keys { byTopic[key.topicId, default: []].append(key.partition) }
+                wanted = byTopic.compactMap { id, partitions in topics.topic(id: id).map { ($0.name, partitions) } }.sorted { $0.name < $1.name }
+            }
+            for (name, partitions) in wanted {
+                let topic = topics.topic(named: name)
+                let mayDescribe = authorized(context, .describe, .topic, name)
+                group.topics.append(.init(topicName: name, topicId: topic?.id ?? .zero, partitions: partitions.sorted().map { index in
+                    var partition = DescribeShareGroupOffsetsResponse.DescribeShareGroupOffsetsResponsePartition(
+                        partitionIndex: index, startOffset: -1, leaderEpoch: 0)
+                    if !mayDescribe {
+                        partition.errorCode = KafkaErrorCode.topicAuthorizationFailed.rawValue
+                    } else if let topic, topic.partition(index) != nil {
+                        partition.startOffset = offsets[SharePartitionKey(groupId: requested.groupId, topicId: topic.id, partition: index)] ?? -1
+                    } else {
+                        partition.errorCode = KafkaErrorCode.unknownTopicOrPartition.rawValue
+                    }
+                    return partition
+                }))
+            }
+            response.groups.append(group)
+        }
+        return response
+    }
+
     // MARK: ShareFetch / ShareAcknowledge
 
     /// One partition named in a ShareFetch / ShareAcknowledge, resolved.

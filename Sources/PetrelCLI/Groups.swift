@@ -52,7 +52,7 @@ enum GroupQueries {
                 }
                 return GroupDescription(
                     group: group, state: entry.groupState, groupProtocol: "share", protocolType: "share",
-                    protocolName: entry.assignorName, members: members, offsets: [])
+                    protocolName: entry.assignorName, members: members, offsets: try await shareStartOffsets(client, group: group))
             }
         }
         // KIP-848 groups first (ConsumerGroupDescribe answers GROUP_ID_NOT_FOUND for classic groups).
@@ -95,6 +95,27 @@ enum GroupQueries {
         return GroupDescription(
             group: group, state: entry.groupState, protocolType: entry.protocolType, protocolName: entry.protocolData, members: members,
             offsets: try await lags(client, group: group, owners: owners))
+    }
+
+    /// A share group's share-partition start offsets (DescribeShareGroupOffsets), with each
+    /// partition's log end: the lag counts the records not yet acknowledged or archived.
+    static func shareStartOffsets(_ client: KafkaClient, group: String) async throws -> [PartitionLag] {
+        guard client.connection.brokerVersions[.describeShareGroupOffsets]?.contains(0) == true else { return [] }
+        let request = DescribeShareGroupOffsetsRequest(groups: [.init(groupId: group, topics: nil)])
+        let response = try await client.connection.send(request, version: 0)
+        guard let entry = response.groups.first else { return [] }
+        try ClientError.check(entry.errorCode, "describe share group offsets of \(group)")
+        var offsets: [PartitionLag] = []
+        for topic in entry.topics.sorted(by: { $0.topicName < $1.topicName }) {
+            let partitions = topic.partitions.map(\.partitionIndex).sorted()
+            let ends = (try? await client.listOffsets(topic.topicName, partitions: partitions, timestamp: KafkaClient.latest)) ?? [:]
+            for partition in topic.partitions.sorted(by: { $0.partitionIndex < $1.partitionIndex }) {
+                offsets.append(PartitionLag(
+                    topic: topic.topicName, partition: partition.partitionIndex, committed: partition.startOffset,
+                    logEnd: ends[partition.partitionIndex] ?? -1, owner: nil))
+            }
+        }
+        return offsets
     }
 
     /// Committed offsets (all partitions), then each partition's log end for the lag.

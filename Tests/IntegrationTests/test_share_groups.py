@@ -8,6 +8,7 @@ rejected record and a record released group.share.delivery.count.limit times are
 restart keeps what was acknowledged (`__share_group_state`).
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -241,5 +242,11 @@ def test_restart_keeps_acknowledged_state(tmp_path_factory):
         assert sorted(after) == list(range(10, 15)), "accepted records are not redelivered after a restart"
         out = subprocess.run([petrel_bin(), "groups", "list", "--bootstrap", bootstrap], capture_output=True, text=True, timeout=20)
         assert group in out.stdout and "share" in out.stdout, out.stdout + out.stderr
+        out = subprocess.run([petrel_bin(), "groups", "describe", group, "--json", "--bootstrap", bootstrap],
+                             capture_output=True, text=True, timeout=20)
+        described = json.loads(out.stdout)
+        assert described["groupProtocol"] == "share" and described["state"] == "Empty", described
+        # DescribeShareGroupOffsets: everything up to 15 was accepted, nothing is left.
+        assert [(o["topic"], o["partition"], o["committed"], o["lag"]) for o in described["offsets"]] == [(topic, 0, 15, 0)]
     finally:
         b.stop()

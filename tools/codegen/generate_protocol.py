@@ -606,11 +606,16 @@ def generate_api_keys(schema_dir, served):
     """APIKeys.swift: constants for every API key in the schema set, names, flexible table,
     served ranges and request/response types."""
     msg_dir = os.path.join(schema_dir, "messages")
+    override_dir = os.path.join(OVERRIDES_DIR, "messages")
     keys = {}
-    for fn in sorted(os.listdir(msg_dir)):
+    # Overrides replace the shared schema of the same name and may add APIs it does not have.
+    paths = {fn: os.path.join(msg_dir, fn) for fn in os.listdir(msg_dir)}
+    if os.path.isdir(override_dir):
+        paths.update({fn: os.path.join(override_dir, fn) for fn in os.listdir(override_dir)})
+    for fn in sorted(paths):
         if not fn.endswith("Request.json"):
             continue
-        s = load_json(os.path.join(msg_dir, fn))
+        s = load_json(paths[fn])
         if s.get("type") != "request" or "apiKey" not in s:
             continue
         api_name = s["name"][: -len("Request")]

@@ -90,6 +90,7 @@ extension APIKey {
     public static let writeShareGroupState = APIKey(rawValue: 85)
     public static let deleteShareGroupState = APIKey(rawValue: 86)
     public static let readShareGroupStateSummary = APIKey(rawValue: 87)
+    public static let describeShareGroupOffsets = APIKey(rawValue: 90)
 
     /// Every API key in the schema set this module was generated from.
     public static let allKnown: [APIKey] = [
@@ -181,6 +182,7 @@ extension APIKey {
         .writeShareGroupState,
         .deleteShareGroupState,
         .readShareGroupStateSummary,
+        .describeShareGroupOffsets,
     ]
 
     static func schemaName(for rawValue: Int16) -> String? {
@@ -273,6 +275,7 @@ extension APIKey {
         case 85: return "WriteShareGroupState"
         case 86: return "DeleteShareGroupState"
         case 87: return "ReadShareGroupStateSummary"
+        case 90: return "DescribeShareGroupOffsets"
         default: return nil
         }
     }
@@ -365,6 +368,7 @@ extension APIKey {
         case 85: return 0
         case 86: return 0
         case 87: return 0
+        case 90: return 0
         default: return nil
         }
     }
@@ -420,6 +424,7 @@ extension APIKey {
         ServedAPIRange(apiKey: .shareGroupDescribe, minVersion: 1, maxVersion: 1),
         ServedAPIRange(apiKey: .shareFetch, minVersion: 1, maxVersion: 1),
         ServedAPIRange(apiKey: .shareAcknowledge, minVersion: 1, maxVersion: 1),
+        ServedAPIRange(apiKey: .describeShareGroupOffsets, minVersion: 0, maxVersion: 0),
     ]
 
     /// The generated request type for this key (nil if not served).
@@ -473,6 +478,7 @@ extension APIKey {
         case .shareGroupDescribe: return ShareGroupDescribeRequest.self
         case .shareFetch: return ShareFetchRequest.self
         case .shareAcknowledge: return ShareAcknowledgeRequest.self
+        case .describeShareGroupOffsets: return DescribeShareGroupOffsetsRequest.self
         default: return nil
         }
     }
@@ -528,6 +534,7 @@ extension APIKey {
         case .shareGroupDescribe: return ShareGroupDescribeResponse.self
         case .shareFetch: return ShareFetchResponse.self
         case .shareAcknowledge: return ShareAcknowledgeResponse.self
+        case .describeShareGroupOffsets: return DescribeShareGroupOffsetsResponse.self
         default: return nil
         }
     }
