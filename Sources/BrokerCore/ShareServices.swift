@@ -215,7 +215,9 @@ extension Broker {
             default: return (.invalidConfig, "share.auto.offset.reset must be latest or earliest")
             }
         }
-        if let earliest, !validateOnly { shares.coordinator.setAutoOffsetReset(groupId: resource.resourceName, earliest: earliest) }
+        if let earliest, !validateOnly, !shares.coordinator.setAutoOffsetReset(groupId: resource.resourceName, earliest: earliest) {
+            return (.groupMaxSizeReached, "group.share.max.groups (\(configuration.shareGroups.maxGroups)) share groups exist.")
+        }
         return (.none, nil)
     }
 

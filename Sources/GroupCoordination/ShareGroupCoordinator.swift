@@ -247,6 +247,10 @@ public final class ShareGroupCoordinator: Sendable {
         return state.withLock { state -> SessionOutcome in
             switch epoch {
             case 0:
+                // Only members open sessions (bounds the session table by the groups' sizes).
+                guard state.groups[groupId]?.members[memberId] != nil else {
+                    return .error(.unknownMemberId, "Member \(memberId) is not in share group \(groupId).")
+                }
                 if state.sessions[key] == nil, state.sessions.count >= configuration.maxShareSessions {
                     // Sessions of members that left the group go first.
                     state.sessions = state.sessions.filter { state.groups[$0.key.groupId]?.members[$0.key.memberId] != nil }
@@ -411,10 +415,16 @@ public final class ShareGroupCoordinator: Sendable {
     // MARK: Group configs, describe, list, offsets
 
     /// `share.auto.offset.reset` (`latest` / `earliest`) for one group (a group config in Kafka).
-    public func setAutoOffsetReset(groupId: String, earliest: Bool) {
+    /// False when the group would be new and `group.share.max.groups` are already there.
+    @discardableResult
+    public func setAutoOffsetReset(groupId: String, earliest: Bool) -> Bool {
         state.withLock { state in
-            if state.groups[groupId] == nil { state.groups[groupId] = Group() }
+            if state.groups[groupId] == nil {
+                guard state.groups.count < configuration.maxGroups else { return false }
+                state.groups[groupId] = Group()
+            }
             state.groups[groupId]!.autoOffsetResetEarliest = earliest
+            return true
         }
     }
 

@@ -237,6 +237,19 @@ import Testing
         #expect(c.takeDirtySnapshots().isEmpty)
     }
 
+    @Test func groupCountAndSizeAreBounded() {
+        var configuration = ShareGroupConfiguration()
+        configuration.maxGroups = 1
+        configuration.maxGroupSize = 1
+        let c = ShareGroupCoordinator(configuration: configuration, clock: FakeTime(), logger: Logger(label: "test"))
+        c.setTopicMetadata(FakeTopics(["t": 1]))
+        #expect(join(c, "a").errorCode == 0)
+        #expect(join(c, "b").errorCode == KafkaErrorCode.groupMaxSizeReached.rawValue)
+        let other = c.heartbeat(ShareGroupHeartbeatRequest(groupId: "h", memberId: "x", memberEpoch: 0, subscribedTopicNames: ["t"]), client: GroupClientInfo())
+        #expect(other.errorCode == KafkaErrorCode.groupMaxSizeReached.rawValue)
+        #expect(!c.setAutoOffsetReset(groupId: "h", earliest: true))
+    }
+
     @Test func silentMembersExpire() {
         let time = FakeTime()
         let c = coordinator(time)
@@ -248,6 +261,12 @@ import Testing
 
     @Test func sessionEpochs() {
         let c = coordinator(FakeTime())
+        if case .error(let code, _) = c.updateSession(groupId: "g", memberId: "a", epoch: 0, add: [], forget: []) {
+            #expect(code == .unknownMemberId)  // only members open share sessions
+        } else {
+            Issue.record("a stranger opened a share session")
+        }
+        _ = join(c, "a")
         let key = SharePartitionKey(groupId: "g", topicId: KafkaUUID(mostSignificantBits: 1, leastSignificantBits: 1), partition: 0)
         #expect(c.updateSession(groupId: "g", memberId: "a", epoch: 1, add: [], forget: []) == .error(.shareSessionNotFound, "no share session for a"))
         #expect(c.updateSession(groupId: "g", memberId: "a", epoch: 0, add: [key], forget: []) == .open([key]))
