@@ -5,7 +5,8 @@ Several members share one partition and get disjoint records that together are a
 released record comes back with a higher delivery count; the records of a member killed with
 SIGKILL come back after the acquisition lock (group.share.record.lock.duration.ms) runs out; a
 rejected record and a record released group.share.delivery.count.limit times are archived; a broker
-restart keeps what was acknowledged (`__share_group_state`).
+restart, clean or kill -9, keeps what was acknowledged (`__share_group_state`); `petrel groups list` and
+`describe` show the share group with its start offset.
 """
 
 import json
@@ -210,7 +211,8 @@ def test_poison_records_are_archived(share_broker):
     assert deliveries[1] == [1, 2, 3], deliveries
 
 
-def test_restart_keeps_acknowledged_state(tmp_path_factory):
+@pytest.mark.parametrize("how", ["clean", "kill -9"])
+def test_restart_keeps_acknowledged_state(tmp_path_factory, how):
     b = h.start_broker(tmp_path_factory, SETS, name="share-restart")
     try:
         bootstrap = b.bootstrap
@@ -226,7 +228,13 @@ def test_restart_keeps_acknowledged_state(tmp_path_factory):
         c.commit_sync()
         c.close()
         assert sorted(got) == list(range(10))
-        b.restart()
+        if how == "clean":
+            b.restart()
+        else:
+            # The acknowledgements were answered after their snapshot was appended.
+            port = b.port
+            b.stop(signal.SIGKILL)
+            b.start(port)
         bootstrap = b.bootstrap
         produce(bootstrap, topic, 5, start=10)
         c = share_consumer(bootstrap, group, topic)
