@@ -63,7 +63,7 @@ var targets: [Target] = [
     .testTarget(name: "DiskIOTests", dependencies: ["SeededRandom", "DiskIO", "DiskIOTesting", "URingIO", "TestSupport"], swiftSettings: swiftSettings),
     .testTarget(name: "CommitLogTests", dependencies: ["SeededRandom", "CommitLog", "DiskIO", "DiskIOTesting", "URingIO", "RecordFormat", "RecordCompression", "SegmentTool", "TestSupport", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "SimulationTests", dependencies: ["SeededRandom", "CommitLog", "DiskIO", "DiskIOTesting", "RecordFormat", "RecordCompression", "TestSupport", nioCore], swiftSettings: swiftSettings),
-    .testTarget(name: "GroupCoordinationTests", dependencies: ["GroupCoordination", "KafkaWire", nioCore], swiftSettings: swiftSettings),
+    .testTarget(name: "GroupCoordinationTests", dependencies: ["GroupCoordination", "KafkaWire", nioCore, logging], swiftSettings: swiftSettings),
     .testTarget(name: "TransactionCoordinationTests", dependencies: ["TransactionCoordination", "KafkaWire", nioCore, logging], swiftSettings: swiftSettings),
     .testTarget(name: "LoadGenTests", dependencies: ["SeededRandom", "LoadGen", "WireClient", "KafkaWire", "RecordFormat", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "GroupClientTests", dependencies: ["GroupClient", "WireClient", "KafkaWire", nioCore], swiftSettings: swiftSettings),

@@ -139,6 +139,8 @@ public final class Broker: Sendable {
     let adminQueue = DispatchQueue(label: "petrel-admin")
     /// The classic consumer-group coordinator; its records live in `__consumer_offsets`.
     public let groupCoordinator: GroupCoordinator
+    /// KIP-932 share groups; their share-partition state lives in `__share_group_state` (ShareServices.swift).
+    public let shares: ShareServices
     /// The transaction coordinator; its records live in `__transaction_state` (TransactionServices.swift).
     public let transactionCoordinator: TransactionCoordinator
     /// Runs coordinator timers (an event loop).
@@ -192,6 +194,7 @@ public final class Broker: Sendable {
         self.groupCoordinator = GroupCoordinator(
             configuration: groupConfiguration, clock: GroupWallClock(clock: clock), scheduler: groupScheduler, store: store, logger: logger)
         self.groupScheduler = groupScheduler
+        self.shares = ShareServices(settings: configuration.shareGroups, logger: logger)
         let transactionIO = BrokerTransactionIO()
         var transactionConfiguration = TransactionCoordinatorConfiguration()
         transactionConfiguration.transactionMaxTimeoutMs = Int32(configuration.transactions.maxTimeoutMs)
@@ -203,6 +206,7 @@ public final class Broker: Sendable {
             configuration: transactionConfiguration, clock: TransactionWallClock(clock: clock), store: transactionIO, markers: transactionIO,
             allocateProducerId: { try producerIds.allocate() }, logger: logger)
         groupCoordinator.setTopicMetadata(RegistryTopicMetadata(registry: topics))
+        shares.coordinator.setTopicMetadata(RegistryTopicMetadata(registry: topics))
         groupCoordinator.beginLoading()
         transactionIO.broker = self
         let waiters = fetchWaiters
@@ -219,8 +223,11 @@ public final class Broker: Sendable {
         try topics.load()
         logManager.appender.start()
         logManager.startCleaner(configuration.cleaner)
+        try configuration.shareGroups.validate()
         try loadGroups()
         try loadTransactions()
+        try loadShareState()
+        startShareGroupTimer()
     }
 
     /// Puts a changed effective configuration to work: topic defaults on every partition, the
@@ -402,7 +409,8 @@ public final class Broker: Sendable {
             // Kafka lists only the groups the principal may describe.
             b.groupCoordinator.handleListGroups(r, version: c.header.apiVersion) { response in
                 var visible = response
-                visible.groups = response.groups.filter { b.authorized(c, .describe, .group, $0.groupId) }
+                if response.errorCode == 0 { visible.groups = b.withShareGroups(response.groups, r, version: c.header.apiVersion) }
+                visible.groups = visible.groups.filter { b.authorized(c, .describe, .group, $0.groupId) }
                 reply.send(visible)
             }
         }
@@ -430,6 +438,12 @@ public final class Broker: Sendable {
                 reply.send(merged)
             }
         }
+        // KIP-932 share groups (ShareServices.swift).
+        add(ShareGroupHeartbeatRequest.self) { $0.handleShareGroupHeartbeat($1, $2, reply: $3) }
+        add(ShareGroupDescribeRequest.self) { $0.handleShareGroupDescribe($1, $2, reply: $3) }
+        add(ShareFetchRequest.self) { $0.handleShareFetch($1, $2, reply: $3) }
+        add(ShareAcknowledgeRequest.self) { $0.handleShareAcknowledge($1, $2, reply: $3) }
+        add(DescribeShareGroupOffsetsRequest.self) { $3.send($0.handleDescribeShareGroupOffsets($1, $2)) }
         // SASL: served by the connection on SASL listeners; elsewhere Kafka answers ILLEGAL_SASL_STATE.
         add(SaslHandshakeRequest.self) { $3.send(SaslHandshakeResponse(errorCode: KafkaErrorCode.illegalSaslState.rawValue, mechanisms: [])) }
         add(SaslAuthenticateRequest.self) { _, _, _, reply in

@@ -6,7 +6,7 @@ import WireClient
 
 struct Groups: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List, describe (members, assignments, committed offsets, lag), reset offsets of and delete consumer groups.",
+        abstract: "List, describe (members, assignments, committed offsets, lag), reset offsets of and delete groups (classic, consumer, share).",
         subcommands: [GroupsList.self, GroupsDescribe.self, GroupsResetOffsets.self, GroupsDelete.self]
     )
 }
@@ -41,6 +41,20 @@ struct GroupDescription: Sendable {
 
 enum GroupQueries {
     static func describe(_ client: KafkaClient, group: String) async throws -> GroupDescription {
+        // KIP-932 share groups (ShareGroupDescribe answers GROUP_ID_NOT_FOUND for other groups).
+        if client.connection.brokerVersions[.shareGroupDescribe]?.contains(1) == true {
+            let response = try await client.connection.send(ShareGroupDescribeRequest(groupIds: [group]), version: 1)
+            if let entry = response.groups.first, entry.errorCode == 0 {
+                let members = entry.members.map { member in
+                    GroupDescription.Member(
+                        memberId: member.memberId, instanceId: nil, clientId: member.clientId, host: member.clientHost,
+                        assignment: member.assignment.topicPartitions.map { ($0.topicName, $0.partitions.sorted()) })
+                }
+                return GroupDescription(
+                    group: group, state: entry.groupState, groupProtocol: "share", protocolType: "share",
+                    protocolName: entry.assignorName, members: members, offsets: try await shareStartOffsets(client, group: group))
+            }
+        }
         // KIP-848 groups first (ConsumerGroupDescribe answers GROUP_ID_NOT_FOUND for classic groups).
         if client.connection.brokerVersions[.consumerGroupDescribe]?.contains(0) == true {
             let response = try await client.connection.send(ConsumerGroupDescribeRequest(groupIds: [group]), version: 0)
@@ -83,6 +97,27 @@ enum GroupQueries {
             offsets: try await lags(client, group: group, owners: owners))
     }
 
+    /// A share group's share-partition start offsets (DescribeShareGroupOffsets), with each
+    /// partition's log end: the lag counts the records not yet acknowledged or archived.
+    static func shareStartOffsets(_ client: KafkaClient, group: String) async throws -> [PartitionLag] {
+        guard client.connection.brokerVersions[.describeShareGroupOffsets]?.contains(0) == true else { return [] }
+        let request = DescribeShareGroupOffsetsRequest(groups: [.init(groupId: group, topics: nil)])
+        let response = try await client.connection.send(request, version: 0)
+        guard let entry = response.groups.first else { return [] }
+        try ClientError.check(entry.errorCode, "describe share group offsets of \(group)")
+        var offsets: [PartitionLag] = []
+        for topic in entry.topics.sorted(by: { $0.topicName < $1.topicName }) {
+            let partitions = topic.partitions.map(\.partitionIndex).sorted()
+            let ends = (try? await client.listOffsets(topic.topicName, partitions: partitions, timestamp: KafkaClient.latest)) ?? [:]
+            for partition in topic.partitions.sorted(by: { $0.partitionIndex < $1.partitionIndex }) {
+                offsets.append(PartitionLag(
+                    topic: topic.topicName, partition: partition.partitionIndex, committed: partition.startOffset,
+                    logEnd: ends[partition.partitionIndex] ?? -1, owner: nil))
+            }
+        }
+        return offsets
+    }
+
     /// Committed offsets (all partitions), then each partition's log end for the lag.
     static func lags(_ client: KafkaClient, group: String, owners: [String: String]) async throws -> [PartitionLag] {
         let fetched = try await client.connection.send(OffsetFetchRequest(groupId: group, topics: nil, requireStable: false), version: 7)
@@ -103,20 +138,23 @@ enum GroupQueries {
 }
 
 struct GroupsList: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List consumer groups.")
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List groups with their state and type (classic, consumer, share).")
     @OptionGroup var connection: ConnectionOptions
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
         let groups = try connection.withClient { client in
-            let response = try await client.connection.send(ListGroupsRequest(statesFilter: []), version: 4)
+            // v5 names the group type (classic, consumer, share).
+            let version: Int16 = client.connection.brokerVersions[.listGroups]?.contains(5) == true ? 5 : 4
+            let response = try await client.connection.send(ListGroupsRequest(statesFilter: []), version: version)
             try ClientError.check(response.errorCode, "list groups")
-            return response.groups.map { ($0.groupId, $0.groupState, $0.protocolType) }.sorted { $0.0 < $1.0 }
+            return response.groups.map { ($0.groupId, $0.groupState, $0.protocolType, $0.groupType.isEmpty ? "classic" : $0.groupType.lowercased()) }
+                .sorted { $0.0 < $1.0 }
         }
         if json {
-            printJSON(groups.map { ["group": $0.0, "state": $0.1, "protocolType": $0.2] })
+            printJSON(groups.map { ["group": $0.0, "state": $0.1, "protocolType": $0.2, "type": $0.3] })
         } else {
-            for group in groups { print("\(group.0)\t\(group.1)") }
+            for group in groups { print("\(group.0)\t\(group.1)\t\(group.3)") }
         }
     }
 }

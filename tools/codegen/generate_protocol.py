@@ -606,11 +606,16 @@ def generate_api_keys(schema_dir, served):
     """APIKeys.swift: constants for every API key in the schema set, names, flexible table,
     served ranges and request/response types."""
     msg_dir = os.path.join(schema_dir, "messages")
+    override_dir = os.path.join(OVERRIDES_DIR, "messages")
     keys = {}
-    for fn in sorted(os.listdir(msg_dir)):
+    # Overrides replace the shared schema of the same name and may add APIs it does not have.
+    paths = {fn: os.path.join(msg_dir, fn) for fn in os.listdir(msg_dir)}
+    if os.path.isdir(override_dir):
+        paths.update({fn: os.path.join(override_dir, fn) for fn in os.listdir(override_dir)})
+    for fn in sorted(paths):
         if not fn.endswith("Request.json"):
             continue
-        s = load_json(os.path.join(msg_dir, fn))
+        s = load_json(paths[fn])
         if s.get("type") != "request" or "apiKey" not in s:
             continue
         api_name = s["name"][: -len("Request")]
@@ -701,7 +706,8 @@ def main(argv):
                 schema, fname, api["minVersion"], api["maxVersion"], kind, api_ident(api["name"]))
     for dt in served.get("dataTypes", []):
         fname = dt["name"] + ".json"
-        schema = load_json(os.path.join(args.schemas, dt.get("directory", "messages"), fname))
+        override = os.path.join(OVERRIDES_DIR, dt.get("directory", "messages"), fname)
+        schema = load_json(override if os.path.exists(override) else os.path.join(args.schemas, dt.get("directory", "messages"), fname))
         valid = parse_versions(schema.get("validVersions"), 1000)
         outputs[dt["name"] + ".swift"] = generate_message(schema, fname, min(valid), max(valid), "data", None)
 

@@ -71,6 +71,8 @@ public struct BrokerConfiguration: Sendable {
     public var groupConsumerSessionTimeoutMs: Int32 = 45000
     /// Kafka: `group.consumer.assignors`; the first is the default. Default: uniform,range.
     public var groupConsumerAssignors: [String] = ["uniform", "range"]
+    /// Share groups (KIP-932): `group.share.*` and `share.coordinator.state.topic.num.partitions`.
+    public var shareGroups = ShareGroupSettings()
     /// Kafka: `offsets.retention.minutes`, in ms. Default: 7 days.
     public var offsetsRetentionMs: Int64 = 7 * 24 * 3_600_000
     /// Kafka: `producer.id.expiration.ms`. Default: 86400000 (1 day).
@@ -284,6 +286,7 @@ public struct BrokerConfiguration: Sendable {
         case "max.incremental.fetch.session.cache.slots":
             maxIncrementalFetchSessionCacheSlots = try int(Int.self)
             guard maxIncrementalFetchSessionCacheSlots >= 0 else { throw ConfigurationError("max.incremental.fetch.session.cache.slots must not be negative") }
+        case _ where ShareGroupSettings.keys.contains(key): try shareGroups.set(key, value)
         case "connections.max.idle.ms":
             connectionsMaxIdleMs = try int(Int64.self)
             guard connectionsMaxIdleMs >= 1 else { throw ConfigurationError("connections.max.idle.ms must be at least 1") }

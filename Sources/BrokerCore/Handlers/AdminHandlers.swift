@@ -329,6 +329,11 @@ extension Broker {
     func handleIncrementalAlterConfigs(_ context: RequestContext, _ request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
         var response = IncrementalAlterConfigsResponse(throttleTimeMs: 0, responses: [])
         for resource in request.resources {
+            if resource.resourceType == Self.groupConfigResourceType || resource.resourceType == 3 {  // librdkafka may send its GROUP (3)
+                let (code, message) = alterShareGroupConfigs(context, resource, validateOnly: request.validateOnly)
+                response.responses.append(.init(errorCode: code.rawValue, errorMessage: message, resourceType: resource.resourceType, resourceName: resource.resourceName))
+                continue
+            }
             if let refused = alterConfigsRefusal(context, resource.resourceType, resource.resourceName) {
                 response.responses.append(.init(errorCode: refused.rawValue, errorMessage: nil, resourceType: resource.resourceType, resourceName: resource.resourceName))
                 continue

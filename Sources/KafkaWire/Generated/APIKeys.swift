@@ -90,6 +90,7 @@ extension APIKey {
     public static let writeShareGroupState = APIKey(rawValue: 85)
     public static let deleteShareGroupState = APIKey(rawValue: 86)
     public static let readShareGroupStateSummary = APIKey(rawValue: 87)
+    public static let describeShareGroupOffsets = APIKey(rawValue: 90)
 
     /// Every API key in the schema set this module was generated from.
     public static let allKnown: [APIKey] = [
@@ -181,6 +182,7 @@ extension APIKey {
         .writeShareGroupState,
         .deleteShareGroupState,
         .readShareGroupStateSummary,
+        .describeShareGroupOffsets,
     ]
 
     static func schemaName(for rawValue: Int16) -> String? {
@@ -273,6 +275,7 @@ extension APIKey {
         case 85: return "WriteShareGroupState"
         case 86: return "DeleteShareGroupState"
         case 87: return "ReadShareGroupStateSummary"
+        case 90: return "DescribeShareGroupOffsets"
         default: return nil
         }
     }
@@ -365,6 +368,7 @@ extension APIKey {
         case 85: return 0
         case 86: return 0
         case 87: return 0
+        case 90: return 0
         default: return nil
         }
     }
@@ -416,6 +420,11 @@ extension APIKey {
         ServedAPIRange(apiKey: .listTransactions, minVersion: 0, maxVersion: 1),
         ServedAPIRange(apiKey: .consumerGroupHeartbeat, minVersion: 0, maxVersion: 1),
         ServedAPIRange(apiKey: .consumerGroupDescribe, minVersion: 0, maxVersion: 0),
+        ServedAPIRange(apiKey: .shareGroupHeartbeat, minVersion: 1, maxVersion: 1),
+        ServedAPIRange(apiKey: .shareGroupDescribe, minVersion: 1, maxVersion: 1),
+        ServedAPIRange(apiKey: .shareFetch, minVersion: 1, maxVersion: 1),
+        ServedAPIRange(apiKey: .shareAcknowledge, minVersion: 1, maxVersion: 1),
+        ServedAPIRange(apiKey: .describeShareGroupOffsets, minVersion: 0, maxVersion: 0),
     ]
 
     /// The generated request type for this key (nil if not served).
@@ -465,6 +474,11 @@ extension APIKey {
         case .listTransactions: return ListTransactionsRequest.self
         case .consumerGroupHeartbeat: return ConsumerGroupHeartbeatRequest.self
         case .consumerGroupDescribe: return ConsumerGroupDescribeRequest.self
+        case .shareGroupHeartbeat: return ShareGroupHeartbeatRequest.self
+        case .shareGroupDescribe: return ShareGroupDescribeRequest.self
+        case .shareFetch: return ShareFetchRequest.self
+        case .shareAcknowledge: return ShareAcknowledgeRequest.self
+        case .describeShareGroupOffsets: return DescribeShareGroupOffsetsRequest.self
         default: return nil
         }
     }
@@ -516,6 +530,11 @@ extension APIKey {
         case .listTransactions: return ListTransactionsResponse.self
         case .consumerGroupHeartbeat: return ConsumerGroupHeartbeatResponse.self
         case .consumerGroupDescribe: return ConsumerGroupDescribeResponse.self
+        case .shareGroupHeartbeat: return ShareGroupHeartbeatResponse.self
+        case .shareGroupDescribe: return ShareGroupDescribeResponse.self
+        case .shareFetch: return ShareFetchResponse.self
+        case .shareAcknowledge: return ShareAcknowledgeResponse.self
+        case .describeShareGroupOffsets: return DescribeShareGroupOffsetsResponse.self
         default: return nil
         }
     }
