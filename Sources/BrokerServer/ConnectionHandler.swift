@@ -17,6 +17,9 @@ struct ListenerContext: Sendable {
     /// TLS cannot sendfile: fetched log slices are read into buffers on this thread pool, never on
     /// the event loop.
     var fileIO: NonBlockingFileIO?
+    /// Plaintext listeners (`petrel.fetch.cold.read.offload`): fetched ranges not in the page
+    /// cache are read on this thread pool instead of a sendfile that would block the event loop.
+    var coldReadIO: NonBlockingFileIO?
 
     static let plaintext = ListenerContext(name: "PLAINTEXT", securityProtocol: .plaintext)
 }
@@ -184,8 +187,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 wrote = false
                 readThenWrite(context: context, frame)
             case .send(let frame):
-                write(context: context, frame)
-                wrote = true
+                if let coldReadIO = listener.coldReadIO, let cold = Self.coldRegions(frame) {
+                    if wrote { context.flush() }
+                    wrote = false
+                    readColdThenWrite(context: context, frame, cold: cold, fileIO: coldReadIO)
+                } else {
+                    write(context: context, frame)
+                    wrote = true
+                }
             case .noResponse:
                 break
             case .close(let reason):
@@ -234,6 +243,59 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 buffers.append(buffer)
             }
             handler.write(context: context, ResponseFrame(chunks: buffers.map { .bytes($0) }))
+            context.flush()
+            handler.flushReady(context: context)
+        }
+    }
+
+    /// The indices of the frame's file regions not fully in the page cache; nil when all are
+    /// resident (or there are none) and sendfile cannot block.
+    private static func coldRegions(_ frame: ResponseFrame) -> [Int]? {
+        var cold: [Int]?
+        for (index, chunk) in frame.chunks.enumerated() {
+            guard case .file(let region) = chunk else { continue }
+            let resident = (try? region.fileHandle.withUnsafeFileDescriptor { fd in
+                PageCacheResidency.isResident(fd: fd, offset: region.readerIndex, length: region.readableBytes)
+            }) ?? false
+            if !resident { cold = (cold ?? []) + [index] }
+        }
+        return cold
+    }
+
+    /// KAFKA-7504: reads the frame's cold file regions on the reader pool, keeps the resident ones
+    /// as sendfile regions, then writes the frame in its turn and carries on with the ones after it.
+    private func readColdThenWrite(context: ChannelHandlerContext, _ frame: ResponseFrame, cold: [Int], fileIO: NonBlockingFileIO) {
+        readingFrame = true
+        let eventLoop = context.eventLoop
+        let allocator = context.channel.allocator
+        let reads: [EventLoopFuture<ByteBuffer>] = cold.map { index in
+            guard case .file(let region) = frame.chunks[index] else { return eventLoop.makeSucceededFuture(ByteBuffer()) }
+            return fileIO.read(fileRegion: region, allocator: allocator, eventLoop: eventLoop)
+        }
+        let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
+        EventLoopFuture.whenAllComplete(reads, on: eventLoop).whenComplete { outcome in
+            let (handler, context) = loopBound.value
+            handler.readingFrame = false
+            guard case .success(let results) = outcome, !handler.state.isClosed else {
+                withExtendedLifetime(frame.retained) { frame.releaseFileRegions() }
+                return
+            }
+            var written = frame
+            for (index, result) in zip(cold, results) {
+                guard case .success(let buffer) = result, case .file(let region) = frame.chunks[index] else {
+                    // The log changed under the read (deleted segment): the client retries.
+                    handler.logger.info("closing connection: fetch read failed", metadata: ["client": "\(handler.clientAddress)"])
+                    withExtendedLifetime(frame.retained) { frame.releaseFileRegions() }
+                    for action in handler.state.closed() { Self.release(action) }
+                    context.close(promise: nil)
+                    return
+                }
+                // The region is replaced by its bytes: let go of its borrowed descriptor now.
+                _ = try? region.fileHandle.takeDescriptorOwnership()
+                written.chunks[index] = .bytes(buffer)
+                PageCacheResidency.countOffloaded(bytes: buffer.readableBytes)
+            }
+            handler.write(context: context, written)
             context.flush()
             handler.flushReady(context: context)
         }

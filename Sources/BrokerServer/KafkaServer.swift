@@ -20,6 +20,8 @@ public final class KafkaServer: @unchecked Sendable {
     private let group: MultiThreadedEventLoopGroup
     /// Reads fetched log slices for TLS connections (no sendfile under TLS), off the event loops.
     private let tlsReadPool = NIOThreadPool(numberOfThreads: 2)
+    /// Reads fetched log ranges that are not in the page cache (`petrel.fetch.cold.read.offload`).
+    private let coldReadPool = NIOThreadPool(numberOfThreads: 2)
     private var channel: (any Channel)?
     private var channels: [(listener: Listener, channel: any Channel)] = []
     private var broker: Broker?
@@ -109,6 +111,8 @@ public final class KafkaServer: @unchecked Sendable {
         let readTimeout = TimeAmount.milliseconds(configuration.requestReadTimeoutMs)
         let listeners = try configuration.resolvedListeners()
         if listeners.contains(where: { $0.securityProtocol.usesTLS }) { tlsReadPool.start() }
+        let coldReads = configuration.fetchColdReadOffload && configuration.fetchZeroCopy
+        if coldReads { coldReadPool.start() }
         for listener in listeners {
             var context = ListenerContext(name: listener.name, securityProtocol: listener.securityProtocol)
             var tls: NIOSSLContext?
@@ -116,6 +120,8 @@ public final class KafkaServer: @unchecked Sendable {
                 context.fileIO = NonBlockingFileIO(threadPool: tlsReadPool)
                 tls = try NIOSSLContext(configuration: ListenerSecurity.tlsConfiguration(configuration, listener: listener.name))
                 context.principalMapper = try ListenerSecurity.principalMapper(configuration, listener: listener.name)
+            } else if coldReads {
+                context.coldReadIO = NonBlockingFileIO(threadPool: coldReadPool)
             }
             if listener.securityProtocol.usesSASL {
                 context.sasl = try ListenerSecurity.sasl(configuration, listener: listener.name, credentials: broker.security.credentials)
@@ -201,6 +207,7 @@ public final class KafkaServer: @unchecked Sendable {
         do { try broker?.shutdown() } catch { failure = error }
         try? group.syncShutdownGracefully()
         try? tlsReadPool.syncShutdownGracefully()
+        try? coldReadPool.syncShutdownGracefully()
         if let failure { throw failure }
     }
 
