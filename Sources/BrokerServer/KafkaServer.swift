@@ -95,7 +95,9 @@ public final class KafkaServer: @unchecked Sendable {
         let connections = ConnectionLimiter(
             maxConnections: effective.maxConnections, maxPerIp: effective.maxConnectionsPerIp,
             perIpOverrides: effective.maxConnectionsPerIpOverrides, logger: logger)
+        BrokerLogLevel.apply(configured: effective.logLevel)
         broker.observeConfiguration { configuration in
+            BrokerLogLevel.apply(configured: configuration.logLevel)
             connections.update(.init(
                 maxConnections: configuration.maxConnections, maxPerIp: configuration.maxConnectionsPerIp,
                 perIpOverrides: configuration.maxConnectionsPerIpOverrides))

@@ -265,6 +265,11 @@ public struct BrokerConfiguration: Sendable {
                 let (host, port) = try Self.parseListener(value)
                 metricsListen = (host, port)
             }
+        case "log.level":
+            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(value) else {
+                throw ConfigurationError("log.level must be one of trace, debug, info, notice, warning, error, critical")
+            }
+            logLevel = value
         case "max.connections":
             maxConnections = try int(Int.self)
             guard maxConnections >= 0 else { throw ConfigurationError("max.connections must not be negative") }
