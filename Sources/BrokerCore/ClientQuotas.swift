@@ -110,6 +110,15 @@ public final class ClientQuotas: Sendable {
     private let state = Mutex(State())
     /// Fast path: no quota configured at all (nothing recorded then).
     private let anyQuota = Atomic<Bool>(false)
+    /// Some entity sets `request_percentage`: only then do connections time their requests.
+    private let anyRequestQuota = Atomic<Bool>(false)
+
+    public var hasRequestQuotas: Bool { anyRequestQuota.load(ordering: .relaxed) }
+
+    private func quotasChanged(_ quotas: [Entity: [String: Double]]) {
+        anyQuota.store(!quotas.isEmpty, ordering: .releasing)
+        anyRequestQuota.store(quotas.values.contains { $0[Kind.request.key] != nil }, ordering: .releasing)
+    }
 
     public init(dataDirectory: String, windowSamples: Int, windowMs: Int64, io: any FileIO, logger: Logger) {
         self.windowSamples = max(2, windowSamples)
@@ -124,7 +133,7 @@ public final class ClientQuotas: Sendable {
         let entries = try JSONDecoder().decode([StoredEntry].self, from: Data(bytes))
         state.withLock { s in
             for entry in entries where !entry.quotas.isEmpty { s.quotas[entry.entity] = entry.quotas }
-            anyQuota.store(!s.quotas.isEmpty, ordering: .releasing)
+            quotasChanged(s.quotas)
         }
     }
 
@@ -273,7 +282,7 @@ public final class ClientQuotas: Sendable {
                 return "cannot persist client quotas: \(error)"
             }
             s.quotas = next
-            anyQuota.store(!next.isEmpty, ordering: .releasing)
+            quotasChanged(next)
             return nil
         }
         if let failed {

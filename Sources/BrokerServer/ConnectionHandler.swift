@@ -1,3 +1,4 @@
+import Foundation
 import BrokerCore
 import KafkaWire
 import Logging
@@ -16,6 +17,9 @@ struct ListenerContext: Sendable {
     /// TLS cannot sendfile: fetched log slices are read into buffers on this thread pool, never on
     /// the event loop.
     var fileIO: NonBlockingFileIO?
+    /// Plaintext listeners (`petrel.fetch.cold.read.offload`): fetched ranges not in the page
+    /// cache are read on this thread pool instead of a sendfile that would block the event loop.
+    var coldReadIO: NonBlockingFileIO?
 
     static let plaintext = ListenerContext(name: "PLAINTEXT", securityProtocol: .plaintext)
 }
@@ -41,7 +45,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
         self.logger = logger
         self.listener = listener
         self.frameReader = frameReader
-        self.state = ConnectionStateMachine(configuration: .init(maxInFlight: maxInFlight, sasl: listener.sasl))
+        // After a throttle the connection is served one request at a time for the quota's window.
+        let quotaWindowMs = broker.clientQuotas.windowMs * Int64(broker.clientQuotas.windowSamples)
+        self.state = ConnectionStateMachine(
+            configuration: .init(maxInFlight: maxInFlight, sasl: listener.sasl, throttledSerialPeriod: .milliseconds(quotaWindowMs)))
         frameReader?.setLimits(frameBytesMax: state.frameBytesMax, acceptsShortFrames: state.acceptsShortFrames)
     }
 
@@ -72,10 +79,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         if tlsPrincipalPending { resolveTLSPrincipal(context: context) }
-        let action = state.frameReceived(frame, now: .now())
+        perform(state.frameReceived(frame, now: .now()), context: context)
+    }
+
+    private func perform(_ action: ConnectionStateMachine.FrameAction, context: ChannelHandlerContext) {
         frameReader?.setLimits(frameBytesMax: state.frameBytesMax, acceptsShortFrames: state.acceptsShortFrames)
         switch action {
-        case .ignore:
+        case .ignore, .hold:
             return
         case .close(let reason):
             logger.info("closing connection", metadata: ["client": "\(clientAddress)", "reason": "\(reason)"])
@@ -90,6 +100,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
             requestContext.principal = state.principal
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let eventLoop = context.eventLoop
+            let started: NIODeadline? = broker.clientQuotas.hasRequestQuotas ? .now() : nil
+            defer { if let started { chargeRequestTime(context: context, clientId: header.clientId ?? "", since: started) } }
             broker.handle(requestContext, body: body) { action in
                 if eventLoop.inEventLoop {
                     let (handler, context) = loopBound.value
@@ -104,12 +116,62 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// KIP-124 `request_percentage`: the time this event loop spent handling the request, as a
+    /// share of one thread over the quota window. Past the quota the connection is muted for the
+    /// throttle time like a byte-rate throttle (the response, already encoded, does not carry it).
+    private func chargeRequestTime(context: ChannelHandlerContext, clientId: String, since started: NIODeadline) {
+        let elapsed = NIODeadline.now() - started
+        let user = state.principal.hasPrefix("User:") ? String(state.principal.dropFirst(5)) : state.principal
+        let throttleMs = broker.clientQuotas.record(
+            .request, user: user, clientId: clientId, amount: Double(elapsed.nanoseconds) / 10_000_000,
+            nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+        guard throttleMs > 0, !state.isClosed else { return }
+        state.throttled(milliseconds: throttleMs, now: .now())
+        scheduleUnmute(context: context)
+    }
+
     private func responseReady(context: ChannelHandlerContext, sequence: UInt64, action: ResponseAction) {
-        guard state.responseReady(sequence: sequence, action: action) else {
+        guard state.responseReady(sequence: sequence, action: action, now: .now()) else {
             Self.release(action)
             return
         }
+        scheduleUnmute(context: context)
         flushReady(context: context)
+        processHeld(context: context)
+    }
+
+    /// Set while `processHeld` runs: a response completing synchronously inside it does not recurse.
+    private var processingHeld = false
+
+    /// Processes the frames held while throttled, as far as the state machine allows, then
+    /// resumes reading once none are left.
+    private func processHeld(context: ChannelHandlerContext) {
+        guard !processingHeld else { return }
+        processingHeld = true
+        defer { processingHeld = false }
+        while let action = state.nextHeld(now: .now()) {
+            perform(action, context: context)
+        }
+        if state.shouldResumeRead(isWritable: context.channel.isWritable) { context.read() }
+    }
+
+    /// Client quotas: the deadline the unmute timer is set for.
+    private var scheduledUnmute: NIODeadline?
+
+    private func scheduleUnmute(context: ChannelHandlerContext) {
+        guard let deadline = state.muteDeadline, scheduledUnmute.map({ $0 < deadline }) ?? true else { return }
+        scheduledUnmute = deadline
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = loopBound.value
+            guard handler.scheduledUnmute == deadline else { return }
+            handler.scheduledUnmute = nil
+            if handler.state.unmuteIfDue(now: .now()) {
+                handler.processHeld(context: context)
+            } else {
+                handler.scheduleUnmute(context: context)
+            }
+        }
     }
 
     /// A TLS response whose file regions are being read off the event loop; later responses wait.
@@ -125,8 +187,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 wrote = false
                 readThenWrite(context: context, frame)
             case .send(let frame):
-                write(context: context, frame)
-                wrote = true
+                if let coldReadIO = listener.coldReadIO, let cold = Self.coldRegions(frame) {
+                    if wrote { context.flush() }
+                    wrote = false
+                    readColdThenWrite(context: context, frame, cold: cold, fileIO: coldReadIO)
+                } else {
+                    write(context: context, frame)
+                    wrote = true
+                }
             case .noResponse:
                 break
             case .close(let reason):
@@ -180,8 +248,60 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// The indices of the frame's file regions not fully in the page cache; nil when all are
+    /// resident (or there are none) and sendfile cannot block.
+    private static func coldRegions(_ frame: ResponseFrame) -> [Int]? {
+        var cold: [Int]?
+        for (index, chunk) in frame.chunks.enumerated() {
+            guard case .file(let region) = chunk else { continue }
+            let resident = (try? region.fileHandle.withUnsafeFileDescriptor { fd in
+                PageCacheResidency.isResident(fd: fd, offset: region.readerIndex, length: region.readableBytes)
+            }) ?? false
+            if !resident { cold = (cold ?? []) + [index] }
+        }
+        return cold
+    }
+
+    /// KAFKA-7504: reads the frame's cold file regions on the reader pool, keeps the resident ones
+    /// as sendfile regions, then writes the frame in its turn and carries on with the ones after it.
+    private func readColdThenWrite(context: ChannelHandlerContext, _ frame: ResponseFrame, cold: [Int], fileIO: NonBlockingFileIO) {
+        readingFrame = true
+        let eventLoop = context.eventLoop
+        let allocator = context.channel.allocator
+        let reads: [EventLoopFuture<ByteBuffer>] = cold.map { index in
+            guard case .file(let region) = frame.chunks[index] else { return eventLoop.makeSucceededFuture(ByteBuffer()) }
+            return fileIO.read(fileRegion: region, allocator: allocator, eventLoop: eventLoop)
+        }
+        let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
+        EventLoopFuture.whenAllComplete(reads, on: eventLoop).whenComplete { outcome in
+            let (handler, context) = loopBound.value
+            handler.readingFrame = false
+            guard case .success(let results) = outcome, !handler.state.isClosed else {
+                withExtendedLifetime(frame.retained) { frame.releaseFileRegions() }
+                return
+            }
+            var written = frame
+            for (index, result) in zip(cold, results) {
+                guard case .success(let buffer) = result, case .file(let region) = frame.chunks[index] else {
+                    // The log changed under the read (deleted segment): the client retries.
+                    handler.logger.info("closing connection: fetch read failed", metadata: ["client": "\(handler.clientAddress)"])
+                    withExtendedLifetime(frame.retained) { frame.releaseFileRegions() }
+                    for action in handler.state.closed() { Self.release(action) }
+                    context.close(promise: nil)
+                    return
+                }
+                // The region is replaced by its bytes: let go of its borrowed descriptor now.
+                _ = try? region.fileHandle.takeDescriptorOwnership()
+                written.chunks[index] = .bytes(buffer)
+                PageCacheResidency.countOffloaded(bytes: buffer.readableBytes)
+            }
+            handler.write(context: context, written)
+            context.flush()
+            handler.flushReady(context: context)
+        }
+    }
+
     private func write(context: ChannelHandlerContext, _ frame: ResponseFrame) {
-        if frame.throttleMs > 0 { mute(context: context, milliseconds: frame.throttleMs) }
         let count = frame.chunks.count
         for (index, chunk) in frame.chunks.enumerated() {
             let data: IOData
@@ -200,25 +320,6 @@ final class ConnectionHandler: ChannelDuplexHandler {
             } else {
                 context.write(wrapOutboundOut(data), promise: nil)
             }
-        }
-    }
-
-    /// Client quotas: stops reading requests for `milliseconds` (the throttle time just sent), then
-    /// resumes. Overlapping mutes extend to the latest deadline.
-    private var muteDeadline: NIODeadline?
-
-    private func mute(context: ChannelHandlerContext, milliseconds: Int) {
-        let until = NIODeadline.now() + .milliseconds(Int64(milliseconds))
-        if let current = muteDeadline, current >= until { return }
-        muteDeadline = until
-        state.mute()
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.scheduleTask(deadline: until) {
-            let (handler, context) = loopBound.value
-            guard let deadline = handler.muteDeadline, deadline <= .now() else { return }
-            handler.muteDeadline = nil
-            handler.state.unmute()
-            if handler.state.shouldResumeRead(isWritable: context.channel.isWritable) { context.read() }
         }
     }
 

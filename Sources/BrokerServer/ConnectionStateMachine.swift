@@ -7,6 +7,11 @@ import Security
 /// - request ordering: every frame gets a sequence number; responses complete in any order and
 ///   leave strictly in request order (the Java client checks correlation ids FIFO);
 /// - backpressure: past `maxInFlight` outstanding requests reads stop;
+/// - client quotas (KIP-219): a response carrying a throttle time mutes the connection until
+///   then; frames already read are held, not processed, until the mute ends, and for
+///   `throttledSerialPeriod` after it the connection is served one request at a time (as Kafka
+///   serves every connection), so a pipelining client cannot overrun its quota with what it had
+///   already sent;
 /// - the SASL gate on SASL listeners: before authentication only ApiVersions, SaslHandshake and
 ///   SaslAuthenticate are served (and, after a SaslHandshake v0, the legacy unframed tokens);
 ///   a failed authentication answers SASL_AUTHENTICATION_FAILED and closes, nothing else is served;
@@ -19,6 +24,9 @@ struct ConnectionStateMachine {
         var sasl: SASL?
         /// Largest frame accepted before authentication (Kafka: 512 KiB for SASL tokens).
         var unauthenticatedFrameBytesMax = 524_288
+        /// After a throttle's mute ends, requests are still processed one at a time for this long
+        /// (the quota's whole measuring window, `quota.window.num` x `quota.window.size.seconds`).
+        var throttledSerialPeriod: TimeAmount = .seconds(11)
 
         struct SASL {
             var enabledMechanisms: [SaslMechanism]
@@ -37,6 +45,9 @@ struct ConnectionStateMachine {
         case close(String)
         /// Nothing to do (e.g. bytes after a failed authentication).
         case ignore
+        /// The connection is throttled: the frame waits in the state machine; `nextHeld` gives it
+        /// back when it may be processed.
+        case hold
     }
 
     private enum AuthState {
@@ -63,6 +74,15 @@ struct ConnectionStateMachine {
     private var ready: [UInt64: ResponseAction] = [:]
     private var readPending = false
     private(set) var isClosed = false
+
+    /// Frames read while throttled, in arrival order (bounded: no reads while any wait).
+    private var held = CircularBuffer<ByteBuffer>()
+    /// Dispatched requests whose outcome has not come back.
+    private(set) var outstanding = 0
+    /// Client quotas: the connection processes nothing before this (KIP-219).
+    private(set) var muteDeadline: NIODeadline?
+    /// Until then requests are processed one at a time.
+    private var serialUntil: NIODeadline?
 
     init(configuration: Configuration) {
         self.configuration = configuration
@@ -93,6 +113,29 @@ struct ConnectionStateMachine {
 
     mutating func frameReceived(_ frame: ByteBuffer, now: NIODeadline) -> FrameAction {
         guard !isClosed else { return .ignore }
+        if !held.isEmpty || isGated(now: now) {
+            held.append(frame)
+            return .hold
+        }
+        return process(frame, now: now)
+    }
+
+    var heldCount: Int { held.count }
+
+    /// The next held frame's action once the connection may process it; nil while muted, while
+    /// serial and a request is outstanding, or when nothing is held.
+    mutating func nextHeld(now: NIODeadline) -> FrameAction? {
+        guard !isClosed, !held.isEmpty, !isGated(now: now) else { return nil }
+        return process(held.removeFirst(), now: now)
+    }
+
+    private func isGated(now: NIODeadline) -> Bool {
+        if muteDeadline != nil { return true }
+        if let serialUntil, now < serialUntil, outstanding > 0 { return true }
+        return false
+    }
+
+    private mutating func process(_ frame: ByteBuffer, now: NIODeadline) -> FrameAction {
         var frame = frame
         switch auth {
         case .failed:
@@ -136,6 +179,7 @@ struct ConnectionStateMachine {
         if let expiry = sessionExpiry, now > expiry, reauthenticating == nil {
             return fail("SASL session expired (connections.max.reauth.ms) without re-authentication")
         }
+        outstanding += 1
         return .dispatch(sequence: takeSequence(), header: header, body: frame)
     }
 
@@ -269,8 +313,12 @@ struct ConnectionStateMachine {
 
     /// A dispatched request's outcome arrived (any order).
     /// - Returns: false when the connection is already closed (the caller releases `action`).
-    mutating func responseReady(sequence: UInt64, action: ResponseAction) -> Bool {
+    /// A response carrying a throttle time mutes the connection from `now` (Kafka mutes after the
+    /// send; here the response may wait behind earlier ones, so the mute starts when it is ready).
+    mutating func responseReady(sequence: UInt64, action: ResponseAction, now: NIODeadline) -> Bool {
+        outstanding = max(0, outstanding - 1)
         guard !isClosed else { return false }
+        if case .send(let frame) = action, frame.throttleMs > 0 { throttled(milliseconds: frame.throttleMs, now: now) }
         ready[sequence] = action
         return true
     }
@@ -287,6 +335,7 @@ struct ConnectionStateMachine {
     /// The connection went away (or was closed): what is still queued, for the caller to release.
     mutating func closed() -> [ResponseAction] {
         isClosed = true
+        held.removeAll()
         defer { ready.removeAll() }
         return Array(ready.values)
     }
@@ -296,7 +345,7 @@ struct ConnectionStateMachine {
     /// The pipeline asks to read. Returns whether to read now; otherwise the read is held until
     /// `shouldResumeRead` says so.
     mutating func readRequested(isWritable: Bool) -> Bool {
-        if inFlight < configuration.maxInFlight && isWritable && !isClosed && !isMuted { return true }
+        if mayRead(isWritable: isWritable) { return true }
         readPending = true
         return false
     }
@@ -304,16 +353,33 @@ struct ConnectionStateMachine {
     /// After a response was written, the socket became writable or a mute ended: whether a held
     /// read may go now.
     mutating func shouldResumeRead(isWritable: Bool) -> Bool {
-        guard readPending, inFlight < configuration.maxInFlight, isWritable, !isClosed, !isMuted else { return false }
+        guard readPending, mayRead(isWritable: isWritable) else { return false }
         readPending = false
         return true
     }
 
-    /// Client quotas: a throttled connection reads no further requests until `unmute` (Kafka mutes
-    /// the channel for the throttle time). Requests already read are still answered in order.
-    private(set) var isMuted = false
+    private func mayRead(isWritable: Bool) -> Bool {
+        inFlight < configuration.maxInFlight && isWritable && !isClosed && muteDeadline == nil && held.isEmpty
+    }
 
-    mutating func mute() { isMuted = true }
+    // MARK: Client quotas
 
-    mutating func unmute() { isMuted = false }
+    var isMuted: Bool { muteDeadline != nil }
+
+    /// Mutes until `now + milliseconds` (overlapping throttles extend to the latest deadline).
+    mutating func throttled(milliseconds: Int, now: NIODeadline) {
+        let until = now + .milliseconds(Int64(milliseconds))
+        if muteDeadline.map({ until > $0 }) ?? true { muteDeadline = until }
+        let serial = until + configuration.throttledSerialPeriod
+        if serialUntil.map({ serial > $0 }) ?? true { serialUntil = serial }
+    }
+
+    /// The mute timer fired: whether the mute is over (then drain `nextHeld` and resume reads);
+    /// false when a later throttle extended it (wait for `muteDeadline`).
+    mutating func unmuteIfDue(now: NIODeadline) -> Bool {
+        guard let deadline = muteDeadline else { return true }
+        guard now >= deadline else { return false }
+        muteDeadline = nil
+        return true
+    }
 }

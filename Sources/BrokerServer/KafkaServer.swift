@@ -20,6 +20,8 @@ public final class KafkaServer: @unchecked Sendable {
     private let group: MultiThreadedEventLoopGroup
     /// Reads fetched log slices for TLS connections (no sendfile under TLS), off the event loops.
     private let tlsReadPool = NIOThreadPool(numberOfThreads: 2)
+    /// Reads fetched log ranges that are not in the page cache (`petrel.fetch.cold.read.offload`).
+    private let coldReadPool = NIOThreadPool(numberOfThreads: 2)
     private var channel: (any Channel)?
     private var channels: [(listener: Listener, channel: any Channel)] = []
     private var broker: Broker?
@@ -93,7 +95,9 @@ public final class KafkaServer: @unchecked Sendable {
         let connections = ConnectionLimiter(
             maxConnections: effective.maxConnections, maxPerIp: effective.maxConnectionsPerIp,
             perIpOverrides: effective.maxConnectionsPerIpOverrides, logger: logger)
+        BrokerLogLevel.apply(configured: effective.logLevel)
         broker.observeConfiguration { configuration in
+            BrokerLogLevel.apply(configured: configuration.logLevel)
             connections.update(.init(
                 maxConnections: configuration.maxConnections, maxPerIp: configuration.maxConnectionsPerIp,
                 perIpOverrides: configuration.maxConnectionsPerIpOverrides))
@@ -109,6 +113,8 @@ public final class KafkaServer: @unchecked Sendable {
         let readTimeout = TimeAmount.milliseconds(configuration.requestReadTimeoutMs)
         let listeners = try configuration.resolvedListeners()
         if listeners.contains(where: { $0.securityProtocol.usesTLS }) { tlsReadPool.start() }
+        let coldReads = configuration.fetchColdReadOffload && configuration.fetchZeroCopy
+        if coldReads { coldReadPool.start() }
         for listener in listeners {
             var context = ListenerContext(name: listener.name, securityProtocol: listener.securityProtocol)
             var tls: NIOSSLContext?
@@ -116,6 +122,8 @@ public final class KafkaServer: @unchecked Sendable {
                 context.fileIO = NonBlockingFileIO(threadPool: tlsReadPool)
                 tls = try NIOSSLContext(configuration: ListenerSecurity.tlsConfiguration(configuration, listener: listener.name))
                 context.principalMapper = try ListenerSecurity.principalMapper(configuration, listener: listener.name)
+            } else if coldReads {
+                context.coldReadIO = NonBlockingFileIO(threadPool: coldReadPool)
             }
             if listener.securityProtocol.usesSASL {
                 context.sasl = try ListenerSecurity.sasl(configuration, listener: listener.name, credentials: broker.security.credentials)
@@ -133,7 +141,7 @@ public final class KafkaServer: @unchecked Sendable {
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
-                .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 * 1024, maximum: 1 << 20))
+                .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 8 * 1024, maximum: 1 << 20))
                 .childChannelOption(.writeBufferWaterMark, value: .init(low: 1 << 20, high: 8 << 20))
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -201,6 +209,7 @@ public final class KafkaServer: @unchecked Sendable {
         do { try broker?.shutdown() } catch { failure = error }
         try? group.syncShutdownGracefully()
         try? tlsReadPool.syncShutdownGracefully()
+        try? coldReadPool.syncShutdownGracefully()
         if let failure { throw failure }
     }
 

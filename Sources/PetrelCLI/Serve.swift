@@ -43,10 +43,11 @@ struct Serve: ParsableCommand {
         }
 
         let level = Logger.Level(rawValue: logLevel) ?? .info
+        // The level is process-wide and follows `log.level` (static or dynamic) over --log-level.
+        BrokerLogLevel.setBaseline(level)
+        BrokerLogLevel.apply(configured: configuration.logLevel)
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            DynamicLevelLogHandler(wrapping: StreamLogHandler.standardError(label: label))
         }
         let logger = Logger(label: "petrel")
         let server = KafkaServer(configuration: configuration, logger: logger)

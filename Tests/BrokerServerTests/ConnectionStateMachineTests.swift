@@ -52,13 +52,13 @@ import Testing
             #expect(header.correlationId == Int32(id))
             sequences.append(sequence)
         }
-        let value1 = machine.responseReady(sequence: sequences[2], action: sent([2]))
+        let value1 = machine.responseReady(sequence: sequences[2], action: sent([2]), now: now)
         #expect(value1)
         let value2 = machine.nextToSend()
         #expect(value2 == nil)  // 0 is not done yet
-        let value3 = machine.responseReady(sequence: sequences[1], action: .noResponse)
+        let value3 = machine.responseReady(sequence: sequences[1], action: .noResponse, now: now)
         #expect(value3)
-        let value4 = machine.responseReady(sequence: sequences[0], action: sent([0]))
+        let value4 = machine.responseReady(sequence: sequences[0], action: sent([0]), now: now)
         #expect(value4)
         guard case .send = machine.nextToSend(), case .noResponse = machine.nextToSend(), case .send = machine.nextToSend() else {
             Issue.record("responses out of order"); return
@@ -78,7 +78,7 @@ import Testing
         #expect(!value7)
         let value8 = machine.shouldResumeRead(isWritable: true)
         #expect(!value8)
-        _ = machine.responseReady(sequence: 0, action: sent([1]))
+        _ = machine.responseReady(sequence: 0, action: sent([1]), now: now)
         _ = machine.nextToSend()
         let value9 = machine.shouldResumeRead(isWritable: false)
         #expect(!value9)  // socket full: still held
@@ -88,18 +88,96 @@ import Testing
         #expect(!value11)  // resumed once
     }
 
+    func throttledResponse(_ ms: Int) -> ResponseAction {
+        var frame = ResponseFrame(chunks: [.bytes(ByteBuffer(bytes: [1]))])
+        frame.throttleMs = ms
+        return .send(frame)
+    }
+
+    func isDispatch(_ action: ConnectionStateMachine.FrameAction?) -> Bool {
+        if case .dispatch = action { return true }
+        return false
+    }
+
+    /// KIP-219: a throttled response mutes the connection; frames already read are held, not
+    /// processed, until the mute ends, and then go one at a time for the serial period.
+    @Test func throttleHoldsFramesAlreadyReadUntilTheMuteEnds() {
+        var machine = ConnectionStateMachine(configuration: .init(throttledSerialPeriod: .seconds(3)))
+        let produce = { (id: Int32) in self.frame(MetadataRequest(), version: 12, correlationId: id) }
+        let step1 = machine.frameReceived(produce(0), now: now)
+        #expect(isDispatch(step1))
+        let step2 = machine.frameReceived(produce(1), now: now)
+        #expect(isDispatch(step2))  // pipelined before any throttle
+        let step3 = machine.responseReady(sequence: 0, action: throttledResponse(500), now: now)
+        #expect(step3)
+        #expect(machine.isMuted)
+        // The rest of the socket read arrives after the throttle: held, reads stop.
+        guard case .hold = machine.frameReceived(produce(2), now: now), case .hold = machine.frameReceived(produce(3), now: now) else {
+            Issue.record("frames read while muted were not held"); return
+        }
+        #expect(machine.heldCount == 2)
+        let step4 = machine.readRequested(isWritable: true)
+        #expect(!step4)
+        // The in-flight request's own throttle extends the mute to the later deadline.
+        _ = machine.responseReady(sequence: 1, action: throttledResponse(800), now: now + .milliseconds(10))
+        let step5 = machine.nextHeld(now: now + .milliseconds(600))
+        #expect(step5 == nil)
+        let step6 = machine.unmuteIfDue(now: now + .milliseconds(600))
+        #expect(!step6)
+        let step7 = machine.unmuteIfDue(now: now + .milliseconds(810))
+        #expect(step7)
+        // Serial after the mute: one request at a time.
+        let later = now + .milliseconds(820)
+        guard case .dispatch(let third, let header, _) = machine.nextHeld(now: later) else { Issue.record("held frame not released"); return }
+        #expect(header.correlationId == 2)
+        let step8 = machine.nextHeld(now: later)
+        #expect(step8 == nil)
+        let step9 = machine.shouldResumeRead(isWritable: true)
+        #expect(!step9)  // a frame still waits
+        _ = machine.responseReady(sequence: third, action: sent([3]), now: later)
+        guard case .dispatch(_, let fourth, _) = machine.nextHeld(now: later) else { Issue.record("second held frame not released"); return }
+        #expect(fourth.correlationId == 3)
+        #expect(machine.heldCount == 0)
+        _ = machine.responseReady(sequence: 3, action: sent([4]), now: later)
+        let step10 = machine.shouldResumeRead(isWritable: true)
+        #expect(step10)
+        // Responses still leave in request order.
+        var sent = 0
+        while case .send = machine.nextToSend() { sent += 1 }
+        #expect(sent == 4)
+        // Past the serial period requests pipeline again.
+        let afterwards = now + .seconds(5)
+        let step11 = machine.frameReceived(produce(4), now: afterwards)
+        #expect(isDispatch(step11))
+        let step12 = machine.frameReceived(produce(5), now: afterwards)
+        #expect(isDispatch(step12))
+    }
+
+    @Test func closingDropsHeldFrames() {
+        var machine = ConnectionStateMachine(configuration: .init())
+        _ = machine.frameReceived(frame(MetadataRequest(), version: 12, correlationId: 0), now: now)
+        _ = machine.responseReady(sequence: 0, action: throttledResponse(100), now: now)
+        _ = machine.frameReceived(frame(MetadataRequest(), version: 12, correlationId: 1), now: now)
+        #expect(machine.heldCount == 1)
+        let step13 = machine.closed()
+        #expect(step13.count == 1)
+        #expect(machine.heldCount == 0)
+        let step14 = machine.nextHeld(now: now + .seconds(1))
+        #expect(step14 == nil)
+    }
+
     @Test func closeStopsEverythingAfterIt() {
         var machine = ConnectionStateMachine(configuration: .init())
         _ = machine.frameReceived(frame(MetadataRequest(), version: 12, correlationId: 1), now: now)
         _ = machine.frameReceived(frame(MetadataRequest(), version: 12, correlationId: 2), now: now)
-        _ = machine.responseReady(sequence: 1, action: sent([2]))
-        _ = machine.responseReady(sequence: 0, action: .close("bad request"))
+        _ = machine.responseReady(sequence: 1, action: sent([2]), now: now)
+        _ = machine.responseReady(sequence: 0, action: .close("bad request"), now: now)
         guard case .close = machine.nextToSend() else { Issue.record("expected close"); return }
         let value12 = machine.nextToSend()
         #expect(value12 == nil)
         let value13 = machine.closed().count
         #expect(value13 == 1)  // the response after the close is released, not sent
-        let value14 = machine.responseReady(sequence: 5, action: .noResponse)
+        let value14 = machine.responseReady(sequence: 5, action: .noResponse, now: now)
         #expect(!value14)
     }
 
@@ -119,7 +197,7 @@ import Testing
         guard case .flush = machine.frameReceived(frame(MetadataRequest(), version: 12, correlationId: 2), now: now) else {
             Issue.record("Metadata not refused"); return
         }
-        _ = machine.responseReady(sequence: 0, action: sent([1]))
+        _ = machine.responseReady(sequence: 0, action: sent([1]), now: now)
         guard case .send = machine.nextToSend(), case .close = machine.nextToSend() else { Issue.record("expected close after ApiVersions"); return }
     }
 
@@ -253,7 +331,7 @@ import Testing
         guard case .dispatch = machine.frameReceived(frame(MetadataRequest(), version: 12, correlationId: 5), now: now + .milliseconds(1500)) else {
             Issue.record("refused within the renewed session"); return
         }
-        _ = machine.responseReady(sequence: 4, action: sent([5]))
+        _ = machine.responseReady(sequence: 4, action: sent([5]), now: now)
         _ = machine.nextToSend()
         guard case .flush = machine.frameReceived(frame(MetadataRequest(), version: 12, correlationId: 6), now: now + .milliseconds(2000)),
             case .close = machine.nextToSend()

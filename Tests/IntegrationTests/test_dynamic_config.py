@@ -4,6 +4,7 @@ with Kafka's sources, applied to existing topics without a restart, refused outs
 dynamic set (INVALID_REQUEST), and kept across a restart."""
 
 import os
+import time
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
@@ -120,3 +121,35 @@ def test_refusals(broker_factory):
     cfg = _describe(a, BROKER, "0")
     assert cfg["log.retention.ms"].value == "6000000"
     assert cfg["log.flush.interval.messages"].source != ConfigSource.DYNAMIC_BROKER_CONFIG.value
+
+
+def _join_group(bs, topic, group):
+    c = h.consumer(bs, group_id=group)
+    c.subscribe([topic])
+    deadline = time.monotonic() + 30
+    while not c.assignment() and time.monotonic() < deadline:
+        c.poll(0.2)
+    assert c.assignment(), "consumer got no assignment"
+    c.close()
+
+
+def test_log_level_changes_without_restart(broker_factory, topic_name):
+    # Petrel's `log.level` in the dynamic set: a JoinGroup without a member id logs
+    # "member id required" at debug level, seen only while the level is debug.
+    b = broker_factory()
+    bs = b.bootstrap
+    a = h.admin(bs)
+    h.create_topic(bs, topic_name)
+    _join_group(bs, topic_name, "quiet-before")
+    _incremental(a, "0", log_level="debug")
+    entry = _describe(a, BROKER, "0")["log.level"]
+    assert entry.value == "debug" and entry.source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+    _join_group(bs, topic_name, "loud-while-debug")
+    _incremental(a, "0", log_level=None)  # DELETE: back to --log-level (info)
+    _join_group(bs, topic_name, "quiet-after")
+    time.sleep(0.5)
+    debug = [line for line in b.output().splitlines() if " debug " in line]
+    assert any("loud-while-debug" in line and "member id required" in line for line in debug), debug
+    assert not any("quiet-before" in line or "quiet-after" in line for line in debug), debug
+    with pytest.raises(KafkaException):
+        _incremental(a, "0", log_level="chatty")

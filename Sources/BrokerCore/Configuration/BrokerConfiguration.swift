@@ -87,6 +87,14 @@ public struct BrokerConfiguration: Sendable {
     public var ioEngine: String = "uring"
     /// Petrel: `petrel.fetch.zero.copy` — serve fetches with sendfile (default true) or pread copies.
     public var fetchZeroCopy: Bool = true
+    /// Petrel: `petrel.fetch.cold.read.offload` — before a fetch response is sendfile'd, ranges not
+    /// in the page cache are read on a reader thread instead of blocking the event loop on disk
+    /// (Kafka's KAFKA-7504); resident ranges stay on sendfile. Default true.
+    public var fetchColdReadOffload: Bool = true
+    /// Petrel: `log.level` — the broker's log level (trace, debug, info, notice, warning, error,
+    /// critical); nil = the `--log-level` option. Dynamic: IncrementalAlterConfigs on the BROKER
+    /// resource changes it without a restart (Kafka sets log4j levels through its own API).
+    public var logLevel: String?
     /// Petrel: `petrel.log.open.files.max` — the descriptor budget for segment files (Kafka has no
     /// equivalent: it keeps every segment open and mmaps every index). Each partition keeps its active
     /// segment's `.log` open; inactive segments are opened on demand and closed least recently used
@@ -245,6 +253,7 @@ public struct BrokerConfiguration: Sendable {
             guard ["uring", "posix"].contains(value) else { throw ConfigurationError("petrel.io.engine must be uring or posix") }
             ioEngine = value
         case "petrel.fetch.zero.copy": fetchZeroCopy = try bool()
+        case "petrel.fetch.cold.read.offload": fetchColdReadOffload = try bool()
         case "petrel.log.open.files.max":
             logOpenFilesMax = try int(Int.self)
             guard logOpenFilesMax >= 0 else { throw ConfigurationError("petrel.log.open.files.max must be 0 (derived) or positive") }
@@ -258,6 +267,11 @@ public struct BrokerConfiguration: Sendable {
                 let (host, port) = try Self.parseListener(value)
                 metricsListen = (host, port)
             }
+        case "log.level":
+            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(value) else {
+                throw ConfigurationError("log.level must be one of trace, debug, info, notice, warning, error, critical")
+            }
+            logLevel = value
         case "max.connections":
             maxConnections = try int(Int.self)
             guard maxConnections >= 0 else { throw ConfigurationError("max.connections must not be negative") }

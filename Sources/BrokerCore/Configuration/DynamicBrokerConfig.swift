@@ -13,7 +13,7 @@ import Synchronization
 /// What Petrel applies at once: every `log.*` topic default (and `message.max.bytes`,
 /// `compression.type`, `producer.id.expiration.ms`) on every partition without an override,
 /// `log.retention.check.interval.ms`, and the connection limits (`max.connections`,
-/// `max.connections.per.ip(.overrides)`, for new connections). The rest of the set is accepted and
+/// `max.connections.per.ip(.overrides)`, for new connections) and Petrel's `log.level`. The rest of the set is accepted and
 /// kept (thread counts, cleaner buffers) and takes effect at the next start.
 public final class DynamicBrokerConfig: Sendable {
     public static let fileName = "petrel-dynamic-config.json"
@@ -27,7 +27,7 @@ public final class DynamicBrokerConfig: Sendable {
             "log.cleaner.io.buffer.size", "log.cleaner.io.buffer.load.factor", "log.cleaner.backoff.ms",
             "num.io.threads", "num.network.threads", "num.replica.fetchers", "num.recovery.threads.per.data.dir", "background.threads",
             "max.connections", "max.connections.per.ip", "max.connections.per.ip.overrides", "max.connection.creation.rate",
-            "producer.id.expiration.ms", "log.retention.check.interval.ms",
+            "producer.id.expiration.ms", "log.retention.check.interval.ms", "log.level",
         ]
         for definition in TopicConfigs.all {
             for synonym in definition.brokerSynonyms { names.insert(synonym.name) }

@@ -196,6 +196,7 @@ extension Broker {
             ("listeners", (try? configuration.resolvedListeners())?.map { "\($0.name)://\($0.host):\($0.port)" }.joined(separator: ",")
                 ?? "PLAINTEXT://\(configuration.listenHost):\(configuration.listenPort)", .string),
             ("log.dirs", configuration.dataDirectory, .string),
+            ("log.level", configuration.logLevel ?? BrokerLogLevel.currentName, .string),
             ("log.retention.check.interval.ms", String(configuration.retentionCheckIntervalMs), .long),
             ("max.broker.partitions", String(configuration.maxBrokerPartitions), .int),
             ("max.partitions.per.request", String(configuration.maxPartitionsPerRequest), .int),

@@ -1,0 +1,34 @@
+import Foundation
+import Testing
+
+@testable import BrokerServer
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The cold-read check (KAFKA-7504) against the real page cache: pages evicted with
+/// POSIX_FADV_DONTNEED are reported cold, pages just read are resident.
+@Suite struct PageCacheResidencyTests {
+    @Test func evictedRangesAreColdAndReadOnesResident() throws {
+        let path = NSTemporaryDirectory() + "petrel-residency-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
+        #expect(fd >= 0)
+        defer {
+            close(fd)
+            unlink(path)
+        }
+        let size = 1 << 20
+        let bytes = [UInt8](repeating: 7, count: size)
+        #expect(bytes.withUnsafeBytes { write(fd, $0.baseAddress, size) } == size)
+        #expect(fsync(fd) == 0)
+        #expect(posix_fadvise(fd, 0, off_t(size), POSIX_FADV_DONTNEED) == 0)
+        #expect(!PageCacheResidency.isResident(fd: fd, offset: 1000, length: 200_000))
+        // Read the middle: that range (unaligned ends included) becomes resident.
+        var buffer = [UInt8](repeating: 0, count: 300_000)
+        #expect(buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 300_000, 100_000) } == 300_000)
+        #expect(PageCacheResidency.isResident(fd: fd, offset: 100_001, length: 299_000))
+        #expect(PageCacheResidency.isResident(fd: fd, offset: 0, length: 0))
+        #expect(!PageCacheResidency.isResident(fd: -1, offset: 0, length: 10))  // a failed check says cold
+    }
+}
