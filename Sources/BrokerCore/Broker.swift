@@ -55,6 +55,11 @@ public struct RequestContext: Sendable {
     /// The authenticated principal (`User:alice`; `User:ANONYMOUS` when unauthenticated).
     public var principal: String = "User:ANONYMOUS"
 
+    /// The user a client quota is charged to: the principal's name (`ANONYMOUS` when unauthenticated).
+    public var quotaUser: String {
+        principal.hasPrefix("User:") ? String(principal.dropFirst(5)) : principal
+    }
+
     /// The client's IP (Kafka's `clientHost`, e.g. "/127.0.0.1").
     public var clientHost: String {
         // NIO prints "[IPv4]127.0.0.1/127.0.0.1:53250".

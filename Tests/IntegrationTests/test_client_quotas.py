@@ -238,3 +238,53 @@ def test_request_percentage_limits_handling_time(broker_factory, topic_name):
     print(f"metadata requests in 8 s: busy {out['busy']}, free {out['free']}")
     assert out["busy"] > 0
     assert out["busy"] * 4 < out["free"], out
+
+
+def test_user_quota_throttles_the_authenticated_user_only(tmp_path_factory, topic_name):
+    """A producer_byte_rate for `user=alice` holds alice (SASL PLAIN) near her quota, while bob, same
+    client-id on the same broker, is not throttled: quotas are charged to the authenticated user."""
+    from test_security_sasl_tls import SecureBroker
+
+    root = tmp_path_factory.mktemp("user-quota")
+    (root / "data").mkdir()
+    users = root / "users.properties"
+    users.write_text("alice=alice-pw\nbob=bob-pw\n")
+    b = SecureBroker(root / "data", root / "logs", {
+        "listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "sasl.enabled.mechanisms": "PLAIN", "petrel.sasl.plain.users.file": str(users),
+        "quota.window.num": "3", "quota.window.size.seconds": "1"}).start()
+    try:
+        ports = b.ports()
+        plain = f"127.0.0.1:{ports['PLAINTEXT']}"
+        h.create_topic(plain, topic_name, partitions=2)
+        quota = 256 * KIB
+        assert _alter_raw(plain, [({"user": "alice"}, {"producer_byte_rate": float(quota)})]) == [(0, None)]
+        rates = {}
+
+        def run(user):
+            p = h.producer(f"127.0.0.1:{ports['SASL_PLAINTEXT']}", client_id="shared-app", linger_ms=5,
+                           batch_size=16 * KIB, acks="1", security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
+                           sasl_username=user, sasl_password=f"{user}-pw")
+            delivered = []
+            end = time.monotonic() + 12
+            while time.monotonic() < end:
+                try:
+                    p.produce(topic_name, value=b"u" * KIB,
+                              on_delivery=lambda err, msg: err is None and delivered.append(time.monotonic()))
+                except BufferError:
+                    p.poll(0.01)
+                p.poll(0)
+            p.flush(30)
+            t0 = min(delivered)
+            rates[user] = sum(1 for t in delivered if t0 + 3 <= t < t0 + 12) * KIB / 9
+
+        threads = [threading.Thread(target=run, args=(u,)) for u in ("alice", "bob")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        print({u: f"{r / KIB:.0f} KiB/s" for u, r in rates.items()})
+        assert rates["alice"] <= 1.5 * quota, f"alice at {rates['alice'] / KIB:.0f} KiB/s, quota {quota / KIB:.0f}"
+        assert rates["bob"] > 4 * quota, f"bob only {rates['bob'] / KIB:.0f} KiB/s"
+    finally:
+        b.stop()

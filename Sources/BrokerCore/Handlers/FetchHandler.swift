@@ -160,7 +160,7 @@ extension Broker {
         var retained: [AnyObject] = []
         // Client quotas: a throttled fetch is answered without records (Kafka's throttled response).
         let throttleMs = clientQuotas.record(
-            .fetch, clientId: reply.context.header.clientId ?? "", amount: Double(evaluation.byteCount), nowMs: clock.wallMilliseconds())
+            .fetch, user: reply.context.quotaUser, clientId: reply.context.header.clientId ?? "", amount: Double(evaluation.byteCount), nowMs: clock.wallMilliseconds())
         for (target, result) in zip(targets, evaluation.results) {
             var partition = FetchResponse.PartitionData(partitionIndex: target.partitionIndex, errorCode: result.error.rawValue)
             partition.abortedTransactions = nil

@@ -30,12 +30,13 @@ extension Broker {
         let quotas = clientQuotas
         let clock = self.clock
         let clientId = context.header.clientId ?? ""
+        let quotaUser = context.quotaUser
         let requestBytes = request.topicData.reduce(0) { $0 + $1.partitionData.reduce(0) { $0 + ($1.records?.byteCount ?? 0) } }
         let finish: @Sendable (ProduceResponse) -> Void = { response in
             metrics?.countErrors(response)
             // Completions arrive on the appender thread: encode on the connection's event loop.
             let answer: @Sendable () -> Void = {
-                let throttleMs = quotas.record(.produce, clientId: clientId, amount: Double(requestBytes), nowMs: clock.wallMilliseconds())
+                let throttleMs = quotas.record(.produce, user: quotaUser, clientId: clientId, amount: Double(requestBytes), nowMs: clock.wallMilliseconds())
                 if acks != 0 {
                     var response = response
                     response.throttleTimeMs = Int32(clamping: throttleMs)
