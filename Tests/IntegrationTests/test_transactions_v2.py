@@ -18,6 +18,7 @@ import uuid
 
 from confluent_kafka import TopicPartition
 from kafka.protocol.admin import DescribeTransactionsRequest, DescribeTransactionsResponse
+from kafka.protocol.consumer import OffsetFetchRequest, OffsetFetchResponse
 from kafka.protocol.metadata.api_versions import ApiVersionsRequest, ApiVersionsResponse
 from kafka.protocol.producer import ProduceRequest, ProduceResponse
 from kafka.protocol.producer.transaction import (AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, EndTxnRequest,
@@ -28,7 +29,7 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 import petrel_helpers as h
 from conftest import petrel_only
 
-NONE, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE = 0, 47, 48
+NONE, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, UNSTABLE_OFFSET_COMMIT = 0, 47, 48, 88
 
 
 class Wire:
@@ -123,6 +124,14 @@ class V2Producer:
         return resp
 
 
+def fetch_offsets(wire: Wire, group: str, topic: str, require_stable: bool) -> dict[int, tuple[int, int]]:
+    """OffsetFetch v7: partition -> (error code, committed offset)."""
+    req = OffsetFetchRequest(group_id=group, topics=[OffsetFetchRequest.OffsetFetchRequestTopic(name=topic, partition_indexes=[0, 1])],
+                             require_stable=require_stable, version=7)
+    resp = wire.call(req, OffsetFetchResponse)
+    return {p.partition_index: (p.error_code, p.committed_offset) for t in resp.topics for p in t.partitions}
+
+
 def lso_and_hw(bootstrap: str, topic: str, partition: int) -> tuple[int, int]:
     rc = h.consumer(bootstrap, **{"isolation.level": "read_committed"})
     ru = h.consumer(bootstrap, **{"isolation.level": "read_uncommitted"})
@@ -172,6 +181,9 @@ def test_transactions_v2_implicit_partitions_epoch_bump_and_fencing(broker_facto
         assert p.produce(1, [b"c1-2"]) == NONE
         assert p.produce(0, [b"c1-3"]) == NONE
         assert p.send_offsets(group, {0: 7, 1: 3}) == [NONE, NONE]
+        # KIP-447: while the transaction is open its offsets are unstable to RequireStable fetches.
+        assert fetch_offsets(wire, group, topic_name, True) == {0: (UNSTABLE_OFFSET_COMMIT, -1), 1: (UNSTABLE_OFFSET_COMMIT, -1)}
+        assert fetch_offsets(wire, group, topic_name, False) == {0: (NONE, -1), 1: (NONE, -1)}
         lso, hw = lso_and_hw(b.bootstrap, topic_name, 0)
         assert (lso, hw) == (0, 3), "the open transaction must hold the LSO back"
 
@@ -190,6 +202,7 @@ def test_transactions_v2_implicit_partitions_epoch_bump_and_fencing(broker_facto
         assert (resp.producer_id, resp.producer_epoch) == (p.pid, first_epoch + 1)
         assert values(b.bootstrap, topic_name, (0, 1), "read_committed", 4) == [b"c1-0", b"c1-1", b"c1-2", b"c1-3"]
         assert h.committed_offsets(b.bootstrap, group, topic_name, 2) == {0: 7, 1: 3}
+        assert fetch_offsets(wire, group, topic_name, True) == {0: (NONE, 7), 1: (NONE, 3)}
         # A retried EndTxn (the old epoch) is recognised and answers the same identity.
         retry = p.end(commit=True, epoch=first_epoch)
         assert (retry.error_code, retry.producer_id, retry.producer_epoch) == (NONE, p.pid, first_epoch + 1)
