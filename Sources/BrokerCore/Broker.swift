@@ -571,7 +571,9 @@ public final class Broker: Sendable {
         }
         keys.append(.init(apiKey: APIKey.apiVersions.rawValue, minVersion: range.lowerBound, maxVersion: range.upperBound))
         keys.sort { $0.apiKey < $1.apiKey }
-        respond(encode(ApiVersionsResponse(errorCode: errorCode.rawValue, apiKeys: errorCode == .none ? keys : [], throttleTimeMs: 0), context: context))
+        var response = ApiVersionsResponse(errorCode: errorCode.rawValue, apiKeys: errorCode == .none ? keys : [], throttleTimeMs: 0)
+        if errorCode == .none { Self.advertiseFeatures(&response) }
+        respond(encode(response, context: context))
     }
 
     /// Kafka's rule for ClientSoftwareName/Version: `[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?`.

@@ -127,9 +127,15 @@ extension GroupCoordinator {
     // MARK: OffsetFetch
 
     /// OffsetFetch (v1-9; v8+ several groups). Unknown groups and partitions answer offset -1 without
-    /// an error; `Topics == nil` (v2+) means every partition with a committed offset.
+    /// an error; `Topics == nil` (v2+) means every partition with a committed offset. With
+    /// `RequireStable` (v7+, KIP-447) a partition whose offset a transaction has written but not
+    /// yet decided answers UNSTABLE_OFFSET_COMMIT (offset -1) so the consumer retries.
     public func handleOffsetFetch(_ request: OffsetFetchRequest, version: Int16, completion: @escaping @Sendable (OffsetFetchResponse) -> Void) {
         var response = OffsetFetchResponse()
+        let requireStable = version >= 7 && request.requireStable
+        func unstable(_ group: String, _ topic: String, _ partition: Int32) -> Bool {
+            requireStable && pendingTransactionalOffsets.values.contains { $0[group]?[GroupTopicPartition(topic: topic, partition: partition)] != nil }
+        }
         withState {
             if version >= 8 {
                 response.groups = request.groups.map { requested in
@@ -139,12 +145,13 @@ extension GroupCoordinator {
                         groupId: requested.groupId,
                         topics: fetched.map { topic, partitions in
                             OffsetFetchResponse.OffsetFetchResponseTopics(name: topic, partitions: partitions.map { partition, offset in
-                                OffsetFetchResponse.OffsetFetchResponsePartitions(
+                                let pending = unstable(requested.groupId, topic, partition)
+                                return OffsetFetchResponse.OffsetFetchResponsePartitions(
                                     partitionIndex: partition,
-                                    committedOffset: offset?.offset ?? -1,
-                                    committedLeaderEpoch: offset?.leaderEpoch ?? -1,
-                                    metadata: offset?.metadata ?? "",
-                                    errorCode: 0)
+                                    committedOffset: pending ? -1 : offset?.offset ?? -1,
+                                    committedLeaderEpoch: pending ? -1 : offset?.leaderEpoch ?? -1,
+                                    metadata: pending ? "" : offset?.metadata ?? "",
+                                    errorCode: pending ? KafkaErrorCode.unstableOffsetCommit.rawValue : 0)
                             })
                         },
                         errorCode: error.rawValue)
@@ -156,12 +163,13 @@ extension GroupCoordinator {
                 let partitionError = version < 2 ? error : .none
                 response.topics = fetched.map { topic, partitions in
                     OffsetFetchResponse.OffsetFetchResponseTopic(name: topic, partitions: partitions.map { partition, offset in
-                        OffsetFetchResponse.OffsetFetchResponsePartition(
+                        let pending = unstable(request.groupId, topic, partition)
+                        return OffsetFetchResponse.OffsetFetchResponsePartition(
                             partitionIndex: partition,
-                            committedOffset: offset?.offset ?? -1,
-                            committedLeaderEpoch: offset?.leaderEpoch ?? -1,
-                            metadata: offset?.metadata ?? "",
-                            errorCode: partitionError.rawValue)
+                            committedOffset: pending ? -1 : offset?.offset ?? -1,
+                            committedLeaderEpoch: pending ? -1 : offset?.leaderEpoch ?? -1,
+                            metadata: pending ? "" : offset?.metadata ?? "",
+                            errorCode: pending ? KafkaErrorCode.unstableOffsetCommit.rawValue : partitionError.rawValue)
                     })
                 }
                 if version >= 2 { response.errorCode = error.rawValue }

@@ -70,13 +70,20 @@ public struct TransactionMetadata: Sendable, Equatable {
     /// When the current transaction started (-1: none).
     public var startTimestampMs: Int64
     public var lastUpdateTimestampMs: Int64
+    /// Transactions v2: the producer id before the last rotation (-1: none).
+    public var previousProducerId: Int64 = -1
+    /// Transactions v2: the producer id the next transaction runs under, once the prepared one
+    /// completes (set when the epoch ran out; -1 otherwise).
+    public var nextProducerId: Int64 = -1
+    /// The transaction protocol the current (or last) transaction uses: 2 for transactions v2.
+    public var clientTransactionVersion: Int16 = 0
     /// A persist or marker write is in flight: other requests get CONCURRENT_TRANSACTIONS.
     var pending = false
 
     /// `__transaction_state` value of this state.
     func logValue() -> TransactionLogValue {
         let byTopic = Dictionary(grouping: partitions, by: \.topic)
-        return TransactionLogValue(
+        var value = TransactionLogValue(
             producerId: producerId, producerEpoch: producerEpoch, transactionTimeoutMs: timeoutMs, transactionStatus: state.rawValue,
             transactionPartitions: state == .empty || state == .completeCommit || state == .completeAbort
                 ? nil
@@ -84,5 +91,9 @@ public struct TransactionMetadata: Sendable, Equatable {
                     TransactionLogValue.PartitionsSchema(topic: topic, partitionIds: byTopic[topic]!.map(\.partition).sorted())
                 },
             transactionLastUpdateTimestampMs: lastUpdateTimestampMs, transactionStartTimestampMs: startTimestampMs)
+        value.previousProducerId = previousProducerId
+        value.nextProducerId = nextProducerId
+        value.clientTransactionVersion = clientTransactionVersion
+        return value
     }
 }

@@ -115,7 +115,13 @@ func fetchRequest(topic: String, offset: Int64, maxWaitMs: Int32 = 0, minBytes: 
         #expect(response.errorCode == 0)
         let keys = Dictionary(uniqueKeysWithValues: response.apiKeys.map { ($0.apiKey, ($0.minVersion, $0.maxVersion)) })
         #expect(keys[APIKey.produce.rawValue]?.0 == 0)  // advertised like Kafka 4 (KAFKA-18659)
-        #expect(keys[APIKey.produce.rawValue]?.1 == 11)
+        #expect(keys[APIKey.produce.rawValue]?.1 == 12)
+        // Transactions v2: finalized transaction.version 2 goes with EndTxn v5 and Produce v12.
+        #expect(keys[APIKey.endTxn.rawValue]?.1 == 5)
+        #expect(keys[APIKey.txnOffsetCommit.rawValue]?.1 == 5)
+        #expect(response.finalizedFeaturesEpoch >= 0)
+        #expect(response.finalizedFeatures.map { "\($0.name)=\($0.maxVersionLevel)" } == ["transaction.version=2"])
+        #expect(response.supportedFeatures.map { "\($0.name)=\($0.minVersion)-\($0.maxVersion)" } == ["transaction.version=0-2"])
         #expect(keys[APIKey.fetch.rawValue]?.0 == 0)  // v0-3 served by down-conversion (legacy formats on by default)
         #expect(keys[APIKey.apiVersions.rawValue]?.1 == 4)
 

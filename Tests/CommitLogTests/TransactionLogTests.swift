@@ -107,4 +107,81 @@ extension TransactionLogTests {
         #expect(try h.storedRecords(log).contains { $0.offset == openAt })
         #expect((cleaner.firstDirtyOffset(log.topicPartition) ?? 0) <= openAt)
     }
+
+    /// KIP-534 for markers: a marker stays while data of its transaction does; once none is left
+    /// it gets a delete horizon (delete.retention.ms) and goes after it. A reload then still sees
+    /// no open transaction.
+    @Test func compactionRemovesMarkersAfterTheirDeleteHorizon() async throws {
+        let h = try Harness()
+        let log = try h.createLog(configuration: compactedConfiguration(segmentBytes: 300))
+        func txn(_ key: String, _ value: String, producer: Int64, sequence: Int32) -> ByteBuffer {
+            var builder = RecordBatchBuilder(producerId: producer, producerEpoch: 0, baseSequence: sequence, isTransactional: true)
+            builder.append(key: Array(key.utf8), value: Array(value.utf8), timestamp: h.clock.wallMilliseconds())
+            return builder.build()
+        }
+        try await h.appendOK(txn("a", "old", producer: 30, sequence: 0), to: log)  // 0: superseded below
+        try await h.appendOK(marker(.commit, producerId: 30), to: log)  // 1: its data will be gone
+        try await h.appendOK(txn("b", "kept", producer: 31, sequence: 0), to: log)  // 2: latest for b
+        try await h.appendOK(marker(.commit, producerId: 31), to: log)  // 3: its data stays
+        try await h.appendOK(txn("c", "aborted", producer: 32, sequence: 0), to: log)  // 4
+        try await h.appendOK(marker(.abort, producerId: 32), to: log)  // 5
+        try await h.appendOK(try keyedBatch([("a", "new")], timestamp: h.clock.wallMilliseconds()), to: log)  // 6
+        // Producer 30's later transaction: offset 0 is no longer its last batch (a producer's last
+        // batch stays, empty, for its sequence — and with it the marker after it).
+        try await h.appendOK(txn("d", "x", producer: 30, sequence: 1), to: log)  // 7
+        try await h.appendOK(marker(.commit, producerId: 30), to: log)  // 8
+        for round in 0..<10 { try await h.appendOK(try keyedBatch([("filler", "\(round)")], timestamp: h.clock.wallMilliseconds()), to: log) }
+        var cleanerConfiguration = CleanerConfiguration()
+        cleanerConfiguration.dedupeBufferBytes = 1 << 16
+        cleanerConfiguration.backoffMs = 10
+        let cleaner = try #require(h.manager.startCleaner(cleanerConfiguration, startThread: false))
+        func markers() throws -> [Int64: Bool] {
+            Dictionary(uniqueKeysWithValues: try h.storedBatches(log).filter(\.header.isControl).map { ($0.header.baseOffset, $0.header.hasDeleteHorizon) })
+        }
+        cleaner.cleanUntilIdle()
+        // Nothing goes before its horizon; the markers with nothing left to mark carry one (the
+        // abort marker only once a later round no longer sees the aborted data).
+        cleaner.cleanUntilIdle()
+        try await h.appendOK(try keyedBatch([("filler", "x")], timestamp: h.clock.wallMilliseconds()), to: log)
+        cleaner.cleanUntilIdle()
+        let before = try markers()
+        #expect(before[1] == true)
+        #expect(before[3] == false, "a marker whose data is still there got a horizon")
+        #expect(before[5] != nil)
+        h.clock.advance(by: 86_400_001)
+        try await h.appendOK(try keyedBatch([("filler", "y")], timestamp: h.clock.wallMilliseconds()), to: log)
+        cleaner.cleanUntilIdle()
+        try await h.appendOK(try keyedBatch([("filler", "z")], timestamp: h.clock.wallMilliseconds()), to: log)
+        cleaner.cleanUntilIdle()
+        let after = try markers()
+        #expect(after[1] == nil, "the marker outlived its delete horizon")
+        #expect(after[3] == false, "the marker of kept transactional data was removed")
+        #expect(after[8] == false)
+        #expect(try h.storedRecords(log).contains { $0.offset == 2 })
+        // Reloaded after a crash (the log replayed), nothing looks open: the LSO is the log end.
+        h.manager.appender.shutdown()
+        let reloaded = try #require(try h.restart().first)
+        #expect(reloaded.lastStableOffset == reloaded.highWatermark)
+    }
+
+    /// Retention deleting a segment takes its `.txnindex` and its aborted transactions along.
+    @Test func retentionRemovesTheDeletedSegmentsTransactionIndex() async throws {
+        let h = try Harness()
+        var configuration = testConfiguration()
+        configuration.segmentBytes = 1  // every batch rolls a segment
+        configuration.retentionMs = 1000
+        let log = try h.createLog(configuration: configuration)
+        try await h.appendOK(idempotentBatch(producerId: 40, sequence: 0, transactional: true), to: log)  // 0
+        try await h.appendOK(marker(.abort, producerId: 40), to: log)  // 1: .txnindex of segment 1
+        h.clock.advance(by: 5000)
+        for _ in 0..<3 { try await h.appendOK(makeBatch(timestamp: h.clock.wallMilliseconds()), to: log) }
+        let index1 = "/data/orders-0/" + TransactionIndexFile.name(1)
+        #expect(h.io.fileExists(index1))
+        #expect(log.allAbortedTransactions.map(\.lastOffset) == [1])
+        h.clock.advance(by: 500)
+        #expect(h.manager.runRetention() == 2)
+        #expect(log.logStartOffset == 2)
+        #expect(!h.io.fileExists(index1), "the deleted segment's .txnindex is still there")
+        #expect(log.allAbortedTransactions.isEmpty)
+    }
 }

@@ -21,7 +21,7 @@ struct FramingTests {
         #expect(APIKey.servedAPIs.count == 49)
         #expect(APIKey.consumerGroupHeartbeat.servedRange?.versions == 0...1)
         #expect(APIKey.shareFetch.servedRange?.versions == 1...1)  // KIP-932 as of Kafka 4.1
-        #expect(APIKey.produce.servedRange == ServedAPIRange(apiKey: .produce, minVersion: 0, maxVersion: 11))  // v0-2: legacy message sets, converted
+        #expect(APIKey.produce.servedRange == ServedAPIRange(apiKey: .produce, minVersion: 0, maxVersion: 12))  // v0-2: legacy message sets, converted
         #expect(APIKey.fetch.servedRange?.versions == 0...17)
         #expect(APIKey.saslHandshake.servedRange?.versions == 0...1)
         #expect(APIKey.createAcls.servedRange?.versions == 1...3)

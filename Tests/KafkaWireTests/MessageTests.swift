@@ -76,7 +76,7 @@ struct MessageTests {
     @Test func versionOutsideRangeThrows() {
         var b = ByteBuffer()
         #expect(throws: WireError.unsupportedVersion(apiKey: 3, version: 13)) { try MetadataRequest(from: &b, version: 13) }
-        #expect(throws: WireError.unsupportedVersion(apiKey: 0, version: 12)) { try ProduceRequest().encoded(version: 12) }
+        #expect(throws: WireError.unsupportedVersion(apiKey: 0, version: 13)) { try ProduceRequest().encoded(version: 13) }
         #expect(throws: WireError.self) { try ApiVersionsRequest(from: &b, version: 5) }
     }
 

@@ -87,8 +87,24 @@ struct Harness {
     }
 
     func end(_ id: String, _ pid: Int64, _ epoch: Int16, commit: Bool) -> KafkaErrorCode {
+        endV(id, pid, epoch, commit: commit, version: 0).error
+    }
+
+    /// EndTxn of transaction version `version` (2: EndTxn v5), with the identity it answers.
+    func endV(_ id: String, _ pid: Int64, _ epoch: Int16, commit: Bool, version: Int16 = 2) -> TransactionCoordinator.ProducerIdAndEpoch {
+        let box = Box<TransactionCoordinator.ProducerIdAndEpoch>()
+        coordinator.endTransaction(transactionalId: id, producerId: pid, producerEpoch: epoch, commit: commit, transactionVersion: version) {
+            box.value = $0
+        }
+        return box.value!
+    }
+
+    /// Produce v12's implicit add: whether the write ran, or the refusal.
+    func implicitAdd(_ id: String, _ pid: Int64, _ epoch: Int16, _ partition: TransactionPartition) -> KafkaErrorCode {
         let box = Box<KafkaErrorCode>()
-        coordinator.endTransaction(transactionalId: id, producerId: pid, producerEpoch: epoch, commit: commit) { box.value = $0 }
+        coordinator.addPartitionImplicitly(
+            transactionalId: id, producerId: pid, producerEpoch: epoch, partition: partition, write: { box.value = KafkaErrorCode.none },
+            refuse: { box.value = $0 })
         return box.value!
     }
 }
@@ -191,5 +207,99 @@ let p1 = TransactionPartition(topic: "t", partition: 1)
             transactionPartitions: [.init(topic: "t", partitionIds: [0])], transactionLastUpdateTimestampMs: 5, transactionStartTimestampMs: 4)
         let decoded = TransactionCoordinator.decodeValue(TransactionCoordinator.encodeValue(value))
         #expect(decoded == value)
+    }
+
+    @Test func transactionsV2BumpTheEpochWithEveryEnd() {
+        let h = Harness()
+        let p = h.initProducer("tx")
+        // Produce v12: the first write starts the transaction, no AddPartitionsToTxn.
+        #expect(h.implicitAdd("tx", p.producerId, 0, p0) == .none)
+        #expect(h.implicitAdd("tx", p.producerId, 0, p1) == .none)
+        #expect(h.coordinator.describe("tx")?.state == .ongoing)
+        #expect(h.coordinator.describe("tx")?.clientTransactionVersion == 2)
+        let committed = h.endV("tx", p.producerId, 0, commit: true)
+        #expect(committed == .init(error: .none, producerId: p.producerId, producerEpoch: 1))
+        // Markers carry the bumped epoch: a late write of the ended transaction is fenced.
+        #expect(h.io.markers.withLock { $0 } == [.init(producerId: p.producerId, epoch: 1, commit: true, partitions: [p0, p1])])
+        #expect(h.implicitAdd("tx", p.producerId, 0, p0) == .producerFenced)
+        // A retry with the pre-bump epoch answers the current identity; an abort retry is refused.
+        #expect(h.endV("tx", p.producerId, 0, commit: true) == .init(error: .none, producerId: p.producerId, producerEpoch: 1))
+        #expect(h.endV("tx", p.producerId, 0, commit: false).error == .invalidTxnState)
+        // The next transaction runs at epoch 1 and ends at 2.
+        #expect(h.implicitAdd("tx", p.producerId, 1, p1) == .none)
+        #expect(h.endV("tx", p.producerId, 1, commit: false) == .init(error: .none, producerId: p.producerId, producerEpoch: 2))
+        #expect(h.io.markers.withLock { $0.last } == .init(producerId: p.producerId, epoch: 2, commit: false, partitions: [p1]))
+        // An abort with nothing open bumps the epoch and marks nothing; a commit is refused.
+        #expect(h.endV("tx", p.producerId, 2, commit: true).error == .invalidTxnState)
+        let markers = h.io.markers.withLock { $0.count }
+        #expect(h.endV("tx", p.producerId, 2, commit: false) == .init(error: .none, producerId: p.producerId, producerEpoch: 3))
+        #expect(h.io.markers.withLock { $0.count } == markers)
+        #expect(h.coordinator.describe("tx")?.state == .completeAbort)
+        // An epoch from the future is fenced; EndTxn v4 on the same id keeps the epoch.
+        #expect(h.endV("tx", p.producerId, 9, commit: false).error == .producerFenced)
+        #expect(h.add("tx", p.producerId, 3, [p0]) == .none)
+        #expect(h.end("tx", p.producerId, 3, commit: true) == .none)
+        #expect(h.coordinator.describe("tx")?.producerEpoch == 3)
+    }
+
+    @Test func transactionsV2RotateTheProducerIdWhenTheEpochRunsOut() {
+        let h = Harness()
+        // A producer at the last usable epoch (as replayed from __transaction_state).
+        let p = TransactionCoordinator.ProducerIdAndEpoch(error: .none, producerId: 77, producerEpoch: Int16.max - 1)
+        h.coordinator.load([(
+            TransactionCoordinator.encodeKey("tx"),
+            TransactionCoordinator.encodeValue(TransactionLogValue(
+                producerId: p.producerId, producerEpoch: p.producerEpoch, transactionTimeoutMs: 60_000,
+                transactionStatus: TransactionState.completeCommit.rawValue, transactionPartitions: nil,
+                transactionLastUpdateTimestampMs: 1, transactionStartTimestampMs: -1))
+        )])
+        let epoch = p.producerEpoch
+        #expect(h.implicitAdd("tx", p.producerId, epoch, p0) == .none)
+        let next = h.endV("tx", p.producerId, epoch, commit: true)
+        #expect(next.error == .none)
+        #expect(next.producerId != p.producerId)
+        #expect(next.producerEpoch == 0)
+        #expect(h.io.markers.withLock { $0 } == [.init(producerId: p.producerId, epoch: Int16.max, commit: true, partitions: [p0])])
+        let meta = h.coordinator.describe("tx")
+        #expect(meta?.producerId == next.producerId)
+        #expect(meta?.previousProducerId == p.producerId)
+        // The retry of the overflowing EndTxn (old id, old epoch) is recognised.
+        #expect(h.endV("tx", p.producerId, epoch, commit: true) == next)
+        #expect(h.implicitAdd("tx", next.producerId, 0, p1) == .none)
+        #expect(h.endV("tx", next.producerId, 0, commit: true) == .init(error: .none, producerId: next.producerId, producerEpoch: 1))
+    }
+
+    @Test func transactionsV2StateSurvivesAReload() {
+        let h = Harness()
+        let p = h.initProducer("tx")
+        #expect(h.implicitAdd("tx", p.producerId, 0, p0) == .none)
+        h.io.failMarkers.withLock { $0 = true }
+        #expect(h.endV("tx", p.producerId, 0, commit: true) == .init(error: .none, producerId: p.producerId, producerEpoch: 1))
+        let restarted = Harness()
+        restarted.coordinator.load(h.io.records.withLock { $0 })
+        #expect(restarted.io.markers.withLock { $0 } == [.init(producerId: p.producerId, epoch: 1, commit: true, partitions: [p0])])
+        let meta = restarted.coordinator.describe("tx")
+        #expect(meta?.state == .completeCommit)
+        #expect(meta?.producerEpoch == 1)
+        #expect(meta?.clientTransactionVersion == 2)
+        // Version 1 of the value (tagged fields) only when v2 state is in it.
+        let v2 = h.io.records.withLock { $0.last!.value! }
+        #expect(v2.getInteger(at: v2.readerIndex, as: Int16.self) == 1)
+    }
+
+    @Test func implicitAddWritesBeforeOthersSeeThePartition() {
+        let h = Harness()
+        let p = h.initProducer("tx")
+        let order = Mutex<[String]>([])
+        h.coordinator.addPartitionImplicitly(
+            transactionalId: "tx", producerId: p.producerId, producerEpoch: 0, partition: p0,
+            write: {
+                // Still invisible: a concurrent write to the partition is told to retry.
+                order.withLock { $0.append("first") }
+                #expect(h.implicitAdd("tx", p.producerId, 0, p0) == .concurrentTransactions)
+            },
+            refuse: { _ in order.withLock { $0.append("refused") } })
+        #expect(order.withLock { $0 } == ["first"])
+        #expect(h.implicitAdd("tx", p.producerId, 0, p0) == .none)
     }
 }

@@ -706,8 +706,9 @@ def main(argv):
                 schema, fname, api["minVersion"], api["maxVersion"], kind, api_ident(api["name"]))
     for dt in served.get("dataTypes", []):
         fname = dt["name"] + ".json"
-        override = os.path.join(OVERRIDES_DIR, dt.get("directory", "messages"), fname)
-        schema = load_json(override if os.path.exists(override) else os.path.join(args.schemas, dt.get("directory", "messages"), fname))
+        directory = dt.get("directory", "messages")
+        override = os.path.join(OVERRIDES_DIR, directory, fname)
+        schema = load_json(override if os.path.exists(override) else os.path.join(args.schemas, directory, fname))
         valid = parse_versions(schema.get("validVersions"), 1000)
         outputs[dt["name"] + ".swift"] = generate_message(schema, fname, min(valid), max(valid), "data", None)
 

@@ -5,6 +5,7 @@ import NIOCore
 import RecordCompression
 import RecordFormat
 import Synchronization
+import TransactionCoordination
 
 extension Broker {
     /// Produce: validates each partition's batch (exactly one magic-2 batch, CRC, size), hands it to
@@ -21,7 +22,13 @@ extension Broker {
         let acks = request.acks
         var immediateError: KafkaErrorCode?
         if acks != 0 && acks != 1 && acks != -1 { immediateError = .invalidRequiredAcks }
-        if let transactionalId = request.transactionalId, transactionalId.isEmpty { immediateError = .invalidRequest }
+        if let transactionalId = request.transactionalId {
+            if transactionalId.isEmpty {
+                immediateError = .invalidRequest
+            } else if !authorized(context, .write, .transactionalId, transactionalId) {
+                immediateError = .transactionalIdAuthorizationFailed  // Kafka: WRITE on the transactional id
+            }
+        }
 
         let partitionCount = request.topicData.reduce(0) { $0 + $1.partitionData.count }
         let aggregate = ProduceAggregate(request: request, partitionCount: partitionCount)
@@ -114,10 +121,6 @@ extension Broker {
                     aggregate.fail(slot, Self.errorCode(for: error), message: error.message, finish: finish)
                     continue
                 }
-                if header.isTransactional, let refusal = transactionalRefusal(request.transactionalId, header, topic: topicData.name, partition: partitionData.index) {
-                    aggregate.fail(slot, refusal, message: "transactional produce refused: \(refusal)", finish: finish)
-                    continue
-                }
                 if header.compression == .zstd && version < 7 {
                     aggregate.fail(slot, .unsupportedCompressionType, message: "zstd needs Produce v7 or later", finish: finish)
                     continue
@@ -151,15 +154,45 @@ extension Broker {
                     stored = RecordBatch.withMaxTimestamp(deep.summary.maxTimestamp, batch)
                 }
                 let storedBytes = stored.readableBytes
-                logManager.appender.append(stored, to: log) { result in
-                    switch result {
-                    case .success(let appended):
-                        log.traffic.recordIn(bytes: storedBytes, messages: Int(appended.lastOffset - appended.baseOffset + 1))
-                        aggregate.succeed(slot, appended, finish: finish)
-                    case .failure(let error):
-                        aggregate.fail(slot, Self.errorCode(for: error), message: error.message, finish: finish)
+                let appender = logManager.appender
+                let toStore = stored
+                let append: @Sendable () -> Void = {
+                    appender.append(toStore, to: log) { result in
+                        switch result {
+                        case .success(let appended):
+                            log.traffic.recordIn(bytes: storedBytes, messages: Int(appended.lastOffset - appended.baseOffset + 1))
+                            aggregate.succeed(slot, appended, finish: finish)
+                        case .failure(let error):
+                            aggregate.fail(slot, Self.errorCode(for: error), message: error.message, finish: finish)
+                        }
                     }
                 }
+                guard header.isTransactional else {
+                    append()
+                    continue
+                }
+                let partition = TransactionPartition(topic: topicData.name, partition: partitionData.index)
+                guard version >= 12 else {
+                    // KIP-890 part 1: the partition must be in the producer's Ongoing transaction.
+                    if let refusal = transactionalRefusal(request.transactionalId, header, partition: partition) {
+                        aggregate.fail(slot, refusal, message: "transactional produce refused: \(refusal)", finish: finish)
+                    } else {
+                        append()
+                    }
+                    continue
+                }
+                // Transactions v2 (KIP-890 part 2): the partition joins the transaction here.
+                guard let transactionalId = request.transactionalId else {
+                    aggregate.fail(slot, .transactionalIdNotFound, message: "a transactional batch needs a transactional id", finish: finish)
+                    continue
+                }
+                transactionCoordinator.addPartitionImplicitly(
+                    transactionalId: transactionalId, producerId: header.producerId, producerEpoch: header.producerEpoch,
+                    partition: partition, write: append,
+                    refuse: { error in
+                        let code = Self.implicitAddError(error)
+                        aggregate.fail(slot, code, message: "transactional produce refused: \(error)", finish: finish)
+                    })
             }
         }
     }
@@ -232,6 +265,17 @@ extension Broker {
             plain = try RecordBatch.decompressed(batch, header: header, codec: current)
         }
         return codec == .none ? plain : try RecordBatch.compressed(plain, codec: codec)
+    }
+
+    /// The produce error for a refused implicit AddPartitionsToTxn, as Kafka's partition leader
+    /// answers it: a fenced producer is INVALID_PRODUCER_EPOCH, coordinator unavailability or a
+    /// transaction still completing is NOT_ENOUGH_REPLICAS (which every producer retries).
+    static func implicitAddError(_ error: KafkaErrorCode) -> KafkaErrorCode {
+        switch error {
+        case .producerFenced: .invalidProducerEpoch
+        case .concurrentTransactions, .coordinatorLoadInProgress, .coordinatorNotAvailable, .notCoordinator: .notEnoughReplicas
+        default: error
+        }
     }
 
     static func errorCode(for error: RecordBatchError) -> KafkaErrorCode {

@@ -1,11 +1,16 @@
 import CommitLog
 import KafkaWire
+import Security
 import TransactionCoordination
 
 /// Admin views of transactions (KIP-664): DescribeTransactions, ListTransactions, DescribeProducers.
 extension Broker {
     func handleDescribeTransactions(_ context: RequestContext, _ request: DescribeTransactionsRequest) -> DescribeTransactionsResponse {
         DescribeTransactionsResponse(transactionStates: request.transactionalIds.map { id in
+            guard authorized(context, .describe, .transactionalId, id) else {
+                return .init(errorCode: KafkaErrorCode.transactionalIdAuthorizationFailed.rawValue, transactionalId: id, transactionState: "",
+                             transactionTimeoutMs: 0, transactionStartTimeMs: -1, producerId: -1, producerEpoch: -1, topics: [])
+            }
             guard let meta = transactionCoordinator.describe(id) else {
                 return .init(errorCode: KafkaErrorCode.transactionalIdNotFound.rawValue, transactionalId: id, transactionState: "", transactionTimeoutMs: 0,
                              transactionStartTimeMs: -1, producerId: -1, producerEpoch: -1, topics: [])
@@ -25,7 +30,7 @@ extension Broker {
         let producers = Set(request.producerIdFilters)
         let minDuration = context.header.apiVersion >= 1 ? request.durationFilter : -1
         let matching = transactionCoordinator.describeAll().filter { meta in
-            (states.isEmpty || states.contains(meta.state.name)) && (producers.isEmpty || producers.contains(meta.producerId))
+            authorized(context, .describe, .transactionalId, meta.transactionalId) && (states.isEmpty || states.contains(meta.state.name)) && (producers.isEmpty || producers.contains(meta.producerId))
                 && (minDuration < 0 || (meta.state == .ongoing && now - meta.startTimestampMs >= minDuration))
         }
         return ListTransactionsResponse(

@@ -21,8 +21,12 @@ import Synchronization
 /// were already deduplicated by earlier rounds) — a tombstone only until its batch's delete horizon
 /// (attribute bit 6, base timestamp = horizon): a batch keeping a tombstone without a horizon gets
 /// `now + delete.retention.ms` (KIP-534). Keyless records below `endOffset` are dropped (produce
-/// refuses them on compacted topics). Control batches are kept as they are (Petrel has no
-/// transactions). A batch whose records all go is still kept, empty, when it is the last batch of an
+/// refuses them on compacted topics). Aborted transactions' data goes. A transaction marker stays
+/// while data of its transaction does (else a reload would take that data for an open
+/// transaction), and while aborted data of its producer was seen this round (removed in this
+/// round's swap, it must be gone for good first); once neither holds it gets a delete horizon
+/// (`now + delete.retention.ms`) and is removed after it, as Kafka's cleaner does (KIP-534) —
+/// unless it is an active producer's last batch. A batch whose records all go is still kept, empty, when it is the last batch of an
 /// active idempotent producer, so its sequence survives a reload. Batches that lose nothing and need
 /// no horizon are copied byte for byte; others are re-encoded, re-compressed with their codec.
 ///
@@ -63,8 +67,24 @@ struct CompactionRound {
     let crashHook: SegmentSwap.CrashHook?
     let throttle: IOThrottle?
     /// The partition's aborted transactions: their records are removed (and never shadow a key),
-    /// as Kafka's cleaner does; markers are kept.
+    /// as Kafka's cleaner does.
     var abortedTransactions: [AbortedTransaction] = []
+
+    /// Kafka's `CleanedTransactionMetadata`, reduced: what the round saw of each producer's
+    /// transaction since its last marker, in offset order across the groups.
+    struct MarkerTracker {
+        /// Producers with data of their current transaction kept.
+        var keptData: Set<Int64> = []
+        /// Producers with aborted data of their current transaction seen (and removed) this round.
+        var abortedSeen: Set<Int64> = []
+
+        /// A marker of `producerId`: whether nothing of its transaction remains; ends the transaction.
+        mutating func closes(_ producerId: Int64) -> Bool {
+            let kept = keptData.remove(producerId) != nil
+            let aborted = abortedSeen.remove(producerId) != nil
+            return !kept && !aborted
+        }
+    }
 
     /// Whether the batch is data of an aborted transaction.
     func isAborted(_ header: RecordBatchHeader) -> Bool {
@@ -138,8 +158,10 @@ struct CompactionRound {
 
         // 3. Rewrite and swap each group.
         var earliestHorizon: Int64?
+        var markers = MarkerTracker()
         for group in groups {
-            let horizon = try clean(group, endOffset: endOffset, map: map, configuration: configuration, statistics: &statistics)
+            let horizon = try clean(
+                group, endOffset: endOffset, map: map, configuration: configuration, markers: &markers, statistics: &statistics)
             if let horizon { earliestHorizon = min(earliestHorizon ?? .max, horizon) }
         }
         return Outcome(endOffset: endOffset, earliestDeleteHorizonMs: earliestHorizon, statistics: statistics)
@@ -185,7 +207,8 @@ struct CompactionRound {
     /// Rewrites one group into `<base>.*.cleaned` and swaps it in. Returns the earliest delete
     /// horizon it holds.
     private func clean(
-        _ group: [SegmentView], endOffset: Int64, map: KeyOffsetMap, configuration: LogConfiguration, statistics: inout Statistics
+        _ group: [SegmentView], endOffset: Int64, map: KeyOffsetMap, configuration: LogConfiguration, markers: inout MarkerTracker,
+        statistics: inout Statistics
     ) throws -> Int64? {
         let base = group[0].segment.baseOffset
         let groupEnd = group[group.count - 1].endOffset
@@ -198,7 +221,8 @@ struct CompactionRound {
             for view in group {
                 try forEachBatch(view) { header, batch in
                     statistics.bytesRead += Int64(batch.readableBytes)
-                    let (output, horizon, removed, read) = try filter(header, batch, endOffset: endOffset, map: map, configuration: configuration)
+                    let (output, horizon, removed, read) = try filter(
+                        header, batch, endOffset: endOffset, map: map, configuration: configuration, markers: &markers)
                     statistics.recordsRead += read
                     statistics.recordsRemoved += removed
                     if let horizon { earliestHorizon = min(earliestHorizon ?? .max, horizon) }
@@ -226,9 +250,45 @@ struct CompactionRound {
     /// What to write for one batch: nil to drop it. Also the horizon it carries if it keeps a
     /// tombstone, records removed, records read.
     private func filter(
+        _ header: RecordBatchHeader, _ batch: ByteBuffer, endOffset: Int64, map: KeyOffsetMap, configuration: LogConfiguration,
+        markers: inout MarkerTracker
+    ) throws -> (ByteBuffer?, Int64?, Int64, Int64) {
+        if header.isControl { return try filterMarker(header, batch, endOffset: endOffset, configuration: configuration, markers: &markers) }
+        let (output, horizon, removed, read) = try filterData(header, batch, endOffset: endOffset, map: map, configuration: configuration)
+        if header.isTransactional, header.producerId >= 0 {
+            if isAborted(header) {
+                markers.abortedSeen.insert(header.producerId)
+            } else if output != nil {
+                markers.keptData.insert(header.producerId)
+            }
+        }
+        return (output, horizon, removed, read)
+    }
+
+    /// A transaction marker: kept while its transaction has data left (or aborted data went this
+    /// round); then given a delete horizon, and dropped once it passed.
+    private func filterMarker(
+        _ header: RecordBatchHeader, _ batch: ByteBuffer, endOffset: Int64, configuration: LogConfiguration, markers: inout MarkerTracker
+    ) throws -> (ByteBuffer?, Int64?, Int64, Int64) {
+        guard header.producerId >= 0 else { return (batch, nil, 0, 0) }
+        let closesEmpty = markers.closes(header.producerId)
+        guard closesEmpty, header.lastOffset < endOffset else { return (batch, nil, 0, 0) }
+        if header.hasDeleteHorizon {
+            let isProducersLast = producerLastOffsets[header.producerId] == header.lastOffset
+            if now >= header.baseTimestamp && !isProducersLast { return (nil, nil, Int64(header.recordsCount), Int64(header.recordsCount)) }
+            return (batch, header.baseTimestamp, 0, 0)
+        }
+        let (_, records) = try RecordBatch.decodeRecords(in: batch)
+        guard !records.isEmpty else { return (batch, nil, 0, 0) }
+        let horizon = now &+ configuration.deleteRetentionMs
+        let survivors = records.map { CompactedBatchEncoder.Survivor(record: $0, timestamp: header.baseTimestamp &+ $0.timestampDelta) }
+        return (try CompactedBatchEncoder.encode(original: header, survivors: survivors, deleteHorizonMs: horizon), horizon, 0, 0)
+    }
+
+    /// A data batch: the survivors (see the type's notes).
+    private func filterData(
         _ header: RecordBatchHeader, _ batch: ByteBuffer, endOffset: Int64, map: KeyOffsetMap, configuration: LogConfiguration
     ) throws -> (ByteBuffer?, Int64?, Int64, Int64) {
-        if header.isControl { return (batch, nil, 0, 0) }
         let aborted = isAborted(header)
         // Not analysed yet: kept as it is (a tombstone in it gets its horizon once it is analysed).
         if header.baseOffset >= endOffset && !aborted { return (batch, nil, 0, Int64(header.recordsCount)) }
@@ -330,6 +390,24 @@ struct CompactionRound {
                         try SegmentSwap.check(crashHook, .deletingOld)
                     }
                 }
+            }
+            // The merged segment's `.txnindex` holds the group's aborted transactions; the other
+            // segments' indexes go. (Lost by a crash here, they only named aborted data this round
+            // removed: the loader drops indexes without a segment.)
+            let aborted = log.state.withLock { s in s.abortedTransactions.filter { $0.lastOffset >= base && $0.lastOffset < groupEnd } }
+            do throws(DiskError) {
+                let merged = SegmentFileName.join(directory, TransactionIndexFile.name(base))
+                if aborted.isEmpty {
+                    if io.fileExists(merged) { try io.unlink(merged) }
+                } else {
+                    try io.writeFileAtomically(merged, TransactionIndexFile.encode(aborted))
+                }
+                for view in group.dropFirst() {
+                    let path = SegmentFileName.join(directory, TransactionIndexFile.name(view.segment.baseOffset))
+                    if io.fileExists(path) { try io.unlink(path) }
+                }
+            } catch {
+                logger.warning("could not merge the transaction indexes", metadata: ["baseOffset": "\(base)", "error": "\(error)"])
             }
             do throws(DiskError) { try io.syncDirectory(directory) } catch { throw CommitLogError.storage(error, "syncing \(directory)") }
             if log.fileDeleter == nil {

@@ -28,6 +28,10 @@ extension PartitionLog {
                 guard plan.count > 0 else { return ([], [], nil) }
                 let removed = Array(s.segments.prefix(plan.count))
                 s.segments.removeFirst(plan.count)
+                // Aborted transactions whose ABORT marker went with the removed segments: their
+                // data went too (segments go in offset order), so consumers need them no more.
+                let firstKept = s.segments[0].baseOffset
+                s.abortedTransactions.removeAll { $0.lastOffset < firstKept }
                 var newStart: Int64?
                 if s.segments[0].baseOffset > s.logStartOffset {
                     s.logStartOffset = s.segments[0].baseOffset
@@ -49,7 +53,7 @@ extension PartitionLog {
     }
 
     /// Renames the files of segments already removed from the list to `*.deleted` — `.log` first,
-    /// then its indexes and a producer snapshot named at its base — and queues them for unlinking
+    /// then its indexes, its `.txnindex` and a producer snapshot named at its base — and queues them for unlinking
     /// after `file.delete.delay.ms`. Without a deleter (a log not owned by a `LogManager`) they are
     /// unlinked at once. Failures are logged: a leftover file is cleaned up by the next load.
     /// Caller holds `segmentFilesLock`.
@@ -59,7 +63,8 @@ extension PartitionLog {
         let due = clock.wallMilliseconds() + max(0, configuration.fileDeleteDelayMs)
         for segment in segments {
             let snapshot = SegmentFileName.join(directory, ProducerSnapshotFile.name(segment.baseOffset))
-            for path in [segment.logPath, segment.offsetIndexPath, segment.timeIndexPath, snapshot] where io.fileExists(path) {
+            let transactionIndex = SegmentFileName.join(directory, TransactionIndexFile.name(segment.baseOffset))
+            for path in [segment.logPath, segment.offsetIndexPath, segment.timeIndexPath, transactionIndex, snapshot] where io.fileExists(path) {
                 do {
                     if let fileDeleter {
                         let renamed = SegmentFileName.with(path, suffix: SegmentFileName.deletedSuffix)

@@ -376,7 +376,7 @@ extension APIKey {
     /// The APIs and versions this module generated codecs for (from ServedAPIs.json). The broker
     /// decides what it advertises.
     public static let servedAPIs: [ServedAPIRange] = [
-        ServedAPIRange(apiKey: .produce, minVersion: 0, maxVersion: 11),
+        ServedAPIRange(apiKey: .produce, minVersion: 0, maxVersion: 12),
         ServedAPIRange(apiKey: .fetch, minVersion: 0, maxVersion: 17),
         ServedAPIRange(apiKey: .listOffsets, minVersion: 0, maxVersion: 9),
         ServedAPIRange(apiKey: .metadata, minVersion: 0, maxVersion: 12),
@@ -396,10 +396,10 @@ extension APIKey {
         ServedAPIRange(apiKey: .deleteRecords, minVersion: 0, maxVersion: 2),
         ServedAPIRange(apiKey: .initProducerId, minVersion: 0, maxVersion: 5),
         ServedAPIRange(apiKey: .offsetForLeaderEpoch, minVersion: 2, maxVersion: 4),
-        ServedAPIRange(apiKey: .addPartitionsToTxn, minVersion: 0, maxVersion: 4),
+        ServedAPIRange(apiKey: .addPartitionsToTxn, minVersion: 0, maxVersion: 5),
         ServedAPIRange(apiKey: .addOffsetsToTxn, minVersion: 0, maxVersion: 4),
-        ServedAPIRange(apiKey: .endTxn, minVersion: 0, maxVersion: 4),
-        ServedAPIRange(apiKey: .txnOffsetCommit, minVersion: 0, maxVersion: 4),
+        ServedAPIRange(apiKey: .endTxn, minVersion: 0, maxVersion: 5),
+        ServedAPIRange(apiKey: .txnOffsetCommit, minVersion: 0, maxVersion: 5),
         ServedAPIRange(apiKey: .describeAcls, minVersion: 1, maxVersion: 3),
         ServedAPIRange(apiKey: .createAcls, minVersion: 1, maxVersion: 3),
         ServedAPIRange(apiKey: .deleteAcls, minVersion: 1, maxVersion: 3),

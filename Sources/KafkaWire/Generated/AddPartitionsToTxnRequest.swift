@@ -2,12 +2,12 @@
 
 import NIOCore
 
-/// Kafka AddPartitionsToTxnRequest request, versions 0-4 (flexible from 3).
+/// Kafka AddPartitionsToTxnRequest request, versions 0-5 (flexible from 3).
 public struct AddPartitionsToTxnRequest: KafkaRequest, Equatable {
     public typealias Response = AddPartitionsToTxnResponse
     public static let apiKey: APIKey = .addPartitionsToTxn
     public static let lowestSupportedVersion: Int16 = 0
-    public static let highestSupportedVersion: Int16 = 4
+    public static let highestSupportedVersion: Int16 = 5
 
     /// List of transactions to add partitions to.
     public var transactions: [AddPartitionsToTxnTransaction]
@@ -44,7 +44,7 @@ public struct AddPartitionsToTxnRequest: KafkaRequest, Equatable {
     }
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
-        guard version >= 0 && version <= 4 else {
+        guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 24, version: version)
         }
         self.init()
@@ -85,7 +85,7 @@ public struct AddPartitionsToTxnRequest: KafkaRequest, Equatable {
     }
 
     public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
-        guard version >= 0 && version <= 4 else {
+        guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 24, version: version)
         }
         if version >= 4 {

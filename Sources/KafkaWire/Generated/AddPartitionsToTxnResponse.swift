@@ -2,11 +2,11 @@
 
 import NIOCore
 
-/// Kafka AddPartitionsToTxnResponse response, versions 0-4 (flexible from 3).
+/// Kafka AddPartitionsToTxnResponse response, versions 0-5 (flexible from 3).
 public struct AddPartitionsToTxnResponse: KafkaResponse, Equatable {
     public static let apiKey: APIKey = .addPartitionsToTxn
     public static let lowestSupportedVersion: Int16 = 0
-    public static let highestSupportedVersion: Int16 = 4
+    public static let highestSupportedVersion: Int16 = 5
 
     /// Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
     public var throttleTimeMs: Int32
@@ -38,7 +38,7 @@ public struct AddPartitionsToTxnResponse: KafkaResponse, Equatable {
     }
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
-        guard version >= 0 && version <= 4 else {
+        guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 24, version: version)
         }
         self.init()
@@ -74,7 +74,7 @@ public struct AddPartitionsToTxnResponse: KafkaResponse, Equatable {
     }
 
     public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
-        guard version >= 0 && version <= 4 else {
+        guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 24, version: version)
         }
         writer.buffer.writeWireInt32(self.throttleTimeMs)

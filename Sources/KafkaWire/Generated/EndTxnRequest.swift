@@ -2,12 +2,12 @@
 
 import NIOCore
 
-/// Kafka EndTxnRequest request, versions 0-4 (flexible from 3).
+/// Kafka EndTxnRequest request, versions 0-5 (flexible from 3).
 public struct EndTxnRequest: KafkaRequest, Equatable {
     public typealias Response = EndTxnResponse
     public static let apiKey: APIKey = .endTxn
     public static let lowestSupportedVersion: Int16 = 0
-    public static let highestSupportedVersion: Int16 = 4
+    public static let highestSupportedVersion: Int16 = 5
 
     /// The ID of the transaction to end.
     public var transactionalId: String
@@ -39,7 +39,7 @@ public struct EndTxnRequest: KafkaRequest, Equatable {
     }
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
-        guard version >= 0 && version <= 4 else {
+        guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 26, version: version)
         }
         self.init()
@@ -53,7 +53,7 @@ public struct EndTxnRequest: KafkaRequest, Equatable {
     }
 
     public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
-        guard version >= 0 && version <= 4 else {
+        guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 26, version: version)
         }
         try writer.buffer.writeWireString(self.transactionalId, compact: version >= 3)

@@ -2,49 +2,71 @@
 
 import NIOCore
 
-/// Kafka EndTxnResponse response, versions 0-4 (flexible from 3).
+/// Kafka EndTxnResponse response, versions 0-5 (flexible from 3).
 public struct EndTxnResponse: KafkaResponse, Equatable {
     public static let apiKey: APIKey = .endTxn
     public static let lowestSupportedVersion: Int16 = 0
-    public static let highestSupportedVersion: Int16 = 4
+    public static let highestSupportedVersion: Int16 = 5
 
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
     public var throttleTimeMs: Int32
     /// The error code, or 0 if there was no error.
     public var errorCode: Int16
+    /// The producer ID.
+    public var producerId: Int64
+    /// The current epoch associated with the producer.
+    public var producerEpoch: Int16
 
     public init(
         throttleTimeMs: Int32 = 0,
-        errorCode: Int16 = 0
+        errorCode: Int16 = 0,
+        producerId: Int64 = -1,
+        producerEpoch: Int16 = -1
     ) {
         self.throttleTimeMs = throttleTimeMs
         self.errorCode = errorCode
+        self.producerId = producerId
+        self.producerEpoch = producerEpoch
     }
 
     /// All fields at their schema defaults.
     public init() {
         self.throttleTimeMs = 0
         self.errorCode = 0
+        self.producerId = -1
+        self.producerEpoch = -1
     }
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
-        guard version >= 0 && version <= 4 else {
+        guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 26, version: version)
         }
         self.init()
         self.throttleTimeMs = try buffer.readWireInt32()
         self.errorCode = try buffer.readWireInt16()
+        if version >= 5 {
+            self.producerId = try buffer.readWireInt64()
+        }
+        if version >= 5 {
+            self.producerEpoch = try buffer.readWireInt16()
+        }
         if version >= 3 {
             try buffer.skipTaggedFields()
         }
     }
 
     public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
-        guard version >= 0 && version <= 4 else {
+        guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 26, version: version)
         }
         writer.buffer.writeWireInt32(self.throttleTimeMs)
         writer.buffer.writeWireInt16(self.errorCode)
+        if version >= 5 {
+            writer.buffer.writeWireInt64(self.producerId)
+        }
+        if version >= 5 {
+            writer.buffer.writeWireInt16(self.producerEpoch)
+        }
         if version >= 3 {
             writer.buffer.writeUnsignedVarint(0)
         }

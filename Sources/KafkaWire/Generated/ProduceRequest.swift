@@ -2,12 +2,12 @@
 
 import NIOCore
 
-/// Kafka ProduceRequest request, versions 0-11 (flexible from 9).
+/// Kafka ProduceRequest request, versions 0-12 (flexible from 9).
 public struct ProduceRequest: KafkaRequest, Equatable {
     public typealias Response = ProduceResponse
     public static let apiKey: APIKey = .produce
     public static let lowestSupportedVersion: Int16 = 0
-    public static let highestSupportedVersion: Int16 = 11
+    public static let highestSupportedVersion: Int16 = 12
 
     /// The transactional ID, or null if the producer is not transactional.
     public var transactionalId: String?
@@ -39,7 +39,7 @@ public struct ProduceRequest: KafkaRequest, Equatable {
     }
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
-        guard version >= 0 && version <= 11 else {
+        guard version >= 0 && version <= 12 else {
             throw WireError.unsupportedVersion(apiKey: 0, version: version)
         }
         self.init()
@@ -63,7 +63,7 @@ public struct ProduceRequest: KafkaRequest, Equatable {
     }
 
     public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
-        guard version >= 0 && version <= 11 else {
+        guard version >= 0 && version <= 12 else {
             throw WireError.unsupportedVersion(apiKey: 0, version: version)
         }
         if version >= 3 {

@@ -2,11 +2,11 @@
 
 import NIOCore
 
-/// Kafka ProduceResponse response, versions 0-11 (flexible from 9).
+/// Kafka ProduceResponse response, versions 0-12 (flexible from 9).
 public struct ProduceResponse: KafkaResponse, Equatable {
     public static let apiKey: APIKey = .produce
     public static let lowestSupportedVersion: Int16 = 0
-    public static let highestSupportedVersion: Int16 = 11
+    public static let highestSupportedVersion: Int16 = 12
 
     /// Each produce response
     public var responses: [TopicProduceResponse]
@@ -33,7 +33,7 @@ public struct ProduceResponse: KafkaResponse, Equatable {
     }
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
-        guard version >= 0 && version <= 11 else {
+        guard version >= 0 && version <= 12 else {
             throw WireError.unsupportedVersion(apiKey: 0, version: version)
         }
         self.init()
@@ -76,7 +76,7 @@ public struct ProduceResponse: KafkaResponse, Equatable {
     }
 
     public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
-        guard version >= 0 && version <= 11 else {
+        guard version >= 0 && version <= 12 else {
             throw WireError.unsupportedVersion(apiKey: 0, version: version)
         }
         try writer.buffer.writeWireArrayCount(self.responses.count, compact: version >= 9)

@@ -9,6 +9,10 @@ public struct TransactionLogValue: KafkaMessage, Equatable {
 
     /// Producer id in use by the transactional id
     public var producerId: Int64
+    /// Producer id used by the last committed transaction.
+    public var previousProducerId: Int64
+    /// Latest producer ID sent to the producer for the given transactional id.
+    public var nextProducerId: Int64
     /// Epoch associated with the producer id
     public var producerEpoch: Int16
     /// Transaction timeout in milliseconds
@@ -21,34 +25,45 @@ public struct TransactionLogValue: KafkaMessage, Equatable {
     public var transactionLastUpdateTimestampMs: Int64
     /// Time the transaction was started
     public var transactionStartTimestampMs: Int64
+    /// The transaction version used by the client.
+    public var clientTransactionVersion: Int16
 
     public init(
         producerId: Int64 = 0,
+        previousProducerId: Int64 = -1,
+        nextProducerId: Int64 = -1,
         producerEpoch: Int16 = 0,
         transactionTimeoutMs: Int32 = 0,
         transactionStatus: Int8 = 0,
         transactionPartitions: [PartitionsSchema]? = [],
         transactionLastUpdateTimestampMs: Int64 = 0,
-        transactionStartTimestampMs: Int64 = 0
+        transactionStartTimestampMs: Int64 = 0,
+        clientTransactionVersion: Int16 = 0
     ) {
         self.producerId = producerId
+        self.previousProducerId = previousProducerId
+        self.nextProducerId = nextProducerId
         self.producerEpoch = producerEpoch
         self.transactionTimeoutMs = transactionTimeoutMs
         self.transactionStatus = transactionStatus
         self.transactionPartitions = transactionPartitions
         self.transactionLastUpdateTimestampMs = transactionLastUpdateTimestampMs
         self.transactionStartTimestampMs = transactionStartTimestampMs
+        self.clientTransactionVersion = clientTransactionVersion
     }
 
     /// All fields at their schema defaults.
     public init() {
         self.producerId = 0
+        self.previousProducerId = -1
+        self.nextProducerId = -1
         self.producerEpoch = 0
         self.transactionTimeoutMs = 0
         self.transactionStatus = 0
         self.transactionPartitions = []
         self.transactionLastUpdateTimestampMs = 0
         self.transactionStartTimestampMs = 0
+        self.clientTransactionVersion = 0
     }
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
@@ -73,7 +88,24 @@ public struct TransactionLogValue: KafkaMessage, Equatable {
         self.transactionLastUpdateTimestampMs = try buffer.readWireInt64()
         self.transactionStartTimestampMs = try buffer.readWireInt64()
         if version >= 1 {
-            try buffer.skipTaggedFields()
+            let _tagCount = try buffer.readTaggedFieldCount()
+            var _tagIndex: UInt32 = 0
+            while _tagIndex < _tagCount {
+                _tagIndex += 1
+                let _field = try buffer.readTaggedField()
+                var _payload = _field.payload
+                switch _field.tag {
+                case 0:
+                    self.previousProducerId = try _payload.readWireInt64()
+                case 1:
+                    self.nextProducerId = try _payload.readWireInt64()
+                case 2:
+                    self.clientTransactionVersion = try _payload.readWireInt16()
+                default:
+                    break
+                }
+                _ = _payload
+            }
         }
     }
 
@@ -96,7 +128,26 @@ public struct TransactionLogValue: KafkaMessage, Equatable {
         writer.buffer.writeWireInt64(self.transactionLastUpdateTimestampMs)
         writer.buffer.writeWireInt64(self.transactionStartTimestampMs)
         if version >= 1 {
-            writer.buffer.writeUnsignedVarint(0)
+            var _tagCount: UInt32 = 0
+            if self.previousProducerId != -1 { _tagCount += 1 }
+            if self.nextProducerId != -1 { _tagCount += 1 }
+            if self.clientTransactionVersion != 0 { _tagCount += 1 }
+            writer.buffer.writeUnsignedVarint(_tagCount)
+            if self.previousProducerId != -1 {
+                var _tagWriter = WireWriter()
+                _tagWriter.buffer.writeWireInt64(self.previousProducerId)
+                try writer.buffer.writeTaggedField(tag: 0, payload: _tagWriter.finishSingleBuffer() ?? ByteBuffer())
+            }
+            if self.nextProducerId != -1 {
+                var _tagWriter = WireWriter()
+                _tagWriter.buffer.writeWireInt64(self.nextProducerId)
+                try writer.buffer.writeTaggedField(tag: 1, payload: _tagWriter.finishSingleBuffer() ?? ByteBuffer())
+            }
+            if self.clientTransactionVersion != 0 {
+                var _tagWriter = WireWriter()
+                _tagWriter.buffer.writeWireInt16(self.clientTransactionVersion)
+                try writer.buffer.writeTaggedField(tag: 2, payload: _tagWriter.finishSingleBuffer() ?? ByteBuffer())
+            }
         }
     }
 

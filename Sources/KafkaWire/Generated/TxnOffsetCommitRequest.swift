@@ -2,12 +2,12 @@
 
 import NIOCore
 
-/// Kafka TxnOffsetCommitRequest request, versions 0-4 (flexible from 3).
+/// Kafka TxnOffsetCommitRequest request, versions 0-5 (flexible from 3).
 public struct TxnOffsetCommitRequest: KafkaRequest, Equatable {
     public typealias Response = TxnOffsetCommitResponse
     public static let apiKey: APIKey = .txnOffsetCommit
     public static let lowestSupportedVersion: Int16 = 0
-    public static let highestSupportedVersion: Int16 = 4
+    public static let highestSupportedVersion: Int16 = 5
 
     /// The ID of the transaction.
     public var transactionalId: String
@@ -59,7 +59,7 @@ public struct TxnOffsetCommitRequest: KafkaRequest, Equatable {
     }
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
-        guard version >= 0 && version <= 4 else {
+        guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 28, version: version)
         }
         self.init()
@@ -91,7 +91,7 @@ public struct TxnOffsetCommitRequest: KafkaRequest, Equatable {
     }
 
     public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
-        guard version >= 0 && version <= 4 else {
+        guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 28, version: version)
         }
         try writer.buffer.writeWireString(self.transactionalId, compact: version >= 3)

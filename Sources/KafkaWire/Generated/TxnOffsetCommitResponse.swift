@@ -2,11 +2,11 @@
 
 import NIOCore
 
-/// Kafka TxnOffsetCommitResponse response, versions 0-4 (flexible from 3).
+/// Kafka TxnOffsetCommitResponse response, versions 0-5 (flexible from 3).
 public struct TxnOffsetCommitResponse: KafkaResponse, Equatable {
     public static let apiKey: APIKey = .txnOffsetCommit
     public static let lowestSupportedVersion: Int16 = 0
-    public static let highestSupportedVersion: Int16 = 4
+    public static let highestSupportedVersion: Int16 = 5
 
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
     public var throttleTimeMs: Int32
@@ -28,7 +28,7 @@ public struct TxnOffsetCommitResponse: KafkaResponse, Equatable {
     }
 
     public init(from buffer: inout ByteBuffer, version: Int16) throws(WireError) {
-        guard version >= 0 && version <= 4 else {
+        guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 28, version: version)
         }
         self.init()
@@ -48,7 +48,7 @@ public struct TxnOffsetCommitResponse: KafkaResponse, Equatable {
     }
 
     public func write(to writer: inout WireWriter, version: Int16) throws(WireError) {
-        guard version >= 0 && version <= 4 else {
+        guard version >= 0 && version <= 5 else {
             throw WireError.unsupportedVersion(apiKey: 28, version: version)
         }
         writer.buffer.writeWireInt32(self.throttleTimeMs)
