@@ -701,7 +701,10 @@ def main(argv):
                 schema, fname, api["minVersion"], api["maxVersion"], kind, api_ident(api["name"]))
     for dt in served.get("dataTypes", []):
         fname = dt["name"] + ".json"
-        schema = load_json(os.path.join(args.schemas, dt.get("directory", "messages"), fname))
+        # Record schemas missing from the shared set (KIP-848 consumer-group records) live in
+        # tools/codegen/schema-overrides/<directory>/.
+        override = os.path.join(OVERRIDES_DIR, dt.get("directory", "messages"), fname)
+        schema = load_json(override if os.path.exists(override) else os.path.join(args.schemas, dt.get("directory", "messages"), fname))
         valid = parse_versions(schema.get("validVersions"), 1000)
         outputs[dt["name"] + ".swift"] = generate_message(schema, fname, min(valid), max(valid), "data", None)
 
