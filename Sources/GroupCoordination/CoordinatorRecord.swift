@@ -4,7 +4,8 @@ public import NIOCore
 /// One record for the compacted topic `__consumer_offsets`, in Kafka's formats: key = `int16 version`
 /// + `OffsetCommitKey` (version 1) or `GroupMetadataKey` (version 2); value = `int16 version` +
 /// `OffsetCommitValue` (version 3, or 1 when it carries an expire timestamp) or `GroupMetadataValue`
-/// (version 3), as Kafka 3.9 writes them. A nil value is a tombstone.
+/// (version 3), as Kafka 3.9 writes them, and the KIP-848 consumer-group records (key versions 3-8,
+/// `ConsumerGroupRecords.swift`). A nil value is a tombstone.
 public struct CoordinatorRecord: Sendable, Equatable {
     /// The group the record belongs to; the broker picks the `__consumer_offsets` partition from it
     /// (`CoordinatorRecord.offsetsPartition(for:partitionCount:)`).
@@ -58,7 +59,7 @@ public struct CoordinatorRecord: Sendable, Equatable {
         return CoordinatorRecord(groupId: group, key: key, value: value.map { encode($0, version: groupMetadataValueVersion) })
     }
 
-    private static func encode(_ message: some KafkaMessage, version: Int16) -> ByteBuffer {
+    static func encode(_ message: some KafkaMessage, version: Int16) -> ByteBuffer {
         var writer = WireWriter(initialCapacity: 64)
         writer.buffer.writeWireInt16(version)
         do {
@@ -78,8 +79,9 @@ public struct CoordinatorRecord: Sendable, Equatable {
     public enum Key: Sendable, Equatable {
         case offsetCommit(OffsetCommitKey)
         case groupMetadata(GroupMetadataKey)
-        /// A key version this coordinator does not use (e.g. KIP-848 consumer-group records, 3+);
-        /// skipped on load.
+        /// A KIP-848 consumer-group record (key versions 3-8, `ConsumerGroupRecords.swift`).
+        case consumerGroup(ConsumerGroupRecordKey)
+        /// A key version this coordinator does not use; skipped on load.
         case other(version: Int16)
     }
 
@@ -93,6 +95,8 @@ public struct CoordinatorRecord: Sendable, Equatable {
             return .offsetCommit(try OffsetCommitKey(from: &buffer, version: version))
         case 2:
             return .groupMetadata(try GroupMetadataKey(from: &buffer, version: version))
+        case ConsumerGroupRecordKey.Kind.metadata.rawValue...ConsumerGroupRecordKey.Kind.currentMemberAssignment.rawValue:
+            return .consumerGroup(try ConsumerGroupRecordKey(from: &buffer, version: version))
         default:
             return .other(version: version)
         }

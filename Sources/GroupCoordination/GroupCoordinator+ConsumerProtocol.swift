@@ -7,8 +7,9 @@ import Logging
 /// owner only after the previous owner acknowledged the revocation (its heartbeat's owned
 /// partitions no longer list it).
 ///
-/// Membership is not persisted: after a restart members get UNKNOWN_MEMBER_ID and rejoin with
-/// epoch 0 (clients do); committed offsets are persisted as for classic groups.
+/// Membership, epochs and assignments are persisted in `__consumer_offsets` with Kafka's
+/// consumer-group records (GroupCoordinator+ConsumerPersistence), so members continue after a
+/// restart; committed offsets are persisted as for classic groups.
 extension GroupCoordinator {
     static let leaveEpoch: Int32 = -1
     static let leaveStaticEpoch: Int32 = -2
@@ -20,7 +21,20 @@ extension GroupCoordinator {
     ) {
         withState {
             let response = consumerHeartbeatLocked(request, client: client)
-            respond { completion(response) }
+            if !request.memberId.isEmpty { markConsumerGroupChanged(request.groupId, member: request.memberId) }
+            if let memberId = response.memberId, !memberId.isEmpty { markConsumerGroupChanged(request.groupId, member: memberId) }
+            // As Kafka, answer once the membership change is durable.
+            let records = consumerRecordsLocked(for: request.groupId)
+            if records.isEmpty {
+                respond { completion(response) }
+            } else {
+                let groupId = request.groupId
+                persist(records) { [weak self] ok in
+                    guard let self else { return }
+                    self.consumerRecordsWritten(ok, groups: [groupId])
+                    self.respond { completion(response) }
+                }
+            }
         }
     }
 
@@ -106,6 +120,7 @@ extension GroupCoordinator {
                     state.members[newId] = existing
                     state.staticMembers[instanceId] = newId
                     if let target = state.targetAssignment.removeValue(forKey: existingId) { state.targetAssignment[newId] = target }
+                    markConsumerGroupChanged(group.groupId)
                     member = existing
                     joined = true
                     logger.info("static member rejoined", metadata: ["group": "\(group.groupId)", "member": "\(newId)", "instance": "\(instanceId)"])
@@ -205,6 +220,7 @@ extension GroupCoordinator {
     /// Fences `member`: its partitions become free, the group epoch is bumped.
     func removeConsumerMember(_ group: ClassicGroup, _ state: ConsumerGroupState, _ member: ConsumerMember, reason: String, rejoining: Bool = false) {
         member.cancelTimers()
+        markConsumerGroupChanged(group.groupId)
         state.members[member.memberId] = nil
         state.targetAssignment[member.memberId] = nil
         if let instanceId = member.instanceId, state.staticMembers[instanceId] == member.memberId {
@@ -231,7 +247,7 @@ extension GroupCoordinator {
         }
     }
 
-    private func scheduleRevocationTimeout(_ group: ClassicGroup, _ state: ConsumerGroupState, _ member: ConsumerMember) {
+    func scheduleRevocationTimeout(_ group: ClassicGroup, _ state: ConsumerGroupState, _ member: ConsumerMember) {
         member.revocationTimer?.cancel()
         let token = nextToken()
         member.revocationToken = token
@@ -265,7 +281,7 @@ extension GroupCoordinator {
     }
 
     /// The assignor the members ask for (the most common choice, ties by name), else the default.
-    private func selectAssignor(_ state: ConsumerGroupState) -> ConsumerAssignor {
+    func selectAssignor(_ state: ConsumerGroupState) -> ConsumerAssignor {
         var votes: [String: Int] = [:]
         for member in state.members.values {
             if let name = member.serverAssignor, let assignor = ConsumerAssignor.named(name) { votes[assignor.rawValue, default: 0] += 1 }
@@ -285,6 +301,7 @@ extension GroupCoordinator {
                 current: state.targetAssignment[member.memberId] ?? [])
         }
         state.targetAssignment = assignor.assign(members)
+        markConsumerGroupChanged(group.groupId)
         state.assignmentEpoch = state.groupEpoch
         state.assignorName = assignor.rawValue
         logger.debug("target assignment computed", metadata: ["group": "\(group.groupId)", "epoch": "\(state.groupEpoch)", "assignor": "\(assignor.rawValue)"])

@@ -46,6 +46,7 @@ extension GroupCoordinator {
         transition(group, to: .empty)
         group.consumer = state
         state.subscriptionMetadata = currentSubscriptionMetadata(state)
+        markConsumerGroupChanged(group.groupId)
         for member in state.members.values { scheduleConsumerSessionExpiry(group, state, member) }
         logger.info("classic group converted to the consumer protocol", metadata: ["group": "\(group.groupId)", "members": "\(state.members.count)"])
         return nil

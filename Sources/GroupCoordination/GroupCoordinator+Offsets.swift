@@ -315,11 +315,13 @@ extension GroupCoordinator {
 
     /// Replays `__consumer_offsets` (in log order; last write wins, a nil value deletes) and replaces
     /// all groups with the result. Groups stored with members come back Stable and their members must
-    /// heartbeat within their session timeout; groups with offsets only come back Empty. Ends
+    /// heartbeat within their session timeout; groups with offsets only come back Empty; KIP-848
+    /// groups come back with their members, epochs and assignments (ConsumerPersistence). Ends
     /// `beginLoading()`. Undecodable records are skipped with a warning.
     public func load(_ records: [(key: ByteBuffer, value: ByteBuffer?)]) {
         var offsets: [String: [GroupTopicPartition: CommittedOffset]] = [:]
         var metadata: [String: GroupMetadataValue] = [:]
+        var consumerImages: [String: [ConsumerRecordSlot: ByteBuffer]] = [:]
         var skipped = 0
         for record in records {
             do {
@@ -341,6 +343,13 @@ extension GroupCoordinator {
                     } else {
                         metadata[key.group] = nil
                     }
+                case .consumerGroup(let key):
+                    let slot = ConsumerRecordSlot(kind: key.kind, memberId: key.memberId)
+                    if let value = record.value {
+                        consumerImages[key.groupId, default: [:]][slot] = value
+                    } else {
+                        consumerImages[key.groupId]?[slot] = nil
+                    }
                 case .other:
                     skipped += 1
                 }
@@ -352,17 +361,22 @@ extension GroupCoordinator {
         withState {
             for group in groups.values { discardTimers(group) }
             groups = [:]
+            // A group with consumer-group records is restored from them (restoreConsumerGroupsLocked).
+            let consumerGroupIds = Set(consumerImages.filter { $0.value[.metadata] != nil }.keys)
             for groupId in Set(offsets.keys).union(metadata.keys).sorted() {
                 let groupOffsets = offsets[groupId] ?? [:]
-                let value = metadata[groupId]
+                let value = consumerGroupIds.contains(groupId) ? nil : metadata[groupId]
                 guard value != nil || !groupOffsets.isEmpty else { continue }
                 let group = ClassicGroup(groupId: groupId)
                 group.offsets = groupOffsets
                 if let value { restore(group, from: value) }
                 groups[groupId] = group
             }
+            let consumerGroups = restoreConsumerGroupsLocked(consumerImages.filter { !$0.value.isEmpty })
             isLoading = false
-            logger.info("groups loaded", metadata: ["groups": "\(groups.count)", "records": "\(records.count)", "skipped": "\(skipped)"])
+            logger.info(
+                "groups loaded",
+                metadata: ["groups": "\(groups.count)", "consumer-groups": "\(consumerGroups)", "records": "\(records.count)", "skipped": "\(skipped)"])
         }
     }
 

@@ -35,6 +35,10 @@ public final class GroupCoordinator: @unchecked Sendable {
     var topicMetadata: (any GroupTopicMetadata)?
     /// Offsets committed in open transactions: producer id → group → partition (GroupCoordinator+Transactions).
     var pendingTransactionalOffsets: [Int64: [String: [GroupTopicPartition: CommittedOffset]]] = [:]
+    /// KIP-848 groups: the record values last written per group, and what changed since
+    /// (GroupCoordinator+ConsumerPersistence).
+    var consumerRecordImages: [String: [ConsumerRecordSlot: ByteBuffer]] = [:]
+    var dirtyConsumerGroups: [String: ConsumerGroupChanges] = [:]
 
     enum Effect: Sendable {
         case persist([CoordinatorRecord], @Sendable (Bool) -> Void)
@@ -110,7 +114,10 @@ public final class GroupCoordinator: @unchecked Sendable {
 
     /// Runs `body` under the lock, then carries out the effects it queued.
     func withState(_ body: () -> Void) {
-        mutex.withLock { _ in body() }
+        mutex.withLock { _ in
+            body()
+            flushConsumerRecordsLocked()
+        }
         drainOutbox()
     }
 

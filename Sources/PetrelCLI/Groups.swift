@@ -28,6 +28,8 @@ struct GroupDescription: Sendable {
         var clientId: String
         var host: String
         var assignment: [(topic: String, partitions: [Int32])]
+        /// The member epoch (consumer-protocol groups only).
+        var memberEpoch: Int32? = nil
     }
     var group: String
     var state: String
@@ -66,7 +68,8 @@ enum GroupQueries {
                     }
                     return GroupDescription.Member(
                         memberId: member.memberId, instanceId: member.instanceId, clientId: member.clientId, host: member.clientHost,
-                        assignment: member.assignment.topicPartitions.map { ($0.topicName, $0.partitions.sorted()) })
+                        assignment: member.assignment.topicPartitions.map { ($0.topicName, $0.partitions.sorted()) },
+                        memberEpoch: member.memberEpoch)
                 }
                 return GroupDescription(
                     group: group, state: entry.groupState, groupProtocol: "consumer", protocolType: "consumer",
@@ -177,7 +180,7 @@ struct GroupsDescribe: ParsableCommand {
                 "members": description.members.map { member -> [String: Any] in
                     [
                         "memberId": member.memberId, "groupInstanceId": member.instanceId ?? NSNull(), "clientId": member.clientId,
-                        "host": member.host,
+                        "host": member.host, "memberEpoch": member.memberEpoch.map { Int($0) as Any } ?? NSNull(),
                         "assignment": member.assignment.map { ["topic": $0.topic, "partitions": $0.partitions.map(Int.init)] },
                     ]
                 },
@@ -192,10 +195,12 @@ struct GroupsDescribe: ParsableCommand {
         }
         print("Group \(description.group): \(description.state), \(description.groupProtocol) protocol (\([description.protocolType, description.protocolName].filter { !$0.isEmpty }.joined(separator: "/").nilIfEmpty ?? "no protocol"), \(description.members.count) member(s))")
         if !description.members.isEmpty {
-            print("\nMEMBER\tCLIENT-ID\tHOST\tASSIGNMENT")
+            let epochs = description.members.contains { $0.memberEpoch != nil }
+            print("\nMEMBER\t\(epochs ? "EPOCH\t" : "")CLIENT-ID\tHOST\tASSIGNMENT")
             for member in description.members {
                 let assignment = member.assignment.map { "\($0.topic):\($0.partitions.map(String.init).joined(separator: ","))" }.joined(separator: " ")
-                print("\(member.memberId)\t\(member.clientId)\t\(member.host)\t\(assignment.isEmpty ? "-" : assignment)")
+                let epoch = epochs ? "\(member.memberEpoch.map(String.init) ?? "-")\t" : ""
+                print("\(member.memberId)\t\(epoch)\(member.clientId)\t\(member.host)\t\(assignment.isEmpty ? "-" : assignment)")
             }
         }
         print("\nTOPIC\tPARTITION\tCURRENT-OFFSET\tLOG-END-OFFSET\tLAG\tMEMBER")

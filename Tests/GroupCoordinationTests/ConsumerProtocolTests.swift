@@ -224,13 +224,13 @@ func owned(_ topicId: KafkaUUID, _ partitions: [Int32]) -> Owned {
         #expect(h.commitErrors(h.commit(memberId: "a", generation: 0, offsets: [("t", 0, 6)], version: 9)) == [.staleMemberEpoch])
         #expect(h.commitErrors(h.commit(memberId: "zz", generation: 1, offsets: [("t", 0, 6)], version: 9)) == [.unknownMemberId])
         #expect(h.fetch(topics: [("t", [0])]).topics[0].partitions[0].committedOffset == 5)
-        // After a restart membership is gone (members rejoin), the offsets are not.
+        // After a restart both the offsets and the membership are back: the member commits at its epoch.
         let restarted = h.restarted()
         restarted.coordinator.setTopicMetadata(topics)
         #expect(restarted.fetch(topics: [("t", [0])]).topics[0].partitions[0].committedOffset == 5)
-        #expect(restarted.consumerHeartbeat(memberId: "a", epoch: 1).errorCode == KafkaErrorCode.unknownMemberId.rawValue)
-        let rejoined = restarted.consumerHeartbeat(memberId: "a", epoch: 0, topics: ["t"])
-        #expect(rejoined.errorCode == 0 && rejoined.memberEpoch == 1)
+        let continued = restarted.consumerHeartbeat(memberId: "a", epoch: 1)
+        #expect(continued.errorCode == 0 && continued.memberEpoch == 1)
+        #expect(restarted.commitErrors(restarted.commit(memberId: "a", generation: 1, offsets: [("t", 0, 7)], version: 9)) == [.none])
     }
 
     @Test func classicGroupConvertsOnlineAndBack() throws {

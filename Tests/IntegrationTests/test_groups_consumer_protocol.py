@@ -1,12 +1,14 @@
 """KIP-848 consumer groups (group.protocol=consumer) with confluent-kafka / librdkafka.
 
-Members join and leave while a producer writes, the broker restarts mid-consumption, classic and
+Members join and leave while a producer writes, the broker restarts mid-consumption (membership
+is persisted, so members keep their ids, epochs and partitions across SIGTERM and kill -9), classic and
 consumer-protocol members meet in one group id, and `petrel groups describe` names the protocol.
 Every member commits synchronously after each poll and in its revocation callback, so a record is
 delivered twice only if a commit was lost; the tests assert every produced record was consumed and
 that committed offsets never went backwards.
 """
 
+import json
 import subprocess
 import threading
 import time
@@ -35,16 +37,20 @@ class Member:
         self.ledger = ledger
         self.seen = []
         self.assigned = set()
+        self.events = []  # (callback, partitions) in order: a rebalance shows up here
         self.c.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
 
     def _on_assign(self, c, parts):
+        self.events.append(("assign", sorted(p.partition for p in parts)))
         self.assigned |= {p.partition for p in parts}
 
     def _on_revoke(self, c, parts):
+        self.events.append(("revoke", sorted(p.partition for p in parts)))
         self.commit()
         self.assigned -= {p.partition for p in parts}
 
     def _on_lost(self, c, parts):
+        self.events.append(("lost", sorted(p.partition for p in parts)))
         self.assigned -= {p.partition for p in parts}
 
     def commit(self):
@@ -225,8 +231,8 @@ def test_broker_restart_mid_consumption(broker_factory, topic_name):
     h.produce_values(b.bootstrap, topic_name, {p: second[p::PARTITIONS] for p in range(PARTITIONS)})
     done = threading.Event()
     done.set()
-    # Members notice the restart (UNKNOWN_MEMBER_ID), rejoin with epoch 0 and carry on from the
-    # committed offsets, which survived.
+    # Membership and committed offsets survived: the members carry on (see
+    # test_membership_survives_restart for the no-rebalance checks).
     drain(members, values + second, done, timeout=35)
     settle_commits(b.bootstrap, group, topic_name, members)
     after = h.committed_offsets(b.bootstrap, group, topic_name, PARTITIONS)
@@ -234,6 +240,68 @@ def test_broker_restart_mid_consumption(broker_factory, topic_name):
     assert ledger.regressions == []
     seen = members[0].seen + members[1].seen
     assert set(seen) == set(values + second)
+    for m in members:
+        m.close()
+
+
+def describe_members(bootstrap, group):
+    """`petrel groups describe --json`: {member id: (epoch, partitions)}."""
+    out = subprocess.run([petrel_bin(), "groups", "describe", group, "--bootstrap", bootstrap, "--json"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    described = json.loads(out.stdout)
+    assert described["groupProtocol"] == "consumer", described
+    return {m["memberId"]: (m["memberEpoch"], sorted(p for a in m["assignment"] for p in a["partitions"]))
+            for m in described["members"]}
+
+
+@petrel_only("restart on the same data dir is Petrel-specific")
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_membership_survives_restart(broker_factory, topic_name, how):
+    """KIP-848 membership is persisted in __consumer_offsets: after a clean stop or a crash the
+    members keep heartbeating with their member ids and epochs, keep their partitions (no
+    revocation, no lost assignment, no new assignment) and read every record exactly once."""
+    b = broker_factory(sets=FAST)
+    h.create_topic(b.bootstrap, topic_name, partitions=PARTITIONS)
+    group = f"kip848-persist-{uuid.uuid4().hex[:8]}"
+    ledger = Ledger()
+    first = [f"p-{i:05d}".encode() for i in range(600)]
+    h.produce_values(b.bootstrap, topic_name, {p: first[p::PARTITIONS] for p in range(PARTITIONS)})
+    members = [Member(b.bootstrap, group, topic_name, f"m{i}", ledger) for i in (1, 2)]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and sorted(len(m.assigned) for m in members) != [3, 3]:
+        drive(members, 0.5)
+    assert sorted(len(m.assigned) for m in members) == [3, 3]
+    done = threading.Event()
+    done.set()
+    drain(members, first, done)
+    settle_commits(b.bootstrap, group, topic_name, members)
+    before = describe_members(b.bootstrap, group)
+    assert len(before) == 2 and all(epoch > 0 for epoch, _ in before.values()), before
+    assignments = [set(m.assigned) for m in members]
+    events = [len(m.events) for m in members]
+
+    if how == "sigterm":
+        b.restart()
+    else:
+        port = b.port
+        b.kill()
+        b.start(port)
+    second = [f"q-{i:05d}".encode() for i in range(600)]
+    h.produce_values(b.bootstrap, topic_name, {p: second[p::PARTITIONS] for p in range(PARTITIONS)})
+    drain(members, first + second, done, timeout=35)
+    # Several heartbeats (500 ms interval) after the restart.
+    drive(members, 3.0)
+    settle_commits(b.bootstrap, group, topic_name, members)
+
+    after = describe_members(b.bootstrap, group)
+    assert after == before, (before, after)
+    assert [set(m.assigned) for m in members] == assignments
+    assert [m.events[n:] for m, n in zip(members, events)] == [[], []], [m.events for m in members]
+    seen = members[0].seen + members[1].seen
+    assert set(seen) == set(first + second)
+    assert len(seen) - len(set(seen)) == 0, f"{len(seen) - len(set(seen))} duplicates; refused commits: {ledger.refused[:5]}"
+    assert ledger.regressions == []
     for m in members:
         m.close()
 
