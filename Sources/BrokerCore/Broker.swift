@@ -23,25 +23,21 @@ public enum ResponseAction: Sendable {
 /// An encoded response frame, possibly with file regions served zero-copy (sendfile).
 public struct ResponseFrame: @unchecked Sendable {
     public var chunks: [Records.Chunk]
-    /// Keeps the segment files behind `.file` chunks open until the frame is written.
-    public var retained: [AnyObject]
+    /// Owns the segment descriptors behind `.file` chunks until the frame is written.
+    public var lease: SendfileLease?
     /// Client quotas: after sending, the connection stops reading for this long (Kafka mutes a
     /// throttled client's channel, KIP-219).
     public var throttleMs: Int = 0
 
-    public init(chunks: [Records.Chunk], retained: [AnyObject] = []) {
+    public init(chunks: [Records.Chunk], lease: SendfileLease? = nil) {
         self.chunks = chunks
-        self.retained = retained
+        self.lease = lease
     }
 
     public var byteCount: Int { chunks.reduce(0) { $0 + $1.byteCount } }
 
     /// Releases the file regions without closing the segment descriptors they borrow.
-    public func releaseFileRegions() {
-        for chunk in chunks {
-            if case .file(let region) = chunk { _ = try? region.fileHandle.takeDescriptorOwnership() }
-        }
-    }
+    public func releaseFileRegions() { lease?.release() }
 }
 
 /// Per-request context from the connection.
@@ -509,15 +505,15 @@ public final class Broker: Sendable {
         let context: RequestContext
         let respond: Responder
 
-        @Sendable func send(_ response: Response) { send(response, retained: []) }
+        @Sendable func send(_ response: Response) { send(response, lease: nil) }
 
-        func send(_ response: Response, retained: [AnyObject]) {
-            respond(broker.encode(response, context: context, retained: retained))
+        func send(_ response: Response, lease: SendfileLease?) {
+            respond(broker.encode(response, context: context, lease: lease))
         }
 
         /// Sends, then mutes the connection for `throttleMs` (client quotas).
-        func send(_ response: Response, retained: [AnyObject], throttleMs: Int) {
-            var action = broker.encode(response, context: context, retained: retained)
+        func send(_ response: Response, lease: SendfileLease? = nil, throttleMs: Int) {
+            var action = broker.encode(response, context: context, lease: lease)
             if throttleMs > 0, case .send(var frame) = action {
                 frame.throttleMs = throttleMs
                 action = .send(frame)
@@ -529,12 +525,12 @@ public final class Broker: Sendable {
         func close(_ reason: String) { respond(.close(reason)) }
     }
 
-    func encode<Response: KafkaResponse>(_ response: Response, context: RequestContext, retained: [AnyObject] = []) -> ResponseAction {
+    func encode<Response: KafkaResponse>(_ response: Response, context: RequestContext, lease: SendfileLease? = nil) -> ResponseAction {
         do {
             let chunks = try WireWriter.encodeResponseFrame(
                 response, version: context.header.apiVersion, correlationId: context.header.correlationId,
                 allocator: context.allocator, zeroCopyThreshold: 64 * 1024)
-            return .send(ResponseFrame(chunks: chunks, retained: retained))
+            return .send(ResponseFrame(chunks: chunks, lease: lease))
         } catch {
             logger.error("encoding response failed", metadata: ["api": "\(Response.apiKey.name)", "error": "\(error)"])
             return .close("cannot encode \(Response.apiKey.name) response: \(error)")

@@ -229,7 +229,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         EventLoopFuture.whenAllComplete(reads, on: eventLoop).whenComplete { outcome in
             let (handler, context) = loopBound.value
             handler.readingFrame = false
-            withExtendedLifetime(frame.retained) { frame.releaseFileRegions() }
+            frame.releaseFileRegions()
             guard case .success(let results) = outcome, !handler.state.isClosed else { return }
             var buffers: [ByteBuffer] = []
             for result in results {
@@ -277,7 +277,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             let (handler, context) = loopBound.value
             handler.readingFrame = false
             guard case .success(let results) = outcome, !handler.state.isClosed else {
-                withExtendedLifetime(frame.retained) { frame.releaseFileRegions() }
+                frame.releaseFileRegions()
                 return
             }
             var written = frame
@@ -285,13 +285,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 guard case .success(let buffer) = result, case .file(let region) = frame.chunks[index] else {
                     // The log changed under the read (deleted segment): the client retries.
                     handler.logger.info("closing connection: fetch read failed", metadata: ["client": "\(handler.clientAddress)"])
-                    withExtendedLifetime(frame.retained) { frame.releaseFileRegions() }
+                    frame.releaseFileRegions()
                     for action in handler.state.closed() { Self.release(action) }
                     context.close(promise: nil)
                     return
                 }
                 // The region is replaced by its bytes: let go of its borrowed descriptor now.
-                _ = try? region.fileHandle.takeDescriptorOwnership()
+                frame.lease?.release(region)
                 written.chunks[index] = .bytes(buffer)
                 PageCacheResidency.countOffloaded(bytes: buffer.readableBytes)
             }
@@ -314,7 +314,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 promise.futureResult.whenComplete { _ in
                     // Keeps the segment files open until sendfile is done, then lets go of the
                     // borrowed descriptors.
-                    withExtendedLifetime(frame.retained) { frame.releaseFileRegions() }
+                    frame.releaseFileRegions()
                 }
                 context.write(wrapOutboundOut(data), promise: promise)
             } else {
@@ -324,7 +324,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     private static func release(_ action: ResponseAction) {
-        if case .send(let frame) = action { withExtendedLifetime(frame.retained) { frame.releaseFileRegions() } }
+        if case .send(let frame) = action { frame.releaseFileRegions() }
     }
 
     // Backpressure: hold reads while too many requests are outstanding or the socket is full.

@@ -61,7 +61,7 @@ final class BrokerHarness: @unchecked Sendable {
     func call<Request: KafkaRequest>(_ request: Request, version: Int16) throws -> Request.Response {
         let action = try action(request, version: version)
         guard case .send(let frame) = action else { throw TestFailure("expected a response, got \(action)") }
-        defer { withExtendedLifetime(frame.retained) { frame.releaseFileRegions() } }
+        defer { frame.releaseFileRegions() }
         var buffer = ByteBuffer()
         for chunk in frame.chunks {
             switch chunk {
@@ -255,7 +255,7 @@ func fetchRequest(topic: String, offset: Int64, maxWaitMs: Int32 = 0, minBytes: 
         #expect(elapsed < .seconds(10), "the fetch waited for its 30 s timer instead of the append")
         guard case .send(let frame) = action else { Issue.record("no fetch response"); return }
         #expect(frame.byteCount > 61)
-        withExtendedLifetime(frame.retained) { frame.releaseFileRegions() }
+        frame.releaseFileRegions()
     }
 
     @Test func adminErrorsUseKafkaCodes() throws {

@@ -157,7 +157,7 @@ extension Broker {
         session: FetchSessionContext? = nil, reply: Reply<FetchResponse>
     ) {
         var response = template
-        var retained: [AnyObject] = []
+        let lease = SendfileLease()
         // Client quotas: a throttled fetch is answered without records (Kafka's throttled response).
         let throttleMs = clientQuotas.record(
             .fetch, user: reply.context.quotaUser, clientId: reply.context.header.clientId ?? "", amount: Double(evaluation.byteCount), nowMs: clock.wallMilliseconds())
@@ -188,7 +188,7 @@ extension Broker {
                 partition.records = makeLegacyRecords(read, magic: legacyMagic, fromOffset: target.fetchOffset)
             } else if let read = result.read, read.byteCount > 0 {
                 target.log?.traffic.recordOut(bytes: read.byteCount)
-                partition.records = makeRecords(read, retained: &retained)
+                partition.records = makeRecords(read, lease: lease)
             } else {
                 partition.records = Records.empty
             }
@@ -198,11 +198,11 @@ extension Broker {
         if throttleMs > 0 {
             response.throttleTimeMs = Int32(clamping: throttleMs)
             if session != nil { response.responses = [] }  // the session's cached state stays as it was
-            reply.send(response, retained: [], throttleMs: throttleMs)
+            reply.send(response, throttleMs: throttleMs)
             return
         }
         session?.finish(&response)
-        reply.send(response, retained: retained)
+        reply.send(response, lease: lease)
     }
 
     /// Reads the slices and down-converts their batches to a message set of `magic` (Kafka 3.x's
@@ -218,17 +218,14 @@ extension Broker {
 
     /// Turns log slices into response chunks: zero-copy file regions (sendfile) by default, or
     /// one read (copy) per slice when `petrel.fetch.zero.copy=false`.
-    func makeRecords(_ read: LogReadResult, retained: inout [AnyObject]) -> Records {
+    func makeRecords(_ read: LogReadResult, lease: SendfileLease) -> Records {
         var chunks: [Records.Chunk] = []
         chunks.reserveCapacity(read.slices.count)
         for slice in read.slices where slice.length > 0 {
             if configuration.fetchZeroCopy {
-                // The region borrows the segment's descriptor; `retained` keeps the segment file
-                // open until the frame is written, then the connection releases the region.
-                let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: slice.file.fd)
-                let start = Int(slice.position)
-                chunks.append(.file(FileRegion(fileHandle: handle, readerIndex: start, endIndex: start + slice.length)))
-                retained.append(slice.file)
+                // The region borrows the segment's descriptor; the lease keeps the segment file
+                // open until the frame is written, then the connection releases it.
+                chunks.append(.file(lease.region(for: slice)))
             } else {
                 // A failed read leaves the slice out; the client fetches again from where it got to.
                 var buffer = ByteBufferAllocator().buffer(capacity: slice.length)

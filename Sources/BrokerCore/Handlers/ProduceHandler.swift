@@ -47,7 +47,7 @@ extension Broker {
                 if acks != 0 {
                     var response = response
                     response.throttleTimeMs = Int32(clamping: throttleMs)
-                    reply.send(response, retained: [], throttleMs: throttleMs)
+                    reply.send(response, throttleMs: throttleMs)
                 } else if let failed = response.responses.lazy.flatMap(\.partitionResponses).first(where: { $0.errorCode != 0 }) {
                     // acks=0 has no response to carry the error: like Kafka, close the connection so
                     // the producer notices and refreshes its metadata.
