@@ -41,12 +41,14 @@ extension GroupCoordinator {
     }
 
     /// Writes the records of every changed group, and tombstones for groups that stopped being
-    /// consumer-protocol groups (deleted, expired, converted to classic). Runs at the end of every
-    /// locked section.
+    /// consumer-protocol groups (converted to classic: marked where that happens; deleted or
+    /// expired: found when the number of groups changed). Runs at the end of every locked section.
     func flushConsumerRecordsLocked() {
-        guard !dirtyConsumerGroups.isEmpty || !consumerRecordImages.isEmpty else { return }
-        for groupId in consumerRecordImages.keys where groups[groupId]?.consumer == nil && dirtyConsumerGroups[groupId] == nil {
-            dirtyConsumerGroups[groupId] = .all
+        if groups.count != consumerScanGroupCount {
+            consumerScanGroupCount = groups.count
+            for groupId in consumerRecordImages.keys where groups[groupId]?.consumer == nil && dirtyConsumerGroups[groupId] == nil {
+                dirtyConsumerGroups[groupId] = .all
+            }
         }
         guard !dirtyConsumerGroups.isEmpty else { return }
         var records: [CoordinatorRecord] = []

@@ -193,6 +193,7 @@ extension GroupCoordinator {
     /// classic group, at generation = group epoch, and rebalances it.
     func convertToClassicGroup(_ group: ClassicGroup, _ state: ConsumerGroupState) {
         group.consumer = nil
+        markConsumerGroupChanged(group.groupId)
         group.protocolType = Self.consumerGroupType
         group.generationId = state.groupEpoch
         let members = state.orderedMembers

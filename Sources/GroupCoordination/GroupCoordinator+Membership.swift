@@ -60,6 +60,7 @@ extension GroupCoordinator {
                         return complete(waiter, classicJoinInConsumerGroup(existing, consumer, request, client: client))
                     }
                     existing.consumer = nil
+                    markConsumerGroupChanged(request.groupId)
                     existing.protocolType = nil
                     existing.protocolName = nil
                 }

@@ -39,6 +39,8 @@ public final class GroupCoordinator: @unchecked Sendable {
     /// (GroupCoordinator+ConsumerPersistence).
     var consumerRecordImages: [String: [ConsumerRecordSlot: ByteBuffer]] = [:]
     var dirtyConsumerGroups: [String: ConsumerGroupChanges] = [:]
+    /// `groups.count` when deleted consumer groups were last looked for.
+    var consumerScanGroupCount = 0
 
     enum Effect: Sendable {
         case persist([CoordinatorRecord], @Sendable (Bool) -> Void)

@@ -148,6 +148,38 @@ import Testing
         #expect(r2.consumerHeartbeat(memberId: "a2", epoch: 1).errorCode == 0)
     }
 
+    @Test func aFailedWriteIsRewrittenInFullAtTheNextChange() throws {
+        let h = harness()
+        _ = h.consumerHeartbeat(memberId: "a", epoch: 0, topics: ["t"])
+        h.store.failing = true
+        let b = h.consumerHeartbeat(memberId: "b", epoch: 0, topics: ["t"])
+        #expect(b.errorCode == 0)
+        h.store.failing = false
+        // Nothing of B reached the store; A's next heartbeat (a change: it must revoke) rewrites the group.
+        #expect(restart(Harness(time: h.time, store: h.store)).describeConsumer().members.map(\.memberId) == ["a"])
+        _ = h.consumerHeartbeat(memberId: "a", epoch: 1)
+        let r = restart(h)
+        #expect(Snapshot(r.describeConsumer()) == Snapshot(h.describeConsumer()))
+        #expect(r.describeConsumer().members.map(\.memberId) == ["a", "b"])
+    }
+
+    @Test func classicTakeoverOfAnEmptyConsumerGroupTombstonesItsRecords() throws {
+        let h = harness()
+        _ = h.consumerHeartbeat(memberId: "a", epoch: 0, topics: ["t"])
+        _ = h.consumerHeartbeat(memberId: "a", epoch: -1)
+        // A classic member takes the empty group over; after a restart it is a classic group.
+        h.join(h.joinRequest(memberId: "", topics: ["t"]), version: 3)
+        #expect(h.describeConsumer().errorCode == KafkaErrorCode.groupIdNotFound.rawValue)
+        let kinds = try h.store.records.suffix(3).map { record -> Int16 in
+            guard case .consumerGroup(let key) = try CoordinatorRecord.decodeKey(record.key) else { return -1 }
+            #expect(record.value == nil)
+            return key.kind.rawValue
+        }
+        #expect(kinds == [6, 4, 3])
+        let r = restart(h)
+        #expect(r.describeConsumer().errorCode == KafkaErrorCode.groupIdNotFound.rawValue)
+    }
+
     /// Kafka's layout: key = int16 type + string group id; value = int16 version 0 + flexible fields.
     @Test func recordsUseKafkasLayout() throws {
         let h = harness()
