@@ -22,7 +22,7 @@ public final class SendfileLease: @unchecked Sendable {
         let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: slice.file.fd)
         handles.append(handle)
         files.append(slice.file)
-        let start = Int(slice.position)
+        let start = Int(slice.position.value)
         return FileRegion(fileHandle: handle, readerIndex: start, endIndex: start + slice.length)
     }
 

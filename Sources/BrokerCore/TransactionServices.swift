@@ -136,7 +136,7 @@ extension Broker {
     static func replay(_ log: PartitionLog, _ body: (RecordBatchHeader, Record) throws -> Void) throws {
         var offset = log.logStartOffset
         while offset < log.highWatermark {
-            let read = try log.read(from: offset, maxBytes: 4 << 20)
+            let read = try log.read(from: Offset(offset), maxBytes: 4 << 20)
             guard read.byteCount > 0 else { break }
             var bytes = ByteBuffer()
             for slice in read.slices { try slice.read(appendingTo: &bytes) }

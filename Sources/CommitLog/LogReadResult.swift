@@ -21,10 +21,10 @@ public final class SegmentFileHandle: @unchecked Sendable {
 /// A byte range of a segment file holding whole record batches, for sendfile or an io_uring read.
 public struct FileSlice: @unchecked Sendable {
     public let file: SegmentFileHandle
-    public var position: Int64
+    public var position: FilePosition
     public var length: Int
 
-    public init(file: SegmentFileHandle, position: Int64, length: Int) {
+    public init(file: SegmentFileHandle, position: FilePosition, length: Int) {
         self.file = file
         self.position = position
         self.length = length
@@ -36,10 +36,10 @@ public struct LogReadResult: Sendable {
     public var slices: [FileSlice]
     /// Sum of the slices' lengths.
     public var byteCount: Int
-    public var highWatermark: Int64
-    public var logStartOffset: Int64
+    public var highWatermark: Offset
+    public var logStartOffset: Offset
 
-    public init(slices: [FileSlice], byteCount: Int, highWatermark: Int64, logStartOffset: Int64) {
+    public init(slices: [FileSlice], byteCount: Int, highWatermark: Offset, logStartOffset: Offset) {
         self.slices = slices
         self.byteCount = byteCount
         self.highWatermark = highWatermark
@@ -49,13 +49,13 @@ public struct LogReadResult: Sendable {
 
 /// The outcome of one append.
 public struct AppendResult: Sendable, Equatable {
-    public var baseOffset: Int64
-    public var lastOffset: Int64
-    /// The broker time stamped into the batch, or -1 unless the topic uses LogAppendTime.
-    public var logAppendTime: Int64
-    public var logStartOffset: Int64
+    public var baseOffset: Offset
+    public var lastOffset: Offset
+    /// The broker time stamped into the batch; nil unless the topic uses LogAppendTime.
+    public var logAppendTime: Int64?
+    public var logStartOffset: Offset
 
-    public init(baseOffset: Int64, lastOffset: Int64, logAppendTime: Int64, logStartOffset: Int64) {
+    public init(baseOffset: Offset, lastOffset: Offset, logAppendTime: Int64?, logStartOffset: Offset) {
         self.baseOffset = baseOffset
         self.lastOffset = lastOffset
         self.logAppendTime = logAppendTime
@@ -73,7 +73,7 @@ extension FileSlice {
         buffer.reserveCapacity(minimumWritableBytes: length)
         let io = file.io
         let fd = file.fd
-        let position = self.position
+        let position = self.position.value
         let count = length
         var failure: DiskError?
         let done = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { pointer in

@@ -149,6 +149,22 @@ func fetchRequest(topic: String, offset: Int64, maxWaitMs: Int32 = 0, minBytes: 
         #expect(v0.apiKeys.first?.apiKey == APIKey.apiVersions.rawValue)
     }
 
+    @Test func produceAnswersLogAppendTimeOnlyForLogAppendTimeTopics() throws {
+        let harness = try BrokerHarness()
+        _ = try harness.call(
+            CreateTopicsRequest(topics: [
+                .init(name: "create", numPartitions: 1, replicationFactor: 1),
+                .init(name: "append", numPartitions: 1, replicationFactor: 1, configs: [.init(name: "message.timestamp.type", value: "LogAppendTime")]),
+            ]), version: 7)
+        let create = try harness.call(produceRequest(topic: "create", batch: makeBatch(["a"])), version: 9).responses[0].partitionResponses[0]
+        #expect(create.errorCode == 0 && create.baseOffset == 0 && create.logStartOffset == 0)
+        #expect(create.logAppendTimeMs == -1)  // Kafka's wire value for "not LogAppendTime"
+        _ = try harness.call(produceRequest(topic: "append", batch: makeBatch(["a", "b"])), version: 9)
+        let append = try harness.call(produceRequest(topic: "append", batch: makeBatch(["c"])), version: 9).responses[0].partitionResponses[0]
+        #expect(append.errorCode == 0 && append.baseOffset == 2 && append.logStartOffset == 0)
+        #expect(append.logAppendTimeMs > 0)
+    }
+
     @Test(arguments: [true, false]) func produceThenFetchReturnsTheBatchWithAssignedOffsets(zeroCopy: Bool) throws {
         let harness = try BrokerHarness(sets: ["petrel.fetch.zero.copy": String(zeroCopy)])
         _ = try harness.call(CreateTopicsRequest(topics: [.init(name: "t", numPartitions: 1, replicationFactor: 1)]), version: 7)

@@ -31,7 +31,7 @@ extension Harness {
         var batches: [StoredBatch] = []
         var offset = log.logStartOffset
         while offset < log.highWatermark {
-            let result = try log.read(from: offset, maxBytes: 1 << 20)
+            let result = try log.read(from: Offset(offset), maxBytes: 1 << 20)
             var buffer = ByteBuffer(bytes: try bytes(of: result))
             var advanced = false
             while buffer.readableBytes > 0 {

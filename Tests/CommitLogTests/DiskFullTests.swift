@@ -29,7 +29,7 @@ import Testing
     @Test func fullDiskKeepsAckedDataReadableAndTruncatesTheTornBatch() async throws {
         let h = try Harness(io: Self.tearingDisk())
         let log = try h.createLog()
-        for i in 0..<10 { #expect(try await h.appendOK(makeBatch(recordCount: 3, valueBytes: 50), to: log).baseOffset == Int64(i * 3)) }
+        for i in 0..<10 { #expect(try await h.appendOK(makeBatch(recordCount: 3, valueBytes: 50), to: log).baseOffset.value == Int64(i * 3)) }
         let committed = log.sizeInBytes
         // Room for half a batch: the next write is torn.
         h.disk.capacityBytes = h.disk.usedBytes + 60
@@ -90,8 +90,8 @@ import Testing
         #expect(log.storageStatus == .online)
         // The probe file is gone; offsets continue right after the acknowledged ones.
         #expect(!h.io.fileExists("\(log.directory)/\(PartitionLog.spaceProbeFileName)"))
-        #expect(try await h.appendOK(makeBatch(recordCount: 2, valueBytes: 40), to: log).baseOffset == 10)
-        #expect(try await h.appendOK(makeBatch(recordCount: 2, valueBytes: 40), to: log).baseOffset == 12)
+        #expect(try await h.appendOK(makeBatch(recordCount: 2, valueBytes: 40), to: log).baseOffset.value == 10)
+        #expect(try await h.appendOK(makeBatch(recordCount: 2, valueBytes: 40), to: log).baseOffset.value == 12)
         #expect(try h.allBatches(log).map(\.baseOffset) == [0, 2, 4, 6, 8, 10, 12])
 
         // After an orderly restart every acknowledged batch is there exactly once.
@@ -114,7 +114,7 @@ import Testing
         h.disk.capacityBytes = h.disk.usedBytes + 2500  // a couple of rolls' worth of data and index files
         for _ in 0..<80 {
             switch await h.append(makeBatch(recordCount: 1, valueBytes: 100), to: log) {
-            case .success(let result): acked.append(result.baseOffset)
+            case .success(let result): acked.append(result.baseOffset.value)
             case .failure(let error):
                 #expect(error.kind == .storage)
                 #expect(error.diskError?.isNoSpace == true)
@@ -138,7 +138,7 @@ import Testing
         h.manager.runPeriodicTasks()
         Self.drain(h)
         #expect(!log.isReadOnly)
-        for _ in 0..<10 { acked.append(try await h.appendOK(makeBatch(recordCount: 1, valueBytes: 100), to: log).baseOffset) }
+        for _ in 0..<10 { acked.append(try await h.appendOK(makeBatch(recordCount: 1, valueBytes: 100), to: log).baseOffset.value) }
         #expect(acked == Array(0..<Int64(acked.count)))
         #expect(try h.allBatches(log).map(\.baseOffset) == acked)
         try h.manager.shutdown()
@@ -167,13 +167,13 @@ import Testing
         #expect(reloaded.highWatermark == 12)
         #expect(try h.allBatches(reloaded).map(\.baseOffset) == [0, 2, 4, 6, 8, 10])
         #expect(Self.logFileSize(h, reloaded) == Int(reloaded.sizeInBytes))
-        #expect(try await h.appendOK(makeBatch(recordCount: 2, valueBytes: 70), to: reloaded).baseOffset == 12)
+        #expect(try await h.appendOK(makeBatch(recordCount: 2, valueBytes: 70), to: reloaded).baseOffset.value == 12)
     }
 
     @Test func failedIdempotentBatchLeavesNoProducerState() async throws {
         let h = try Harness(io: Self.tearingDisk())
         let log = try h.createLog()
-        #expect(try await h.appendOK(idempotentBatch(producerId: 9, sequence: 0, count: 2), to: log).baseOffset == 0)
+        #expect(try await h.appendOK(idempotentBatch(producerId: 9, sequence: 0, count: 2), to: log).baseOffset.value == 0)
         h.disk.capacityBytes = h.disk.usedBytes + 20
         // The failed batch (sequence 2) must not count as written: its retry is neither a duplicate
         // (answered with offsets that were never published) nor does it break the sequence.
@@ -186,8 +186,8 @@ import Testing
         h.manager.runPeriodicTasks()
         Self.drain(h)
         #expect(!log.isReadOnly)
-        #expect(try await h.appendOK(idempotentBatch(producerId: 9, sequence: 2, count: 2), to: log).baseOffset == 2)
-        #expect(try await h.appendOK(idempotentBatch(producerId: 9, sequence: 4, count: 1), to: log).baseOffset == 4)
+        #expect(try await h.appendOK(idempotentBatch(producerId: 9, sequence: 2, count: 2), to: log).baseOffset.value == 2)
+        #expect(try await h.appendOK(idempotentBatch(producerId: 9, sequence: 4, count: 1), to: log).baseOffset.value == 4)
         #expect(try h.allBatches(log).map(\.baseOffset) == [0, 2, 4])
     }
 

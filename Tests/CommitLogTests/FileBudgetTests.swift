@@ -42,21 +42,21 @@ import Testing
         let log = logs[0]
         let bases = log.segmentBaseOffsets
         let target = bases[1] + 2
-        let result = try log.read(from: target, maxBytes: 1)
+        let result = try log.read(from: Offset(target), maxBytes: 1)
         #expect(try h.batches(of: result).first?.baseOffset == target)
         // Reads by timestamp open closed segments too.
         let found = try #require(try log.offset(forTimestamp: 1_700_000_000_000))
-        #expect(found.offset == 0)
+        #expect(found.offset == Offset(0))
     }
 
     @Test func aSliceKeepsItsDescriptorAfterEviction() async throws {
         let h = try Harness(openFilesMax: 18)
         let log = try h.createLog("t", 0, configuration: smallSegments())
         for _ in 0..<30 { _ = try await h.appendOK(makeBatch(recordCount: 2, valueBytes: 60), to: log) }
-        let held = try log.read(from: 0, maxBytes: 1)
+        let held = try log.read(from: Offset(0), maxBytes: 1)
         let slice = try #require(held.slices.first)
         // Read every other segment: the first one is evicted from the cache...
-        let others = try (1..<20).map { try log.read(from: Int64($0 * 2), maxBytes: 1) }
+        let others = try (1..<20).map { try log.read(from: Offset(Int64($0 * 2)), maxBytes: 1) }
         #expect(log.currentSegments[0].handle == nil)
         // ...but the slice still reads through its own (leased) descriptor.
         #expect(try h.batches(of: held).first?.baseOffset == 0)

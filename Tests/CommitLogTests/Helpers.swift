@@ -102,7 +102,7 @@ final class Harness: @unchecked Sendable {
         var all: [UInt8] = []
         for slice in result.slices {
             var bytes = [UInt8](repeating: 0, count: slice.length)
-            let count = try bytes.withUnsafeMutableBytes { raw in try io.read(slice.file.fd, into: raw, at: slice.position) }
+            let count = try bytes.withUnsafeMutableBytes { raw in try io.read(slice.file.fd, into: raw, at: slice.position.value) }
             precondition(count == slice.length, "short read \(count) of \(slice.length) at \(slice.position) in \(slice.file.path) fd \(slice.file.fd)")
             all += bytes
         }
@@ -130,7 +130,7 @@ final class Harness: @unchecked Sendable {
         var headers: [RecordBatchHeader] = []
         var offset = log.logStartOffset
         while offset < log.highWatermark {
-            let result = try log.read(from: offset, maxBytes: 1 << 20)
+            let result = try log.read(from: Offset(offset), maxBytes: 1 << 20)
             let batch = try batches(of: result)
             guard let last = batch.last else { break }
             headers += batch

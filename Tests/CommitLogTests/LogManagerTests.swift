@@ -28,7 +28,7 @@ import Testing
         let keep = try h.createLog("keep")
         _ = try await h.appendOK(makeBatch(), to: log)
         _ = try await h.appendOK(makeBatch(), to: keep)
-        let held = try log.read(from: 0, maxBytes: 1000)  // a fetch in flight holds the file
+        let held = try log.read(from: Offset(0), maxBytes: 1000)  // a fetch in flight holds the file
 
         try h.manager.deleteLog(TopicPartition(topic: "orders", partition: 0))
         #expect(h.manager.log(for: TopicPartition(topic: "orders", partition: 0)) == nil)
@@ -52,8 +52,8 @@ import Testing
 
         // The same partition can be created again, and the other one was untouched.
         let again = try h.createLog()
-        #expect(try await h.appendOK(makeBatch(), to: again).baseOffset == 0)
-        #expect(try await h.appendOK(makeBatch(), to: keep).baseOffset == 1)
+        #expect(try await h.appendOK(makeBatch(), to: again).baseOffset.value == 0)
+        #expect(try await h.appendOK(makeBatch(), to: keep).baseOffset.value == 1)
     }
 
     @Test func strayDeletedDirectoriesAreRemovedAtLoad() async throws {

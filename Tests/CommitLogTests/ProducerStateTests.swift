@@ -35,12 +35,12 @@ extension Result where Failure == CommitLogError {
         let log = try h.createLog()
         let first = idempotentBatch(producerId: 7, sequence: 0, count: 3)
         let second = idempotentBatch(producerId: 7, sequence: 3, count: 2)
-        #expect(try await h.appendOK(first, to: log).baseOffset == 0)
-        #expect(try await h.appendOK(second, to: log).baseOffset == 3)
+        #expect(try await h.appendOK(first, to: log).baseOffset.value == 0)
+        #expect(try await h.appendOK(second, to: log).baseOffset.value == 3)
         let retryFirst = try await h.appendOK(idempotentBatch(producerId: 7, sequence: 0, count: 3), to: log)
-        #expect(retryFirst.baseOffset == 0 && retryFirst.lastOffset == 2)
+        #expect(retryFirst.baseOffset == Offset(0) && retryFirst.lastOffset == Offset(2))
         let retrySecond = try await h.appendOK(idempotentBatch(producerId: 7, sequence: 3, count: 2), to: log)
-        #expect(retrySecond.baseOffset == 3 && retrySecond.lastOffset == 4)
+        #expect(retrySecond.baseOffset == Offset(3) && retrySecond.lastOffset == Offset(4))
         #expect(log.highWatermark == 5)
         #expect(try h.allBatches(log).map(\.baseSequence) == [0, 3])
         // Only the last 5 batches are remembered: after 5 more, the first is no longer a duplicate.
@@ -48,7 +48,7 @@ extension Result where Failure == CommitLogError {
             try await h.appendOK(idempotentBatch(producerId: 7, sequence: sequence), to: log)
         }
         #expect(await h.append(idempotentBatch(producerId: 7, sequence: 0, count: 3), to: log).errorKind == .outOfOrderSequence)
-        #expect(try await h.appendOK(idempotentBatch(producerId: 7, sequence: 9), to: log).baseOffset == 9)
+        #expect(try await h.appendOK(idempotentBatch(producerId: 7, sequence: 9), to: log).baseOffset.value == 9)
     }
 
     @Test func sequenceGapIsOutOfOrder() async throws {
@@ -58,9 +58,9 @@ extension Result where Failure == CommitLogError {
         let gap = await h.append(idempotentBatch(producerId: 1, sequence: 2), to: log)
         #expect(gap.errorKind == .outOfOrderSequence)
         #expect(log.highWatermark == 1)
-        #expect(try await h.appendOK(idempotentBatch(producerId: 1, sequence: 1), to: log).baseOffset == 1)
+        #expect(try await h.appendOK(idempotentBatch(producerId: 1, sequence: 1), to: log).baseOffset.value == 1)
         // Other producers are independent.
-        #expect(try await h.appendOK(idempotentBatch(producerId: 2, sequence: 0), to: log).baseOffset == 2)
+        #expect(try await h.appendOK(idempotentBatch(producerId: 2, sequence: 0), to: log).baseOffset.value == 2)
     }
 
     @Test func olderEpochIsFenced() async throws {
@@ -78,20 +78,20 @@ extension Result where Failure == CommitLogError {
         let log = try h.createLog()
         try await h.appendOK(idempotentBatch(producerId: 4, epoch: 0, sequence: 0, count: 5), to: log)
         #expect(await h.append(idempotentBatch(producerId: 4, epoch: 1, sequence: 5), to: log).errorKind == .outOfOrderSequence)
-        #expect(try await h.appendOK(idempotentBatch(producerId: 4, epoch: 1, sequence: 0, count: 2), to: log).baseOffset == 5)
+        #expect(try await h.appendOK(idempotentBatch(producerId: 4, epoch: 1, sequence: 0, count: 2), to: log).baseOffset.value == 5)
         // The old epoch is now fenced, even for a batch that was a duplicate before the bump.
         #expect(await h.append(idempotentBatch(producerId: 4, epoch: 0, sequence: 0, count: 5), to: log).errorKind == .invalidProducerEpoch)
-        #expect(try await h.appendOK(idempotentBatch(producerId: 4, epoch: 1, sequence: 2), to: log).baseOffset == 7)
+        #expect(try await h.appendOK(idempotentBatch(producerId: 4, epoch: 1, sequence: 2), to: log).baseOffset.value == 7)
     }
 
     @Test func unknownProducerMayStartAtAnySequence() async throws {
         let h = try Harness()
         let log = try h.createLog()
-        #expect(try await h.appendOK(idempotentBatch(producerId: 99, epoch: 5, sequence: 42, count: 2), to: log).baseOffset == 0)
+        #expect(try await h.appendOK(idempotentBatch(producerId: 99, epoch: 5, sequence: 42, count: 2), to: log).baseOffset.value == 0)
         #expect(await h.append(idempotentBatch(producerId: 99, epoch: 5, sequence: 42 + 3), to: log).errorKind == .outOfOrderSequence)
-        #expect(try await h.appendOK(idempotentBatch(producerId: 99, epoch: 5, sequence: 44), to: log).baseOffset == 2)
+        #expect(try await h.appendOK(idempotentBatch(producerId: 99, epoch: 5, sequence: 44), to: log).baseOffset.value == 2)
         // Batches without a producer id are never checked.
-        #expect(try await h.appendOK(makeBatch(), to: log).baseOffset == 3)
+        #expect(try await h.appendOK(makeBatch(), to: log).baseOffset.value == 3)
     }
 
     @Test func sequenceWrapsFromInt32MaxToZero() async throws {
@@ -101,10 +101,10 @@ extension Result where Failure == CommitLogError {
         let wrapping = idempotentBatch(producerId: 5, sequence: .max - 1, count: 3)
         #expect(RecordBatchHeader(buffer: wrapping)?.lastSequence == 0)
         try await h.appendOK(wrapping, to: log)
-        #expect(try await h.appendOK(idempotentBatch(producerId: 5, sequence: 1), to: log).baseOffset == 3)
+        #expect(try await h.appendOK(idempotentBatch(producerId: 5, sequence: 1), to: log).baseOffset.value == 3)
         // And a batch ending exactly at Int32.max is followed by 0.
         try await h.appendOK(idempotentBatch(producerId: 6, sequence: .max), to: log)
-        #expect(try await h.appendOK(idempotentBatch(producerId: 6, sequence: 0), to: log).baseOffset == 5)
+        #expect(try await h.appendOK(idempotentBatch(producerId: 6, sequence: 0), to: log).baseOffset.value == 5)
     }
 
     @Test func batchesOfOneProducerInOneGroupSeeEachOther() async throws {
@@ -131,14 +131,14 @@ extension Result where Failure == CommitLogError {
         gate.signal()
         await waitUntil { results.withLock { $0.count } == batches.count }
         let outcome = results.withLock { $0 }
-        #expect(try outcome[0]?.get().baseOffset == 0)
-        #expect(try outcome[1]?.get().baseOffset == 3)
-        #expect(try outcome[2]?.get().baseOffset == 0)
-        #expect(try outcome[2]?.get().lastOffset == 2)
+        #expect(try outcome[0]?.get().baseOffset == Offset(0))
+        #expect(try outcome[1]?.get().baseOffset == Offset(3))
+        #expect(try outcome[2]?.get().baseOffset == Offset(0))
+        #expect(try outcome[2]?.get().lastOffset == Offset(2))
         #expect(outcome[3]?.errorKind == .outOfOrderSequence)
-        #expect(try outcome[4]?.get().baseOffset == 5)
-        #expect(try outcome[5]?.get().baseOffset == 3)
-        #expect(try outcome[6]?.get().baseOffset == 6)
+        #expect(try outcome[4]?.get().baseOffset == Offset(5))
+        #expect(try outcome[5]?.get().baseOffset == Offset(3))
+        #expect(try outcome[6]?.get().baseOffset == Offset(6))
         #expect(outcome[7]?.errorKind == .invalidProducerEpoch)
         #expect(log.highWatermark == 7)
         #expect(try h.allBatches(log).map(\.baseOffset) == [0, 3, 5, 6])
@@ -158,7 +158,7 @@ extension Result where Failure == CommitLogError {
         try await h.appendOK(idempotentBatch(producerId: 22, sequence: 1), to: log)  // keeps 22 alive
         h.clock.advance(by: 1)
         // 21 is expired now: unknown, so any sequence is accepted (and the duplicate window is gone).
-        #expect(try await h.appendOK(idempotentBatch(producerId: 21, sequence: 0), to: log).baseOffset == 3)
+        #expect(try await h.appendOK(idempotentBatch(producerId: 21, sequence: 0), to: log).baseOffset.value == 3)
         #expect(await h.append(idempotentBatch(producerId: 22, sequence: 9), to: log).errorKind == .outOfOrderSequence)
 
         // The periodic sweep drops idle producers.
@@ -230,10 +230,10 @@ extension Result where Failure == CommitLogError {
         #expect(h.manager.appender.perform { reloaded.writer.producers[32]?.epoch } == 4)
         // The last batch is still a duplicate after the restart (Kafka keeps one batch per producer).
         let retry = try await h.appendOK(idempotentBatch(producerId: 31, sequence: 2, count: 3), to: reloaded)
-        #expect(retry.baseOffset == 3 && retry.lastOffset == 5)
+        #expect(retry.baseOffset == Offset(3) && retry.lastOffset == Offset(5))
         #expect(await h.append(idempotentBatch(producerId: 31, sequence: 0, count: 2), to: reloaded).errorKind == .outOfOrderSequence)
         #expect(await h.append(idempotentBatch(producerId: 32, epoch: 3, sequence: 11), to: reloaded).errorKind == .invalidProducerEpoch)
-        #expect(try await h.appendOK(idempotentBatch(producerId: 31, sequence: 5), to: reloaded).baseOffset == 6)
+        #expect(try await h.appendOK(idempotentBatch(producerId: 31, sequence: 5), to: reloaded).baseOffset.value == 6)
     }
 
     @Test func rollsSnapshotAndKeepTheLastTwo() async throws {
@@ -256,8 +256,8 @@ extension Result where Failure == CommitLogError {
         h.manager.appender.shutdown()
         let reloaded = try #require(try h.restart(configuration: configuration).first)
         #expect(h.manager.appender.perform { reloaded.writer.producers[41]?.lastSequence } == 39)
-        #expect(try await h.appendOK(idempotentBatch(producerId: 41, sequence: 39), to: reloaded).baseOffset == 39)
-        #expect(try await h.appendOK(idempotentBatch(producerId: 41, sequence: 40), to: reloaded).baseOffset == 40)
+        #expect(try await h.appendOK(idempotentBatch(producerId: 41, sequence: 39), to: reloaded).baseOffset.value == 39)
+        #expect(try await h.appendOK(idempotentBatch(producerId: 41, sequence: 40), to: reloaded).baseOffset.value == 40)
     }
 
     @Test func uncleanRecoveryForgetsTruncatedBatchesAndStaleSnapshots() async throws {
@@ -284,8 +284,8 @@ extension Result where Failure == CommitLogError {
         #expect(!h.io.fileExists("/data/orders-0/00000000000000000014.snapshot"))
         #expect(h.manager.appender.perform { reloaded.writer.producers[51]?.lastSequence } == 9)
         // The torn batch was never acknowledged durably: its retry is appended again, at offset 10.
-        #expect(try await h.appendOK(idempotentBatch(producerId: 51, sequence: 10, count: 2), to: reloaded).baseOffset == 10)
-        #expect(try await h.appendOK(idempotentBatch(producerId: 51, sequence: 10, count: 2), to: reloaded).baseOffset == 10)
+        #expect(try await h.appendOK(idempotentBatch(producerId: 51, sequence: 10, count: 2), to: reloaded).baseOffset.value == 10)
+        #expect(try await h.appendOK(idempotentBatch(producerId: 51, sequence: 10, count: 2), to: reloaded).baseOffset.value == 10)
         #expect(try h.allBatches(reloaded).map(\.baseSequence) == [0, 2, 4, 6, 8, 10])
     }
 
@@ -302,7 +302,7 @@ extension Result where Failure == CommitLogError {
         let reloaded = try #require(try h.restart().first)
         #expect(!h.io.fileExists(path))
         #expect(h.manager.appender.perform { reloaded.writer.producers[61]?.batches.map(\.firstSequence) } == [0, 2])
-        #expect(try await h.appendOK(idempotentBatch(producerId: 61, sequence: 0, count: 2), to: reloaded).baseOffset == 0)
+        #expect(try await h.appendOK(idempotentBatch(producerId: 61, sequence: 0, count: 2), to: reloaded).baseOffset.value == 0)
     }
 
     @Test func producersBelowTheLogStartAreDroppedOnLoad() async throws {
@@ -310,7 +310,7 @@ extension Result where Failure == CommitLogError {
         let log = try h.createLog()
         try await h.appendOK(idempotentBatch(producerId: 71, sequence: 0), to: log)
         try await h.appendOK(idempotentBatch(producerId: 72, sequence: 0), to: log)
-        #expect(try log.deleteRecords(before: 1) == 1)
+        #expect(try log.deleteRecords(before: Offset(1)) == Offset(1))
         try h.manager.shutdown()
         let reloaded = try #require(try h.restart().first)
         #expect(h.manager.appender.perform { reloaded.writer.producers.sortedEntries.map(\.producerId) } == [72])

@@ -39,7 +39,7 @@ import URingIO
             let batch = makeBatch(recordCount: 1 + i % 5, valueBytes: 50 + i * 7 % 900, timestamp: 1_700_000_000_000 + Int64(i))
             let result = try await h!.appendOK(batch, to: log)
             var stored = Array(batch.readableBytesView)
-            withUnsafeBytes(of: result.baseOffset.bigEndian) { for k in 0..<8 { stored[k] = $0[k] } }
+            withUnsafeBytes(of: result.baseOffset.value.bigEndian) { for k in 0..<8 { stored[k] = $0[k] } }
             for k in 12..<16 { stored[k] = 0 }
             expected.append(stored)
             if i % 3 == 0 { _ = try await h!.appendOK(makeBatch(), to: other) }
@@ -71,7 +71,7 @@ import URingIO
         logs = try h!.restart(configuration: configuration)
         reloaded = try #require(logs.first { $0.topicPartition.topic == "orders" })
         #expect(try RecoveryTests.storedBatches(h!, reloaded) == Array(expected.dropLast()))
-        #expect(try await h!.appendOK(makeBatch(), to: reloaded).baseOffset == reloaded.highWatermark - 1)
+        #expect(try await h!.appendOK(makeBatch(), to: reloaded).baseOffset.value == reloaded.highWatermark - 1)
         try h!.manager.shutdown()
         h = nil
     }

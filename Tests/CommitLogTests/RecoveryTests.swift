@@ -30,7 +30,7 @@ import Dispatch
         var result: [[UInt8]] = []
         var offset = log.logStartOffset
         while offset < log.highWatermark {
-            let bytes = try h.bytes(of: try log.read(from: offset, maxBytes: 1))
+            let bytes = try h.bytes(of: try log.read(from: Offset(offset), maxBytes: 1))
             let header = try #require(try Harness.batches(in: bytes).first)
             result.append(bytes)
             offset = header.nextOffset
@@ -65,7 +65,7 @@ import Dispatch
             #expect(h.disk.currentContents(of: segmentPath(h.root, "orders-0", base, ".index")) == indexesBefore[i])
         }
         // Appends continue after the last offset.
-        #expect(try await h.appendOK(makeBatch(), to: reloaded).baseOffset == hw)
+        #expect(try await h.appendOK(makeBatch(), to: reloaded).baseOffset.value == hw)
     }
 
     @Test func uncleanRestartTruncatesATornTail() async throws {
@@ -84,7 +84,7 @@ import Dispatch
         let survivors = try Self.storedBatches(h, reloaded)
         #expect(survivors == Array(stored.dropLast()))
         #expect(h.disk.currentContents(of: path)?.count == size - stored.last!.count)
-        #expect(try await h.appendOK(makeBatch(), to: reloaded).baseOffset == reloaded.highWatermark - 1)
+        #expect(try await h.appendOK(makeBatch(), to: reloaded).baseOffset.value == reloaded.highWatermark - 1)
     }
 
     @Test func corruptByteInTheMiddleTruncatesThereAndDropsLaterSegments() async throws {
@@ -171,7 +171,7 @@ import Dispatch
         let reloaded = try #require(try h.restart(configuration: Self.configuration()).first)
         #expect(h.disk.currentContents(of: path) == timeIndex)
         let again = try #require(try reloaded.offset(forTimestamp: 0))
-        #expect(again.offset == first.offset && again.timestamp == first.timestamp && first.offset == 0)
+        #expect(again.offset == first.offset && again.timestamp == first.timestamp && first.offset == Offset(0))
         let maxAgain = try #require(try reloaded.offsetOfMaxTimestamp())
         #expect(maxAgain.offset == max.offset && maxAgain.timestamp == max.timestamp)
     }
@@ -206,7 +206,7 @@ import Dispatch
         #expect(h.disk.currentContents(of: path) == index, "the load kept the wrong entry (only the last is checked)")
         // Every offset, not only batch starts (the wrong entry names a batch's last offset).
         for offset in reloaded.logStartOffset..<reloaded.highWatermark {
-            let batch = try #require(try Harness.batches(in: h.bytes(of: reloaded.read(from: offset, maxBytes: 1))).first)
+            let batch = try #require(try Harness.batches(in: h.bytes(of: reloaded.read(from: Offset(offset), maxBytes: 1))).first)
             #expect(batch.baseOffset <= offset && offset <= batch.lastOffset, "read from \(offset) returned \(batch.baseOffset)...\(batch.lastOffset)")
         }
         #expect(try Self.storedBatches(h, reloaded) == expected)

@@ -45,12 +45,12 @@ import Testing
         // Segments: [0,2) t0, [2,4) t0+10s, [4,6) t0+20s, [6,8) t0+30s, then the active [8,10) t0+40s.
         let log = try await log(h, timestamps: [t0, t0 + 10_000, t0 + 20_000, t0 + 30_000, t0 + 40_000]) { $0.retentionMs = 25_000 }
         #expect(log.segmentBaseOffsets == [0, 2, 4, 6, 8])
-        let held = try log.read(from: 0, maxBytes: 100)  // a fetch in flight on the first segment
+        let held = try log.read(from: Offset(0), maxBytes: 100)  // a fetch in flight on the first segment
         h.clock.advance(by: 46_000)  // now - ts: 46s, 36s, 26s (> 25s) | 16s, 6s
         #expect(h.manager.runRetention() == 3)
         #expect(log.segmentBaseOffsets == [6, 8])
         #expect(log.logStartOffset == 6)
-        #expect(throws: CommitLogError.self) { try log.read(from: 5, maxBytes: 100) }
+        #expect(throws: CommitLogError.self) { try log.read(from: Offset(5), maxBytes: 100) }
         #expect(try h.bytes(of: held).count == held.byteCount)
         // Renamed, not yet unlinked; the log start offset is checkpointed.
         for base: Int64 in [0, 2, 4] {
@@ -83,7 +83,7 @@ import Testing
         h.manager.runRetention()
         #expect(log.segmentBaseOffsets == [4])
         #expect(log.logStartOffset == 4)
-        #expect(try await h.appendOK(makeBatch(), to: log).baseOffset == 6)
+        #expect(try await h.appendOK(makeBatch(), to: log).baseOffset.value == 6)
     }
 
     @Test func deletesBySizeOldestFirst() async throws {
@@ -135,7 +135,7 @@ import Testing
         let h = try Harness()
         let t0 = h.clock.wallMilliseconds()
         let log = try await log(h, timestamps: [t0, t0, t0, t0])
-        #expect(try log.deleteRecords(before: 5) == 5)
+        #expect(try log.deleteRecords(before: Offset(5)) == Offset(5))
         #expect(log.segmentBaseOffsets == [4, 6])
         #expect(h.io.fileExists(segmentPath("/data", "orders-0", 0, ".log.deleted")))
         #expect(h.manager.pendingFileDeletions.count >= 6)

@@ -43,7 +43,7 @@ import Testing
         let all = try h.allBatches(log)
         #expect(all.count == 20)
         #expect(all.map(\.baseOffset) == (0..<20).map { Int64($0 * 2) })
-        let spanning = try log.read(from: bases[1] - 1, maxBytes: 3 * batchBytes)
+        let spanning = try log.read(from: Offset(bases[1] - 1), maxBytes: 3 * batchBytes)
         #expect(try h.batches(of: spanning).map(\.baseOffset) == [bases[1] - 2, bases[1], bases[1] + 2])
         #expect(spanning.slices.count == 2)
     }

@@ -21,8 +21,8 @@ func marker(_ type: ControlRecordType, producerId: Int64, epoch: Int16 = 0) -> B
         #expect(log.highWatermark == 4)
         #expect(log.lastStableOffset == 1)
         // read_committed reads stop before the open transaction.
-        let (read, lso) = try log.readCommitted(from: 0, maxBytes: 1 << 20)
-        #expect(lso == 1)
+        let (read, lso) = try log.readCommitted(from: Offset(0), maxBytes: 1 << 20)
+        #expect(lso == Offset(1))
         #expect(try RecordBatch.validateFraming(ByteBuffer(bytes: try h.bytes(of: read)), requireExactLength: true).lastOffset == 0)
         try await h.appendOK(marker(.commit, producerId: 2), to: log)  // 4
         #expect(log.lastStableOffset == 3)

@@ -46,11 +46,11 @@ import Testing
         var result: [Stored] = []
         var offset = log.logStartOffset
         while offset < log.highWatermark {
-            let read = try log.read(from: offset, maxBytes: 1 << 20)
+            let read = try log.read(from: Offset(offset), maxBytes: 1 << 20)
             var bytes: [UInt8] = []
             for slice in read.slices {
                 var chunk = [UInt8](repeating: 0, count: slice.length)
-                _ = try chunk.withUnsafeMutableBytes { try io.read(slice.file.fd, into: $0, at: slice.position) }
+                _ = try chunk.withUnsafeMutableBytes { try io.read(slice.file.fd, into: $0, at: slice.position.value) }
                 bytes += chunk
             }
             var buffer = ByteBuffer(bytes: bytes)

@@ -180,7 +180,7 @@ struct Simulation {
                         switch result {
                         case .success(let appended):
                             guard !io.isKilled else { return }
-                            if appended.baseOffset != state.attempts[index].baseOffset {
+                            if appended.baseOffset.value != state.attempts[index].baseOffset {
                                 state.failures.append("append \(index) got offset \(appended.baseOffset), expected \(state.attempts[index].baseOffset)")
                             }
                             state.attempts[index].acknowledged = true
@@ -219,7 +219,7 @@ struct Simulation {
                 let partition = Int.random(in: 0..<partitions.count, using: &rng)
                 let log = ordered[partition]
                 let target = Int64.random(in: log.logStartOffset...log.highWatermark, using: &rng)
-                _ = try log.deleteRecords(before: target)
+                _ = try log.deleteRecords(before: Offset(target))
                 partitions[partition].logStartOffset = max(partitions[partition].logStartOffset, target)
             }
         }
@@ -334,9 +334,9 @@ struct Simulation {
         } else if stored.isEmpty, log.highWatermark != log.logStartOffset {
             failures.append("\(tp): no batches below the high watermark \(log.highWatermark)")
         }
-        let beyond = try log.read(from: log.highWatermark, maxBytes: 1 << 20)
+        let beyond = try log.read(from: Offset(log.highWatermark), maxBytes: 1 << 20)
         if !beyond.slices.isEmpty { failures.append("\(tp): data served at the high watermark") }
-        if (try? log.read(from: log.highWatermark + 1, maxBytes: 100)) != nil {
+        if (try? log.read(from: Offset(log.highWatermark + 1), maxBytes: 100)) != nil {
             failures.append("\(tp): read past the high watermark did not fail")
         }
 
@@ -382,7 +382,7 @@ struct Simulation {
         var result: [(Int64, [UInt8])] = []
         var offset = log.logStartOffset
         while offset < log.highWatermark {
-            let read = try log.read(from: offset, maxBytes: Int.random(in: 1...5000, using: &readRNG))
+            let read = try log.read(from: Offset(offset), maxBytes: Int.random(in: 1...5000, using: &readRNG))
             guard !read.slices.isEmpty else {
                 let files = (try? disk.listDirectory(log.directory))?.map { "\($0):\(disk.currentContents(of: log.directory + "/" + $0)?.count ?? -1)" } ?? []
                 throw SimulationError("\(log.topicPartition): empty read at \(offset) below HW \(log.highWatermark); segments \(log.segmentBaseOffsets), files \(files)")
@@ -390,7 +390,7 @@ struct Simulation {
             var bytes: [UInt8] = []
             for slice in read.slices {
                 var chunk = [UInt8](repeating: 0, count: slice.length)
-                let count = try chunk.withUnsafeMutableBytes { try io.read(slice.file.fd, into: $0, at: slice.position) }
+                let count = try chunk.withUnsafeMutableBytes { try io.read(slice.file.fd, into: $0, at: slice.position.value) }
                 guard count == slice.length else { throw SimulationError("short read") }
                 bytes += chunk
             }

@@ -40,7 +40,7 @@ import Testing
             let result = try await withCheckedThrowingContinuation { continuation in
                 manager.appender.append(builder.build(), to: log) { continuation.resume(with: $0) }
             }
-            acknowledged = result.lastOffset + 1
+            acknowledged = result.lastOffset.value + 1
         }
         #expect(log.segmentBaseOffsets.count > 2)
         io.kill()

@@ -430,8 +430,8 @@ extension Broker {
                     result.errorCode = KafkaErrorCode.topicAuthorizationFailed.rawValue
                 } else if let log = topic?.partition(partition.partitionIndex) {
                     do {
-                        let target = partition.offset == -1 ? log.highWatermark : partition.offset
-                        result.lowWatermark = try log.deleteRecords(before: target)
+                        let target = partition.offset == -1 ? nil : Offset(partition.offset)  // -1: the high watermark
+                        result.lowWatermark = try log.deleteRecords(before: target).value
                     } catch {
                         result.errorCode = Self.errorCode(for: error).rawValue
                     }

@@ -134,8 +134,8 @@ extension Broker {
             let limit = min(target.partitionMaxBytes, max(remaining, 0))
             do {
                 var read = target.readCommitted
-                    ? try log.readCommitted(from: target.fetchOffset, maxBytes: max(limit, 1)).0
-                    : try log.read(from: target.fetchOffset, maxBytes: max(limit, 1))
+                    ? try log.readCommitted(from: Offset(target.fetchOffset), maxBytes: max(limit, 1)).0
+                    : try log.read(from: Offset(target.fetchOffset), maxBytes: max(limit, 1))
                 // KIP-74: only the first partition with data may exceed the limits (one whole batch).
                 if evaluation.byteCount > 0 && read.byteCount > limit {
                     read.slices = []
@@ -165,10 +165,10 @@ extension Broker {
             var partition = FetchResponse.PartitionData(partitionIndex: target.partitionIndex, errorCode: result.error.rawValue)
             partition.abortedTransactions = nil
             if let log = target.log {
-                partition.highWatermark = result.read?.highWatermark ?? log.highWatermark
+                partition.highWatermark = result.read?.highWatermark.value ?? log.highWatermark
                 let lastStable = log.lastStableOffset
                 partition.lastStableOffset = min(lastStable, partition.highWatermark)
-                partition.logStartOffset = result.read?.logStartOffset ?? log.logStartOffset
+                partition.logStartOffset = result.read?.logStartOffset.value ?? log.logStartOffset
                 if target.readCommitted, let read = result.read, read.byteCount > 0 {
                     // The aborted transactions whose records may be in the returned range.
                     partition.abortedTransactions = log.abortedTransactions(from: target.fetchOffset, upTo: lastStable).map {

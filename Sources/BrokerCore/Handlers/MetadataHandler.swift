@@ -125,12 +125,12 @@ extension Broker {
                     case -2, -4: result.offset = log.logStartOffset
                     case -3:
                         if let found = try log.offsetOfMaxTimestamp() {
-                            result.offset = found.offset
+                            result.offset = found.offset.value
                             result.timestamp = found.timestamp
                         }
                     case let timestamp where timestamp >= 0:
                         if let found = try log.offset(forTimestamp: timestamp) {
-                            result.offset = found.offset
+                            result.offset = found.offset.value
                             result.timestamp = found.timestamp
                         }
                     default:

@@ -327,9 +327,9 @@ final class ProduceAggregate: Sendable {
     func succeed(_ slot: (Int, Int), _ result: AppendResult, finish: @Sendable (ProduceResponse) -> Void) {
         complete {
             $0.responses[slot.0].partitionResponses[slot.1].errorCode = 0
-            $0.responses[slot.0].partitionResponses[slot.1].baseOffset = result.baseOffset
-            $0.responses[slot.0].partitionResponses[slot.1].logAppendTimeMs = result.logAppendTime
-            $0.responses[slot.0].partitionResponses[slot.1].logStartOffset = result.logStartOffset
+            $0.responses[slot.0].partitionResponses[slot.1].baseOffset = result.baseOffset.value
+            $0.responses[slot.0].partitionResponses[slot.1].logAppendTimeMs = result.logAppendTime ?? -1
+            $0.responses[slot.0].partitionResponses[slot.1].logStartOffset = result.logStartOffset.value
         } finish: { finish($0) }
     }
 

@@ -36,7 +36,7 @@ public final class LogAppender: @unchecked Sendable {
         var error: CommitLogError?
         var baseOffset: Int64 = -1
         var lastOffset: Int64 = -1
-        var logAppendTime: Int64 = -1
+        var logAppendTime: Int64?
     }
 
     /// Most appends in one group (bounds SQEs per submit).
@@ -469,18 +469,18 @@ public final class LogAppender: @unchecked Sendable {
             // Kafka answers a retried batch with the original offsets and writes nothing.
             return .answer(Outcome(
                 error: nil, baseOffset: original.firstOffset, lastOffset: original.lastOffset,
-                logAppendTime: configuration.messageTimestampType == .logAppendTime ? original.maxTimestamp : -1))
+                logAppendTime: configuration.messageTimestampType == .logAppendTime ? original.maxTimestamp : nil))
         }
         return .append(nil)
     }
 
     /// Patches the batch header (base offset, partition leader epoch 0, for LogAppendTime topics the
     /// append time), reserves its position in `segment` and queues its write. Returns the batch's
-    /// max timestamp and its log append time (-1 for CreateTime).
+    /// max timestamp and its log append time (nil for CreateTime).
     private func stampAndQueueWrite(
         _ index: Int, log: PartitionLog, segment: LogSegment, header: RecordBatchHeader, baseOffset: Int64, lastOffset: Int64,
         configuration: LogConfiguration, now: Int64
-    ) -> (maxTimestamp: Int64, logAppendTime: Int64) {
+    ) -> (maxTimestamp: Int64, logAppendTime: Int64?) {
         let byteCount = batchItems[index].batch.readableBytes
         let fd = segment.file.fd
         if configuration.messageTimestampType == .logAppendTime {
@@ -509,7 +509,7 @@ public final class LogAppender: @unchecked Sendable {
             RecordBatch.setPartitionLeaderEpoch(0, in: staged)
             queueStagedWrite(fd: fd, at: position, UnsafeRawBufferPointer(staged), log: log)
         }
-        return (header.maxTimestamp, -1)
+        return (header.maxTimestamp, nil)
     }
 
     /// Queues a write of staged bytes, extending the previous operation instead when it writes the
@@ -577,8 +577,9 @@ public final class LogAppender: @unchecked Sendable {
                 completion(.failure(.storage(failure, "\(log.topicPartition): append failed")))
             } else {
                 completion(.success(AppendResult(
-                    baseOffset: outcome.baseOffset, lastOffset: outcome.lastOffset,
-                    logAppendTime: outcome.logAppendTime, logStartOffset: log.writer.groupLogStartOffset)))
+                    baseOffset: Offset(outcome.baseOffset), lastOffset: Offset(outcome.lastOffset),
+                    logAppendTime: outcome.logAppendTime,
+                    logStartOffset: Offset(log.writer.groupLogStartOffset))))
             }
         }
     }

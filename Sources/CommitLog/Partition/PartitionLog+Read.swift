@@ -23,7 +23,8 @@ extension PartitionLog {
     /// (`pread` of batch headers).
     /// - Throws: `.offsetOutOfRange` if `offset` is below the log start offset or above the high
     ///   watermark; `.corruptBatch` / `.storage` if the file cannot be scanned.
-    public func read(from offset: Int64, maxBytes: Int) throws(CommitLogError) -> LogReadResult {
+    public func read(from start: Offset, maxBytes: Int) throws(CommitLogError) -> LogReadResult {
+        let offset = start.value
         var slices: [FileSlice] = []
         var byteCount = 0
         var highWatermark: Int64 = 0
@@ -107,19 +108,19 @@ extension PartitionLog {
                 }
             }
             let length = Int(end - position)
-            slices.append(FileSlice(file: plan.file, position: position, length: length))
+            slices.append(FileSlice(file: plan.file, position: FilePosition(position), length: length))
             byteCount += length
             if end < plan.end || byteCount >= maxBytes { break }
             exhaustedSegmentBase = plan.segment.baseOffset
         }
-        return LogReadResult(slices: slices, byteCount: byteCount, highWatermark: highWatermark, logStartOffset: logStartOffset)
+        return LogReadResult(slices: slices, byteCount: byteCount, highWatermark: Offset(highWatermark), logStartOffset: Offset(logStartOffset))
     }
 
     /// ListOffsets by timestamp: the first offset whose record timestamp is >= `timestamp`, with that
     /// timestamp. Uses the time index, then scans batches by max timestamp; inside an uncompressed batch
     /// it finds the record, for a compressed one it answers the batch's base offset and max timestamp.
     /// nil if no record qualifies.
-    public func offset(forTimestamp timestamp: Int64) throws(CommitLogError) -> (offset: Int64, timestamp: Int64)? {
+    public func offset(forTimestamp timestamp: Int64) throws(CommitLogError) -> (offset: Offset, timestamp: Int64)? {
         struct Candidate {
             let segment: LogSegment
             let end: Int64
@@ -143,7 +144,7 @@ extension PartitionLog {
                 defer { position += Int64(header.totalByteCount) }
                 guard header.maxTimestamp >= timestamp, header.lastOffset >= logStart else { continue }
                 if header.isLogAppendTime || header.compression != CompressionCodec.none {
-                    return (max(header.baseOffset, logStart), header.maxTimestamp)
+                    return (Offset(max(header.baseOffset, logStart)), header.maxTimestamp)
                 }
                 let bytes = try BatchHeaderReader.bytes(io: io, file: file, at: position, count: header.totalByteCount)
                 var found: (offset: Int64, timestamp: Int64)?
@@ -154,7 +155,7 @@ extension PartitionLog {
                         return true
                     }
                 }
-                if let found { return found }
+                if let found { return (Offset(found.offset), found.timestamp) }
             }
         }
         return nil
@@ -162,7 +163,7 @@ extension PartitionLog {
 
     /// ListOffsets MAX_TIMESTAMP (KIP-734): the offset of the record with the greatest timestamp (the
     /// first such), with that timestamp; nil for an empty log or one without timestamps.
-    public func offsetOfMaxTimestamp() throws(CommitLogError) -> (offset: Int64, timestamp: Int64)? {
+    public func offsetOfMaxTimestamp() throws(CommitLogError) -> (offset: Offset, timestamp: Int64)? {
         let target = state.withLock { s -> (segment: LogSegment, end: Int64, scanFrom: Int64, maxTimestamp: Int64, batchLastOffset: Int64)? in
             var best: LogSegment?
             for segment in s.segments where segment.committedSize > 0 && segment.maxTimestamp >= 0 {
@@ -181,7 +182,7 @@ extension PartitionLog {
             defer { position += Int64(header.totalByteCount) }
             guard header.maxTimestamp == target.maxTimestamp else { continue }
             if header.isLogAppendTime || header.compression != CompressionCodec.none {
-                return (header.baseOffset, header.maxTimestamp)
+                return (Offset(header.baseOffset), header.maxTimestamp)
             }
             let bytes = try BatchHeaderReader.bytes(io: io, file: file, at: position, count: header.totalByteCount)
             var found: Int64?
@@ -192,7 +193,7 @@ extension PartitionLog {
                     return true
                 }
             }
-            return (found ?? header.baseOffset, header.maxTimestamp)
+            return (Offset(found ?? header.baseOffset), header.maxTimestamp)
         }
         return nil
     }

@@ -22,24 +22,24 @@ extension PartitionLog {
     /// A read_committed read: like `read`, but only whole batches below the last stable offset
     /// (taken before the read). Without an open transaction the LSO is the high watermark and
     /// nothing is trimmed; otherwise batch headers of the read are walked to cut at the LSO.
-    public func readCommitted(from offset: Int64, maxBytes: Int) throws(CommitLogError) -> (LogReadResult, lastStableOffset: Int64) {
+    public func readCommitted(from offset: Offset, maxBytes: Int) throws(CommitLogError) -> (LogReadResult, lastStableOffset: Offset) {
         let lastStable = lastStableOffset
         var result = try read(from: offset, maxBytes: maxBytes)
-        guard lastStable < result.highWatermark else { return (result, lastStable) }
-        guard offset < lastStable else {
+        guard lastStable < result.highWatermark.value else { return (result, Offset(lastStable)) }
+        guard offset.value < lastStable else {
             result.slices = []
             result.byteCount = 0
-            return (result, lastStable)
+            return (result, Offset(lastStable))
         }
         var kept: [FileSlice] = []
         var byteCount = 0
         slices: for slice in result.slices {
-            var position = slice.position
-            let end = slice.position + Int64(slice.length)
+            var position = slice.position.value
+            let end = position + Int64(slice.length)
             while position < end {
                 let header = try BatchHeaderReader.header(io: io, file: slice.file, at: position, end: end)
                 if header.baseOffset >= lastStable {
-                    let length = Int(position - slice.position)
+                    let length = Int(position - slice.position.value)
                     if length > 0 { kept.append(FileSlice(file: slice.file, position: slice.position, length: length)) }
                     byteCount += length
                     break slices
@@ -51,7 +51,7 @@ extension PartitionLog {
         }
         result.slices = kept
         result.byteCount = byteCount
-        return (result, lastStable)
+        return (result, Offset(lastStable))
     }
 
     /// Aborted transactions that overlap `[from, upTo)` (their data may be in the fetched range).

@@ -150,19 +150,19 @@ public final class PartitionLog: @unchecked Sendable {
 
     // MARK: DeleteRecords
 
-    /// DeleteRecords: moves the log start offset up to `offset` (-1 means the high watermark) and
+    /// DeleteRecords: moves the log start offset up to `offset` (nil means the high watermark) and
     /// deletes whole segments that lie entirely below it. Returns the new log start offset.
-    /// - Throws: `.offsetOutOfRange` if `offset` is above the high watermark.
-    public func deleteRecords(before offset: Int64) throws(CommitLogError) -> Int64 {
-        try segmentFilesLock.withLock { _ throws(CommitLogError) -> Int64 in try deleteRecordsLocked(before: offset) }
+    /// - Throws: `.offsetOutOfRange` if `offset` is negative or above the high watermark.
+    public func deleteRecords(before offset: Offset?) throws(CommitLogError) -> Offset {
+        try segmentFilesLock.withLock { _ throws(CommitLogError) -> Offset in Offset(try deleteRecordsLocked(before: offset)) }
     }
 
-    private func deleteRecordsLocked(before offset: Int64) throws(CommitLogError) -> Int64 {
+    private func deleteRecordsLocked(before offset: Offset?) throws(CommitLogError) -> Int64 {
         let (newStart, moved, removed) = try state.withLock { (s) throws(CommitLogError) -> (Int64, Bool, [LogSegment]) in
             guard !s.isClosed else { throw CommitLogError(.notFound, "\(topicPartition) was deleted") }
-            let target = offset == -1 ? s.highWatermark : offset
+            let target = offset?.value ?? s.highWatermark
             guard target >= 0, target <= s.highWatermark else {
-                throw CommitLogError(.offsetOutOfRange, "\(topicPartition): delete before \(offset) is outside [0, \(s.highWatermark)]")
+                throw CommitLogError(.offsetOutOfRange, "\(topicPartition): delete before \(target) is outside [0, \(s.highWatermark)]")
             }
             var moved = false
             if target > s.logStartOffset {

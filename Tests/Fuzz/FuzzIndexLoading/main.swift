@@ -27,7 +27,7 @@ struct Reference {
 /// Timestamp lookups; a throw is a violation only when `mayThrow` is false.
 func answers(_ log: PartitionLog, _ timestamps: [Int64], mayThrow: Bool = false) -> [(offset: Int64, timestamp: Int64)?] {
     timestamps.map { timestamp in
-        do { return try log.offset(forTimestamp: timestamp) } catch {
+        do { return try log.offset(forTimestamp: timestamp).map { (offset: $0.offset.value, timestamp: $0.timestamp) } } catch {
             if mayThrow { return nil }
             violated("offset(forTimestamp: \(timestamp)) threw: \(error)")
         }
@@ -56,7 +56,7 @@ nonisolated(unsafe) let reference: Reference = {
     return Reference(
         files: fixture.disk.allFiles().compactMap { path in fixture.disk.currentContents(of: path).map { (path, $0) } },
         bases: [0, 20], contents: contents, timestamps: timestamps, byTimestamp: answers(reloaded, timestamps),
-        maxTimestamp: try? reloaded.offsetOfMaxTimestamp())
+        maxTimestamp: (try? reloaded.offsetOfMaxTimestamp()).map { (offset: $0.offset.value, timestamp: $0.timestamp) })
 }()
 
 func fuzzOne(_ input: [UInt8]) {
@@ -84,7 +84,7 @@ func fuzzOne(_ input: [UInt8]) {
         for offset in header.baseOffset...header.lastOffset {
             var buffer = ByteBuffer()
             do {
-                let result = try log.read(from: offset, maxBytes: 1)
+                let result = try log.read(from: Offset(offset), maxBytes: 1)
                 for slice in result.slices { try slice.read(appendingTo: &buffer) }
             } catch {
                 continue
@@ -109,7 +109,7 @@ func fuzzOne(_ input: [UInt8]) {
             invariant((0..<36).contains(answer.offset) && answer.timestamp >= reference.timestamps[i], "offset(forTimestamp: \(reference.timestamps[i])) is \(answer)")
         }
     }
-    let maxTimestamp = try? log.offsetOfMaxTimestamp()
+    let maxTimestamp = (try? log.offsetOfMaxTimestamp()).map { (offset: $0.offset.value, timestamp: $0.timestamp) }
     if intact && indexIntact {
         invariant(maxTimestamp?.offset == reference.maxTimestamp?.offset && maxTimestamp?.timestamp == reference.maxTimestamp?.timestamp, "offsetOfMaxTimestamp is \(String(describing: maxTimestamp)), expected \(String(describing: reference.maxTimestamp))")
     } else if let maxTimestamp {

@@ -127,7 +127,7 @@ extension PartitionLog {
             guard holds(rounds <= 1_000_000, "reading does not progress") else { return nil }
             var buffer = ByteBuffer()
             do {
-                let result = try read(from: offset, maxBytes: 4096)
+                let result = try read(from: Offset(offset), maxBytes: 4096)
                 for slice in result.slices {
                     let wanted = slice.length
                     let got = try slice.read(appendingTo: &buffer)
