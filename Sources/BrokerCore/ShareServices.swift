@@ -155,7 +155,7 @@ extension Broker {
         for log in topic.partitions {
             var offset = log.logStartOffset
             while offset < log.highWatermark {
-                let read = try log.read(from: offset, maxBytes: 4 << 20)
+                let read = try log.read(from: Offset(offset), maxBytes: 4 << 20)
                 guard read.byteCount > 0 else { break }
                 var bytes = ByteBuffer()
                 for slice in read.slices { try slice.read(appendingTo: &bytes) }
@@ -449,7 +449,7 @@ extension Broker {
             }
             // At most 1 MiB per partition and fetch (Kafka's max.partition.fetch.bytes default); one
             // whole batch even if larger.
-            guard let read = try? log.read(from: next, maxBytes: max(1, min(bytesLeft, 1 << 20))), read.byteCount > 0 else { continue }
+            guard let read = try? log.read(from: Offset(next), maxBytes: max(1, min(bytesLeft, 1 << 20))), read.byteCount > 0 else { continue }
             var bytes = ByteBufferAllocator().buffer(capacity: read.byteCount)
             for slice in read.slices where slice.length > 0 {
                 guard (try? slice.read(appendingTo: &bytes)) == slice.length else { break }
@@ -465,8 +465,8 @@ extension Broker {
                 cursor.moveReaderIndex(forwardBy: header.totalByteCount)
                 // Control batches (transaction markers) are never handed out; their offsets are
                 // archived when a later record is acquired.
-                guard !header.isControl, header.lastOffset >= next, header.baseOffset < read.highWatermark else { continue }
-                batches.append((header.baseOffset, min(header.lastOffset, read.highWatermark - 1)))
+                guard !header.isControl, header.lastOffset >= next, header.baseOffset < read.highWatermark.value else { continue }
+                batches.append((header.baseOffset, min(header.lastOffset, read.highWatermark.value - 1)))
                 spans.append((start, header.totalByteCount))
             }
             let acquired = shares.coordinator.acquire(key, memberId: memberId, batches: batches, maxRecords: recordsLeft)
