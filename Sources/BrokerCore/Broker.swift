@@ -445,6 +445,8 @@ public final class Broker: Sendable {
         add(ShareFetchRequest.self) { $0.handleShareFetch($1, $2, reply: $3) }
         add(ShareAcknowledgeRequest.self) { $0.handleShareAcknowledge($1, $2, reply: $3) }
         add(DescribeShareGroupOffsetsRequest.self) { $3.send($0.handleDescribeShareGroupOffsets($1, $2)) }
+        add(AlterShareGroupOffsetsRequest.self) { $0.handleAlterShareGroupOffsets($1, $2, reply: $3) }
+        add(DeleteShareGroupOffsetsRequest.self) { $0.handleDeleteShareGroupOffsets($1, $2, reply: $3) }
         // SASL: served by the connection on SASL listeners; elsewhere Kafka answers ILLEGAL_SASL_STATE.
         add(SaslHandshakeRequest.self) { $3.send(SaslHandshakeResponse(errorCode: KafkaErrorCode.illegalSaslState.rawValue, mechanisms: [])) }
         add(SaslAuthenticateRequest.self) { _, _, _, reply in

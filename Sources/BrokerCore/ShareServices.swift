@@ -114,8 +114,9 @@ extension Broker {
     /// nothing changed).
     func persistShareState(completion: @escaping @Sendable (Bool) -> Void) {
         shares.persistLock.withLock { _ in
+            let deleted = shares.coordinator.takeDeletedKeys()
             let snapshots = shares.coordinator.takeDirtySnapshots()
-            guard !snapshots.isEmpty else { return completion(true) }
+            guard !snapshots.isEmpty || !deleted.isEmpty else { return completion(true) }
             let topic: Topic
             do { topic = try ensureShareStateTopic() } catch {
                 logger.error("cannot create \(ShareServices.topicName)", metadata: ["error": "\(error)"])
@@ -123,6 +124,12 @@ extension Broker {
             }
             var builders: [Int32: RecordBatchBuilder] = [:]
             let now = clock.wallMilliseconds()
+            // Tombstones first: a share-partition deleted and then created again ends with its snapshot.
+            for key in deleted {
+                let partition = ShareStateRecord.statePartition(for: key, partitionCount: Int32(topic.partitions.count))
+                builders[partition, default: RecordBatchBuilder()].append(
+                    key: Array(buffer: ShareStateRecord.encodeTombstoneKey(key)), value: nil, headers: [], timestamp: now)
+            }
             for snapshot in snapshots {
                 let partition = ShareStateRecord.statePartition(for: snapshot.key, partitionCount: Int32(topic.partitions.count))
                 let (key, value) = ShareStateRecord.encode(snapshot, writeTimestamp: now)
@@ -307,6 +314,111 @@ extension Broker {
             response.groups.append(group)
         }
         return response
+    }
+
+    /// AlterShareGroupOffsets: sets share-partition start offsets of an empty share group
+    /// (GROUP READ, TOPIC READ as in Kafka); persisted to `__share_group_state` before the answer.
+    func handleAlterShareGroupOffsets(_ context: RequestContext, _ request: AlterShareGroupOffsetsRequest, reply: Reply<AlterShareGroupOffsetsResponse>) {
+        typealias Partition = AlterShareGroupOffsetsResponse.AlterShareGroupOffsetsResponsePartition
+        var response = AlterShareGroupOffsetsResponse()
+        let groupAllowed = authorized(context, .read, .group, request.groupId)
+        var offsets: [SharePartitionKey: Int64] = [:]
+        // (topic index, partition index) of the partitions handed to the coordinator.
+        var pending: [(Int, Int)] = []
+        for requested in request.topics {
+            let topic = topics.topic(named: requested.topicName)
+            let topicAllowed = groupAllowed && authorized(context, .read, .topic, requested.topicName)
+            var result = AlterShareGroupOffsetsResponse.AlterShareGroupOffsetsResponseTopic(
+                topicName: requested.topicName, topicId: topic?.id ?? .zero, partitions: [])
+            for wanted in requested.partitions {
+                var partition = Partition(partitionIndex: wanted.partitionIndex, errorCode: 0, errorMessage: nil)
+                if !groupAllowed {
+                    partition.errorCode = KafkaErrorCode.groupAuthorizationFailed.rawValue
+                } else if !topicAllowed {
+                    partition.errorCode = KafkaErrorCode.topicAuthorizationFailed.rawValue
+                } else if let topic, topic.partition(wanted.partitionIndex) != nil {
+                    if wanted.startOffset < 0 {
+                        partition.errorCode = KafkaErrorCode.invalidRequest.rawValue
+                        partition.errorMessage = "The start offset must not be negative."
+                    } else {
+                        offsets[SharePartitionKey(groupId: request.groupId, topicId: topic.id, partition: wanted.partitionIndex)] = wanted.startOffset
+                        pending.append((response.responses.count, result.partitions.count))
+                    }
+                } else {
+                    partition.errorCode = KafkaErrorCode.unknownTopicOrPartition.rawValue
+                    partition.errorMessage = "Unknown topic or partition \(requested.topicName)-\(wanted.partitionIndex)."
+                }
+                result.partitions.append(partition)
+            }
+            response.responses.append(result)
+        }
+        func failed(_ code: KafkaErrorCode, _ message: String) -> AlterShareGroupOffsetsResponse {
+            var failed = response
+            for (t, p) in pending {
+                failed.responses[t].partitions[p].errorCode = code.rawValue
+                failed.responses[t].partitions[p].errorMessage = message
+            }
+            return failed
+        }
+        guard groupAllowed else { return reply.send(response) }
+        switch shares.coordinator.alterStartOffsets(groupId: request.groupId, offsets) {
+        case .groupNotFound:
+            reply.send(failed(.groupIdNotFound, "Group \(request.groupId) is not a share group."))
+        case .nonEmptyGroup:
+            reply.send(failed(.nonEmptyGroup, "The share group \(request.groupId) has members."))
+        case .done:
+            let done = response
+            let storageFailed = failed(.kafkaStorageError, "Writing \(ShareServices.topicName) failed.")
+            persistShareState { ok in reply.send(ok ? done : storageFailed) }
+        }
+    }
+
+    /// DeleteShareGroupOffsets: drops an empty share group's state of the named topics (GROUP
+    /// READ, TOPIC READ), so its next fetch starts per `share.auto.offset.reset`. An unknown topic
+    /// is answered with one partition -1 carrying UNKNOWN_TOPIC_OR_PARTITION.
+    func handleDeleteShareGroupOffsets(_ context: RequestContext, _ request: DeleteShareGroupOffsetsRequest, reply: Reply<DeleteShareGroupOffsetsResponse>) {
+        typealias Topic = DeleteShareGroupOffsetsResponse.DeleteShareGroupOffsetsResponseTopic
+        typealias Partition = DeleteShareGroupOffsetsResponse.DeleteShareGroupOffsetsResponsePartition
+        var response = DeleteShareGroupOffsetsResponse()
+        guard authorized(context, .read, .group, request.groupId) else {
+            response.errorCode = KafkaErrorCode.groupAuthorizationFailed.rawValue
+            return reply.send(response)
+        }
+        var topicIds: Set<KafkaUUID> = []
+        var seen: Set<String> = []
+        for requested in request.topics where seen.insert(requested.topicName).inserted {
+            guard let topic = topics.topic(named: requested.topicName) else {
+                response.responses.append(Topic(topicName: requested.topicName, topicId: .zero, partitions: [
+                    Partition(partitionIndex: -1, errorCode: KafkaErrorCode.unknownTopicOrPartition.rawValue,
+                              errorMessage: "Unknown topic \(requested.topicName).")]))
+                continue
+            }
+            let code: KafkaErrorCode = authorized(context, .read, .topic, requested.topicName) ? .none : .topicAuthorizationFailed
+            if code == .none { topicIds.insert(topic.id) }
+            response.responses.append(Topic(topicName: requested.topicName, topicId: topic.id, partitions: (0..<Int32(topic.partitions.count)).map {
+                Partition(partitionIndex: $0, errorCode: code.rawValue, errorMessage: nil)
+            }))
+        }
+        switch shares.coordinator.deleteStartOffsets(groupId: request.groupId, topicIds: topicIds) {
+        case .groupNotFound:
+            reply.send(DeleteShareGroupOffsetsResponse(
+                throttleTimeMs: 0, errorCode: KafkaErrorCode.groupIdNotFound.rawValue,
+                errorMessage: "Group \(request.groupId) is not a share group.", responses: []))
+        case .nonEmptyGroup:
+            reply.send(DeleteShareGroupOffsetsResponse(
+                throttleTimeMs: 0, errorCode: KafkaErrorCode.nonEmptyGroup.rawValue,
+                errorMessage: "The share group \(request.groupId) has members.", responses: []))
+        case .done:
+            let done = response
+            persistShareState { ok in
+                var answer = done
+                if !ok {
+                    answer.errorCode = KafkaErrorCode.kafkaStorageError.rawValue
+                    answer.errorMessage = "Writing \(ShareServices.topicName) failed."
+                }
+                reply.send(answer)
+            }
+        }
     }
 
     // MARK: ShareFetch / ShareAcknowledge

@@ -92,6 +92,8 @@ public final class ShareGroupCoordinator: Sendable {
         var groups: [String: Group] = [:]
         var sessions: [SessionKey: Session] = [:]
         var dirty: Set<SharePartitionKey> = []
+        /// Share-partitions whose state was deleted (DeleteShareGroupOffsets): tombstones to write.
+        var deleted: Set<SharePartitionKey> = []
     }
 
     public let configuration: ShareGroupConfiguration
@@ -383,6 +385,15 @@ public final class ShareGroupCoordinator: Sendable {
 
     // MARK: Persistence
 
+    /// Share-partitions deleted since the last call (tombstones for `__share_group_state`, to
+    /// append before the snapshots taken after them).
+    public func takeDeletedKeys() -> [SharePartitionKey] {
+        state.withLock { state in
+            defer { state.deleted.removeAll() }
+            return Array(state.deleted)
+        }
+    }
+
     /// Snapshots of the share-partitions changed since the last call (to append to `__share_group_state`).
     public func takeDirtySnapshots() -> [SharePartitionSnapshot] {
         state.withLock { state in
@@ -466,6 +477,48 @@ public final class ShareGroupCoordinator: Sendable {
     public func startOffsets(groupId: String) -> [SharePartitionKey: Int64]? {
         state.withLock { state in
             state.groups[groupId].map { group in group.partitions.mapValues(\.startOffset) }
+        }
+    }
+
+    public enum OffsetsChange: Sendable, Equatable {
+        case done
+        /// The group does not exist (or is not a share group): GROUP_ID_NOT_FOUND.
+        case groupNotFound
+        /// The group has members: NON_EMPTY_GROUP.
+        case nonEmptyGroup
+    }
+
+    /// AlterShareGroupOffsets: each share-partition starts over at its offset with nothing in
+    /// flight (a new state epoch), created if the group had no state for it. Only while the group
+    /// has no members, as in Kafka.
+    public func alterStartOffsets(groupId: String, _ offsets: [SharePartitionKey: Int64]) -> OffsetsChange {
+        state.withLock { state in
+            guard var group = state.groups[groupId] else { return .groupNotFound }
+            guard group.members.isEmpty else { return .nonEmptyGroup }
+            for (key, offset) in offsets where key.groupId == groupId {
+                var partition = group.partitions[key] ?? SharePartition(startOffset: offset)
+                partition.reset(to: offset)
+                group.partitions[key] = partition
+                state.dirty.insert(key)
+            }
+            state.groups[groupId] = group
+            return .done
+        }
+    }
+
+    /// DeleteShareGroupOffsets: drops the group's state of every partition of these topics (the
+    /// next fetch starts per `share.auto.offset.reset`). Only while the group has no members.
+    public func deleteStartOffsets(groupId: String, topicIds: Set<KafkaUUID>) -> OffsetsChange {
+        state.withLock { state in
+            guard var group = state.groups[groupId] else { return .groupNotFound }
+            guard group.members.isEmpty else { return .nonEmptyGroup }
+            for key in Array(group.partitions.keys) where topicIds.contains(key.topicId) {
+                group.partitions[key] = nil
+                state.dirty.remove(key)
+                state.deleted.insert(key)
+            }
+            state.groups[groupId] = group
+            return .done
         }
     }
 }

@@ -214,7 +214,7 @@ struct GroupsDescribe: ParsableCommand {
 struct GroupsResetOffsets: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reset-offsets",
-        abstract: "Reset a group's committed offsets (the group must have no active members). Dry run unless --execute.")
+        abstract: "Reset a group's committed offsets, or a share group's start offsets (the group must have no active members). Dry run unless --execute.")
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "Group id.") var group: String
     @Option(help: "Topic to reset (all partitions unless --partition).") var topic: String
@@ -257,7 +257,17 @@ struct GroupsResetOffsets: ParsableCommand {
                 target = min(max(target, start), end)  // Kafka clamps to the valid range
                 plan.append((partition, before, target))
             }
-            if execute {
+            if execute, description.groupProtocol == "share" {
+                // KIP-932: a share group's start offsets (AlterShareGroupOffsets).
+                let request = AlterShareGroupOffsetsRequest(
+                    groupId: group, topics: [.init(topicName: topic, partitions: plan.map { .init(partitionIndex: $0.0, startOffset: $0.2) })])
+                let response = try await client.connection.send(request, version: 0)
+                for topicResult in response.responses {
+                    for partitionResult in topicResult.partitions {
+                        try ClientError.check(partitionResult.errorCode, "alter share offset \(topic)-\(partitionResult.partitionIndex)")
+                    }
+                }
+            } else if execute {
                 let request = OffsetCommitRequest(
                     groupId: group, generationIdOrMemberEpoch: -1, memberId: "", groupInstanceId: nil,
                     topics: [.init(name: topic, partitions: plan.map { .init(partitionIndex: $0.0, committedOffset: $0.2, committedMetadata: "") })])

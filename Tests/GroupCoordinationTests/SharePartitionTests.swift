@@ -237,6 +237,41 @@ import Testing
         #expect(c.takeDirtySnapshots().isEmpty)
     }
 
+    @Test func alterAndDeleteOffsetsOnlyWhenEmpty() {
+        let time = FakeTime()
+        let c = coordinator(time)
+        let a = join(c, "a")
+        let topicId = a.assignment!.topicPartitions[0].topicId
+        let key = SharePartitionKey(groupId: "g", topicId: topicId, partition: 0)
+        c.setAutoOffsetReset(groupId: "g", earliest: true)
+        #expect(c.nextFetchOffset(key, logStartOffset: 0, highWatermark: 10) == 0)
+        #expect(c.acquire(key, memberId: "a", batches: [(0, 4)], maxRecords: 10).ranges.count == 1)
+        _ = c.takeDirtySnapshots()
+        #expect(c.alterStartOffsets(groupId: "nope", [key: 7]) == .groupNotFound)
+        #expect(c.alterStartOffsets(groupId: "g", [key: 7]) == .nonEmptyGroup)
+        #expect(c.deleteStartOffsets(groupId: "g", topicIds: [topicId]) == .nonEmptyGroup)
+        #expect(c.startOffsets(groupId: "g")?[key] == 0)
+        _ = c.heartbeat(ShareGroupHeartbeatRequest(groupId: "g", memberId: "a", memberEpoch: -1), client: GroupClientInfo())
+        c.closeSession(groupId: "g", memberId: "a")
+        _ = c.takeDirtySnapshots()
+        // Empty: the new start offset drops what was in flight below and after it.
+        #expect(c.alterStartOffsets(groupId: "g", [key: 7]) == .done)
+        #expect(c.startOffsets(groupId: "g")?[key] == 7)
+        let snapshots = c.takeDirtySnapshots()
+        #expect(snapshots.count == 1)
+        #expect(snapshots.first?.startOffset == 7)
+        #expect(snapshots.first?.batches.isEmpty == true)
+        #expect(snapshots.first?.stateEpoch == 1)
+        #expect(c.nextFetchOffset(key, logStartOffset: 0, highWatermark: 10) == 7)
+        // Delete: the state is gone (a tombstone to write) and the next fetch starts per the reset policy.
+        #expect(c.deleteStartOffsets(groupId: "g", topicIds: [topicId]) == .done)
+        #expect(c.startOffsets(groupId: "g")?[key] == nil)
+        #expect(c.takeDeletedKeys() == [key])
+        #expect(c.takeDeletedKeys().isEmpty)
+        #expect(c.takeDirtySnapshots().isEmpty)
+        #expect(c.nextFetchOffset(key, logStartOffset: 0, highWatermark: 10) == 0)
+    }
+
     @Test func groupCountAndSizeAreBounded() {
         var configuration = ShareGroupConfiguration()
         configuration.maxGroups = 1

@@ -6,11 +6,15 @@ released record comes back with a higher delivery count; the records of a member
 SIGKILL come back after the acquisition lock (group.share.record.lock.duration.ms) runs out; a
 rejected record and a record released group.share.delivery.count.limit times are archived; a broker
 restart, clean or kill -9, keeps what was acknowledged (`__share_group_state`); `petrel groups list` and
-`describe` show the share group with its start offset.
+`describe` show the share group with its start offset. AlterShareGroupOffsets / DeleteShareGroupOffsets
+v0 (hand-built frames: no installed client has them) move or drop a share-partition's state of an
+empty group, persisted across restarts; `petrel groups reset-offsets` alters a share group.
 """
 
 import json
 import os
+import socket
+import struct
 import signal
 import subprocess
 import sys
@@ -256,5 +260,191 @@ def test_restart_keeps_acknowledged_state(tmp_path_factory, how):
         assert described["groupProtocol"] == "share" and described["state"] == "Empty", described
         # DescribeShareGroupOffsets: everything up to 15 was accepted, nothing is left.
         assert [(o["topic"], o["partition"], o["committed"], o["lag"]) for o in described["offsets"]] == [(topic, 0, 15, 0)]
+    finally:
+        b.stop()
+
+
+# --- AlterShareGroupOffsets (91) / DeleteShareGroupOffsets (92) v0: flexible, request header v2.
+
+def _uvarint(n):
+    out = b""
+    while True:
+        if n < 0x80:
+            return out + bytes([n])
+        out += bytes([(n & 0x7F) | 0x80])
+        n >>= 7
+
+
+def _cstr(text):
+    data = text.encode()
+    return _uvarint(len(data) + 1) + data
+
+
+def _carray(items):
+    return _uvarint(len(items) + 1) + b"".join(items)
+
+
+class _Reader:
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+
+    def take(self, fmt):
+        value = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += struct.calcsize(fmt)
+        return value[0] if len(value) == 1 else value
+
+    def uvarint(self):
+        shift = value = 0
+        while True:
+            byte = self.data[self.pos]
+            self.pos += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+    def cstr(self):
+        n = self.uvarint() - 1
+        if n < 0:
+            return None
+        text = self.data[self.pos:self.pos + n].decode()
+        self.pos += n
+        return text
+
+    def tags(self):
+        assert self.uvarint() == 0
+
+
+def _call(bootstrap, api_key, body):
+    host, port = bootstrap.split(",")[0].rsplit(":", 1)
+    frame = struct.pack(">hhi", api_key, 0, 91) + struct.pack(">h", 11) + b"share-admin" + b"\x00" + body
+    with socket.create_connection((host, int(port)), timeout=15) as s:
+        s.sendall(struct.pack(">i", len(frame)) + frame)
+        size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+        data = s.recv(size, socket.MSG_WAITALL)
+    r = _Reader(data)
+    assert r.take(">i") == 91
+    r.tags()  # response header v1
+    return r
+
+
+def _partitions(r):
+    out = []
+    for _ in range(r.uvarint() - 1):
+        name = r.cstr()
+        r.take(">16s")
+        for _ in range(r.uvarint() - 1):
+            index, code = r.take(">ih")
+            r.cstr()
+            r.tags()
+            out.append((name, index, code))
+        r.tags()
+    return out
+
+
+def alter_share_offsets(bootstrap, group, offsets):
+    """offsets: {topic: {partition: start offset}} -> [(topic, partition, error code)]."""
+    body = _cstr(group) + _carray([
+        _cstr(topic) + _carray([struct.pack(">iq", p, o) + b"\x00" for p, o in parts.items()]) + b"\x00"
+        for topic, parts in offsets.items()]) + b"\x00"
+    r = _call(bootstrap, 91, body)
+    assert r.take(">i") == 0  # throttle
+    return _partitions(r)
+
+
+def delete_share_offsets(bootstrap, group, topics):
+    """-> (top-level error code, [(topic, partition, error code)])."""
+    body = _cstr(group) + _carray([_cstr(t) + b"\x00" for t in topics]) + b"\x00"
+    r = _call(bootstrap, 92, body)
+    r.take(">i")
+    code = r.take(">h")
+    r.cstr()
+    return code, _partitions(r)
+
+
+def share_offsets(bootstrap, group):
+    out = subprocess.run([petrel_bin(), "groups", "describe", group, "--json", "--bootstrap", bootstrap],
+                         capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return [(o["topic"], o["partition"], o["committed"]) for o in json.loads(out.stdout)["offsets"]]
+
+
+def consume(bootstrap, group, topic, want, seconds=15):
+    c = share_consumer(bootstrap, group, topic)
+    got = []
+    try:
+        deadline = time.time() + seconds
+        while len(got) < want and time.time() < deadline:
+            got += [m.offset() for m in records(c.poll(0.5))]
+        c.commit_sync()
+    finally:
+        c.close()
+    return got
+
+
+NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND, UNKNOWN_TOPIC_OR_PARTITION = 68, 69, 3
+
+
+def test_alter_and_delete_share_group_offsets(tmp_path_factory):
+    b = h.start_broker(tmp_path_factory, SETS, name="share-offsets")
+    try:
+        bootstrap = b.bootstrap
+        topic, group = names()
+        h.create_topic(bootstrap, topic, partitions=1)
+        start_at_earliest(bootstrap, group)
+        produce(bootstrap, topic, 20)
+        assert alter_share_offsets(bootstrap, "no-such-share-group", {topic: {0: 1}}) == [(topic, 0, GROUP_ID_NOT_FOUND)]
+
+        # A member is in the group: both are refused, the state is untouched.
+        c = share_consumer(bootstrap, group, topic)
+        got = []
+        try:
+            deadline = time.time() + 15
+            while len(got) < 20 and time.time() < deadline:
+                got += [m.offset() for m in records(c.poll(0.5))]
+            c.commit_sync()
+            assert sorted(got) == list(range(20))
+            assert alter_share_offsets(bootstrap, group, {topic: {0: 5}, "no-such-topic": {0: 1}}) == [
+                (topic, 0, NON_EMPTY_GROUP), ("no-such-topic", 0, UNKNOWN_TOPIC_OR_PARTITION)]
+            assert delete_share_offsets(bootstrap, group, [topic])[0] == NON_EMPTY_GROUP
+        finally:
+            c.close()
+        assert share_offsets(bootstrap, group) == [(topic, 0, 20)]
+
+        # Empty (the leave may take a moment): back to 15, and 15..19 are delivered again.
+        deadline = time.time() + 10
+        while (result := alter_share_offsets(bootstrap, group, {topic: {0: 15}})) != [(topic, 0, 0)] and time.time() < deadline:
+            time.sleep(0.3)
+        assert result == [(topic, 0, 0)]
+        assert share_offsets(bootstrap, group) == [(topic, 0, 15)]
+        assert sorted(consume(bootstrap, group, topic, 5)) == list(range(15, 20))
+
+        # petrel groups reset-offsets alters a share group (AlterShareGroupOffsets); it survives kill -9.
+        deadline = time.time() + 10
+        while True:
+            out = subprocess.run([petrel_bin(), "groups", "reset-offsets", group, "--topic", topic, "--to-offset", "12",
+                                  "--execute", "--bootstrap", bootstrap], capture_output=True, text=True, timeout=20)
+            if out.returncode == 0 or time.time() > deadline:
+                break
+            time.sleep(0.3)
+        assert out.returncode == 0, out.stdout + out.stderr
+        port = b.port
+        b.stop(signal.SIGKILL)
+        b.start(port)
+        bootstrap = b.bootstrap
+        assert share_offsets(bootstrap, group) == [(topic, 0, 12)]
+
+        # Delete: the state is gone, also after a restart (a tombstone in __share_group_state).
+        code, partitions = delete_share_offsets(bootstrap, group, [topic, "no-such-topic"])
+        assert code == 0 and partitions == [(topic, 0, 0), ("no-such-topic", -1, UNKNOWN_TOPIC_OR_PARTITION)], (code, partitions)
+        assert share_offsets(bootstrap, group) == []
+        b.stop(signal.SIGKILL)
+        b.start(port)
+        bootstrap = b.bootstrap
+        out = subprocess.run([petrel_bin(), "groups", "list", "--bootstrap", bootstrap], capture_output=True, text=True, timeout=20)
+        assert out.returncode == 0 and group not in out.stdout, out.stdout + out.stderr
+        # The next fetch starts per share.auto.offset.reset (earliest): from 0 again.
+        start_at_earliest(bootstrap, group)
+        assert sorted(consume(bootstrap, group, topic, 20)) == list(range(20))
     finally:
         b.stop()

@@ -17,8 +17,8 @@ struct FramingTests {
         #expect(APIKey.describeCluster.rawValue == 60)
         #expect(APIKey.metadata.name == "Metadata")
         #expect(APIKey(rawValue: 999).name == "Unknown(999)")
-        #expect(APIKey.allKnown.count == 89)
-        #expect(APIKey.servedAPIs.count == 49)
+        #expect(APIKey.allKnown.count == 91)
+        #expect(APIKey.servedAPIs.count == 51)
         #expect(APIKey.consumerGroupHeartbeat.servedRange?.versions == 0...1)
         #expect(APIKey.shareFetch.servedRange?.versions == 1...1)  // KIP-932 as of Kafka 4.1
         #expect(APIKey.produce.servedRange == ServedAPIRange(apiKey: .produce, minVersion: 0, maxVersion: 12))  // v0-2: legacy message sets, converted

@@ -91,6 +91,8 @@ extension APIKey {
     public static let deleteShareGroupState = APIKey(rawValue: 86)
     public static let readShareGroupStateSummary = APIKey(rawValue: 87)
     public static let describeShareGroupOffsets = APIKey(rawValue: 90)
+    public static let alterShareGroupOffsets = APIKey(rawValue: 91)
+    public static let deleteShareGroupOffsets = APIKey(rawValue: 92)
 
     /// Every API key in the schema set this module was generated from.
     public static let allKnown: [APIKey] = [
@@ -183,6 +185,8 @@ extension APIKey {
         .deleteShareGroupState,
         .readShareGroupStateSummary,
         .describeShareGroupOffsets,
+        .alterShareGroupOffsets,
+        .deleteShareGroupOffsets,
     ]
 
     static func schemaName(for rawValue: Int16) -> String? {
@@ -276,6 +280,8 @@ extension APIKey {
         case 86: return "DeleteShareGroupState"
         case 87: return "ReadShareGroupStateSummary"
         case 90: return "DescribeShareGroupOffsets"
+        case 91: return "AlterShareGroupOffsets"
+        case 92: return "DeleteShareGroupOffsets"
         default: return nil
         }
     }
@@ -369,6 +375,8 @@ extension APIKey {
         case 86: return 0
         case 87: return 0
         case 90: return 0
+        case 91: return 0
+        case 92: return 0
         default: return nil
         }
     }
@@ -425,6 +433,8 @@ extension APIKey {
         ServedAPIRange(apiKey: .shareFetch, minVersion: 1, maxVersion: 1),
         ServedAPIRange(apiKey: .shareAcknowledge, minVersion: 1, maxVersion: 1),
         ServedAPIRange(apiKey: .describeShareGroupOffsets, minVersion: 0, maxVersion: 0),
+        ServedAPIRange(apiKey: .alterShareGroupOffsets, minVersion: 0, maxVersion: 0),
+        ServedAPIRange(apiKey: .deleteShareGroupOffsets, minVersion: 0, maxVersion: 0),
     ]
 
     /// The generated request type for this key (nil if not served).
@@ -479,6 +489,8 @@ extension APIKey {
         case .shareFetch: return ShareFetchRequest.self
         case .shareAcknowledge: return ShareAcknowledgeRequest.self
         case .describeShareGroupOffsets: return DescribeShareGroupOffsetsRequest.self
+        case .alterShareGroupOffsets: return AlterShareGroupOffsetsRequest.self
+        case .deleteShareGroupOffsets: return DeleteShareGroupOffsetsRequest.self
         default: return nil
         }
     }
@@ -535,6 +547,8 @@ extension APIKey {
         case .shareFetch: return ShareFetchResponse.self
         case .shareAcknowledge: return ShareAcknowledgeResponse.self
         case .describeShareGroupOffsets: return DescribeShareGroupOffsetsResponse.self
+        case .alterShareGroupOffsets: return AlterShareGroupOffsetsResponse.self
+        case .deleteShareGroupOffsets: return DeleteShareGroupOffsetsResponse.self
         default: return nil
         }
     }
