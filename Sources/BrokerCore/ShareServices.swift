@@ -160,29 +160,13 @@ extension Broker {
         guard let topic = topics.topic(named: ShareServices.topicName) else { return }
         var decoded: [ShareStateRecord.Decoded] = []
         for log in topic.partitions {
-            var offset = log.logStartOffset
-            while offset < log.highWatermark {
-                let read = try log.read(from: Offset(offset), maxBytes: 4 << 20)
-                guard read.byteCount > 0 else { break }
-                var bytes = ByteBuffer()
-                for slice in read.slices { try slice.read(appendingTo: &bytes) }
-                var next = offset
-                while bytes.readableBytes >= RecordBatchHeader.byteCount {
-                    let header = try RecordBatch.validateFraming(bytes, requireExactLength: false)
-                    let batch = bytes.readSlice(length: header.totalByteCount)!
-                    next = header.nextOffset
-                    guard !header.isControl else { continue }
-                    for record in try RecordBatch.records(in: batch) where header.baseOffset + Int64(record.offsetDelta) >= offset {
-                        guard let key = record.key else { continue }
-                        do {
-                            if let entry = try ShareStateRecord.decode(key: key, value: record.value) { decoded.append(entry) }
-                        } catch {
-                            logger.warning("skipping an undecodable \(ShareServices.topicName) record", metadata: ["error": "\(error)"])
-                        }
-                    }
+            try Self.replay(log) { header, record in
+                guard !header.isControl, let key = record.key else { return }
+                do {
+                    if let entry = try ShareStateRecord.decode(key: key, value: record.value) { decoded.append(entry) }
+                } catch {
+                    logger.warning("skipping an undecodable \(ShareServices.topicName) record", metadata: ["error": "\(error)"])
                 }
-                guard next > offset else { break }
-                offset = next
             }
         }
         let snapshots = ShareStateRecord.replay(decoded)
