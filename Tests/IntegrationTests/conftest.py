@@ -303,6 +303,9 @@ def broker_factory(tmp_path):
                 b.stop()
             except BaseException as e:  # report all, fail once
                 errors.append(str(e))
+    # Data directories can hold GBs; pytest keeps the last three sessions' temp trees. Logs stay.
+    for n in range(len(started)):
+        shutil.rmtree(tmp_path / f"data{n}", ignore_errors=True)
     assert not errors, "; ".join(errors)
 
 
