@@ -5,7 +5,11 @@ import NIOCore
 /// memory whatever the clients do:
 /// - A size above `socket.request.max.bytes` (or below 8) is a protocol violation: the connection
 ///   is closed without buffering the frame.
-/// - Complete frames inside a socket read are passed on as zero-copy slices.
+/// - Complete frames inside a socket read are passed on as zero-copy slices, except behind TLS
+///   (`copiesFrames`): NIOSSL decrypts every read into one reused buffer, and a slice kept past
+///   `channelRead` (a produce waiting for its append) makes its next `SSL_read` copy that whole
+///   buffer, grown to everything one read cycle decrypted (copy-on-write), so there frames are
+///   copied out once instead.
 /// - A partly received frame is copied into a buffer that grows with the bytes that arrive (never
 ///   sized from the length prefix alone) and charged to the shared `RequestMemoryBudget`
 ///   (`queued.max.request.bytes`). While the budget is used up, a connection receiving a frame over
@@ -49,6 +53,8 @@ final class KafkaFrameReader: ChannelDuplexHandler {
     private let budget: RequestMemoryBudget
     private let readTimeout: TimeAmount
     private let logger: Logger
+    /// Copy complete frames out of the input instead of slicing it (see the type's comment).
+    private let copiesFrames: Bool
 
     /// The incomplete frame, size prefix included.
     private var partial: ByteBuffer?
@@ -64,8 +70,9 @@ final class KafkaFrameReader: ChannelDuplexHandler {
     private var timer: Scheduled<Void>?
     private var failed = false
 
-    init(maxFrameBytes: Int, budget: RequestMemoryBudget, readTimeout: TimeAmount, logger: Logger) {
+    init(maxFrameBytes: Int, budget: RequestMemoryBudget, readTimeout: TimeAmount, copiesFrames: Bool = false, logger: Logger) {
         self.configuredMaxFrameBytes = maxFrameBytes
+        self.copiesFrames = copiesFrames
         self.maxFrameBytes = maxFrameBytes
         self.budget = budget
         self.readTimeout = readTimeout
@@ -88,7 +95,13 @@ final class KafkaFrameReader: ChannelDuplexHandler {
                 try validate(size)
                 guard input.readableBytes >= 4 + Int(size) else { break }
                 input.moveReaderIndex(forwardBy: 4)
-                context.fireChannelRead(wrapInboundOut(input.readSlice(length: Int(size))!))
+                var frame = input.readSlice(length: Int(size))!
+                if copiesFrames {
+                    var copy = context.channel.allocator.buffer(capacity: Int(size))
+                    copy.writeBuffer(&frame)
+                    frame = copy
+                }
+                context.fireChannelRead(wrapInboundOut(frame))
                 if failed { return }
             }
             if input.readableBytes > 0 {

@@ -149,7 +149,8 @@ public final class KafkaServer: @unchecked Sendable {
                         if let tlsContext {
                             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext))
                         }
-                        let reader = KafkaFrameReader(maxFrameBytes: maxFrame, budget: budget, readTimeout: readTimeout, logger: logger)
+                        let reader = KafkaFrameReader(
+                            maxFrameBytes: maxFrame, budget: budget, readTimeout: readTimeout, copiesFrames: tlsContext != nil, logger: logger)
                         try channel.pipeline.syncOperations.addHandler(reader)
                         try channel.pipeline.syncOperations.addHandler(
                             ConnectionHandler(broker: broker, logger: logger, listener: listenerContext, frameReader: reader))
