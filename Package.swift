@@ -68,7 +68,10 @@ var targets: [Target] = [
     .testTarget(name: "LoadGenTests", dependencies: ["SeededRandom", "LoadGen", "WireClient", "KafkaWire", "RecordFormat", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "GroupClientTests", dependencies: ["GroupClient", "WireClient", "KafkaWire", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "SecurityTests", dependencies: ["Security"], swiftSettings: swiftSettings),
-    .testTarget(name: "BrokerServerTests", dependencies: ["BrokerServer", "BrokerCore", "KafkaWire", "Security", nioCore], swiftSettings: swiftSettings),
+    .testTarget(
+        name: "BrokerServerTests",
+        dependencies: ["BrokerServer", "BrokerCore", "KafkaWire", "Security", nioCore, logging, .product(name: "NIOEmbedded", package: "swift-nio")],
+        swiftSettings: swiftSettings),
     .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "GroupCoordination", "CommitLog", "KafkaWire", "DiskIO", "RecordFormat", "RecordCompression", "TestSupport", nioCore, nioPosix, logging], swiftSettings: swiftSettings),
 ]
 
