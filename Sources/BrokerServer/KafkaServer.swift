@@ -21,7 +21,8 @@ public final class KafkaServer: @unchecked Sendable {
     /// Reads fetched log slices for TLS connections (no sendfile under TLS), off the event loops.
     private let tlsReadPool = NIOThreadPool(numberOfThreads: 2)
     /// Reads fetched log ranges that are not in the page cache (`petrel.fetch.cold.read.offload`).
-    private let coldReadPool = NIOThreadPool(numberOfThreads: 2)
+    private static let coldReadThreads = 2
+    private let coldReadPool = NIOThreadPool(numberOfThreads: coldReadThreads)
     private var channel: (any Channel)?
     private var channels: [(listener: Listener, channel: any Channel)] = []
     private var broker: Broker?
@@ -114,7 +115,10 @@ public final class KafkaServer: @unchecked Sendable {
         let listeners = try configuration.resolvedListeners()
         if listeners.contains(where: { $0.securityProtocol.usesTLS }) { tlsReadPool.start() }
         let coldReads = configuration.fetchColdReadOffload && configuration.fetchZeroCopy
-        if coldReads { coldReadPool.start() }
+        if coldReads {
+            coldReadPool.start()
+            Self.lowerPriority(of: coldReadPool, threads: Self.coldReadThreads)
+        }
         for listener in listeners {
             var context = ListenerContext(name: listener.name, securityProtocol: listener.securityProtocol)
             var tls: NIOSSLContext?
@@ -239,4 +243,25 @@ final class StopFlag: Sendable {
 
 final class ServingFlag: Sendable {
     let value = Atomic<Bool>(false)
+}
+
+extension KafkaServer {
+    /// Cold-read threads copy catch-up consumers' bytes: on a busy machine they should wait for
+    /// the event loops and the appender, which serve everyone else. Linux nice values are per
+    /// thread; every pool thread takes one of these tasks, which hold until all have started.
+    static func lowerPriority(of pool: NIOThreadPool, threads: Int) {
+        let started = DispatchGroup()
+        let release = DispatchSemaphore(value: 0)
+        for _ in 0..<threads {
+            started.enter()
+            pool.submit { _ in
+                // who 0: on Linux the calling thread only (nice values are per thread).
+                _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+                started.leave()
+                release.wait()
+            }
+        }
+        started.wait()
+        for _ in 0..<threads { release.signal() }
+    }
 }

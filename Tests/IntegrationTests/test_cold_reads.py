@@ -5,6 +5,7 @@ between producing and consuming; every record must come back intact and in order
 say which path served it."""
 
 import os
+import socket
 import subprocess
 import time
 
@@ -93,3 +94,28 @@ def test_offload_off_keeps_sendfile(broker_factory, topic_name):
     _drop_page_cache()
     _consume_all(bs, topic_name)
     assert _value(_scrape(port), "petrel_fetch_cold_reads", "petrel_fetch_cold_reads_total") == 0
+
+
+def test_large_responses_are_paced_when_the_event_loop_is_shared(broker_factory, topic_name):
+    # Over 512 KiB a response is written 256 KiB at a time, going round the event loop between
+    # pieces, when other connections share the loop (idle sockets here: with two event loops, every
+    # loop has some). Records must come back intact and in order from sendfile pieces (resident)
+    # and from byte pieces (cold, read on the reader pool).
+    port = _free_port()
+    b = broker_factory({"metrics.listen": f"127.0.0.1:{port}"})
+    bs = b.bootstrap
+    _produce(bs, topic_name)
+    host, kafka_port = bs.rsplit(":", 1)
+    idle = [socket.create_connection((host, int(kafka_port))) for _ in range(8)]
+    try:
+        _consume_all(bs, topic_name)
+        paced = _value(_scrape(port), "petrel_responses_paced", "petrel_responses_paced_total")
+        assert paced > 0, "no response was paced"
+        _drop_page_cache()
+        _consume_all(bs, topic_name)
+        families = _scrape(port)
+        assert _value(families, "petrel_responses_paced", "petrel_responses_paced_total") > paced
+        assert _value(families, "petrel_fetch_cold_reads", "petrel_fetch_cold_reads_total") >= PARTITIONS
+    finally:
+        for s in idle:
+            s.close()

@@ -113,6 +113,7 @@ final class MetricsCollector: Sendable {
         s.counter(r, "petrel_quota_throttled_responses_total", [], Double(broker.clientQuotas.throttledCount))
         s.counter(r, "petrel_fetch_cold_reads_total", [], Double(PageCacheResidency.offloadedReads.load(ordering: .relaxed)))
         s.counter(r, "petrel_fetch_cold_read_bytes_total", [], Double(PageCacheResidency.offloadedBytes.load(ordering: .relaxed)))
+        s.counter(r, "petrel_responses_paced_total", [], Double(EventLoopConnections.pacedResponses.load(ordering: .relaxed)))
         // Descriptors.
         let files = broker.logManager.files
         s.gauge(r, "petrel_open_fds", [], Double(ProcessStats.openDescriptorCount()))
@@ -171,6 +172,7 @@ final class MetricsCollector: Sendable {
         "petrel_quota_throttled_responses_total": "Responses throttled by a client quota.",
         "petrel_fetch_cold_reads_total": "Fetched log ranges not in the page cache, read on a reader thread instead of sendfile.",
         "petrel_fetch_cold_read_bytes_total": "Bytes of those ranges.",
+        "petrel_responses_paced_total": "Large responses written in pieces so the other connections on their event loop are served in between.",
         "petrel_open_fds": "File descriptors open in the process.",
         "petrel_max_fds": "The process' open-file limit.",
         "petrel_segment_open_files": "Segment files held open (petrel.log.open.files.max budget).",
