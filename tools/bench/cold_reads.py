@@ -10,9 +10,15 @@ the value; measure e2e latency (send -> poll) for --idle seconds, then while kca
 the beginning (the catch-up consumer), until it is done. The consumers spread over the broker's
 event loops (NIO assigns connections round robin), so some share a loop with the catch-up reader.
 
+Controls (--catchup): `hot` runs the same catch-up without dropping the page cache (the segment
+files are read once beforehand), which isolates serving a fast consumer from reading the disk;
+`disk` reads the dropped segment files with `cat` instead of a consumer (the disk alone).
+
 Usage: PETREL_BIN=.../petrel tools/bench/cold_reads.py [--cold-gib 2] [--reps 2] [--modes on,off]
+       [--catchup cold|hot|disk]
 """
 import argparse
+import glob
 import os
 import shutil
 import socket
@@ -83,7 +89,10 @@ def run_mode(binary, data, offload, args):
     proc = start(binary, data, port, offload)
     bs = f"127.0.0.1:{port}"
     try:
+        files = sorted(glob.glob(os.path.join(data, "cold-*", "*.log")))
         drop_caches()
+        if args.catchup == "hot":
+            subprocess.run(["cat", *files], stdout=subprocess.DEVNULL, check=True)
         stop_ev = threading.Event()
         phase = {"name": "warmup"}
         samples = {"idle": [], "catchup": []}
@@ -126,11 +135,15 @@ def run_mode(binary, data, offload, args):
         time.sleep(args.idle)
         phase["name"] = "catchup"
         t0 = time.monotonic()
-        kcat = subprocess.run(["kcat", "-C", "-b", bs, "-t", "cold", "-o", "beginning", "-e", "-q",
-                               "-X", "fetch.max.bytes=52428800", "-X", "max.partition.fetch.bytes=4194304",
-                               "-f", "%S\n"], stdout=subprocess.PIPE, text=True, timeout=600)
+        if args.catchup == "disk":
+            subprocess.run(["cat", *files], stdout=subprocess.DEVNULL, check=True)
+            read = sum(os.path.getsize(f) for f in files)
+        else:
+            kcat = subprocess.run(["kcat", "-C", "-b", bs, "-t", "cold", "-o", "beginning", "-e", "-q",
+                                   "-X", "fetch.max.bytes=52428800", "-X", "max.partition.fetch.bytes=4194304",
+                                   "-f", "%S\n"], stdout=subprocess.PIPE, text=True, timeout=600)
+            read = sum(int(x) for x in kcat.stdout.split())
         took = time.monotonic() - t0
-        read = sum(int(x) for x in kcat.stdout.split())
         phase["name"] = "done"
         stop_ev.set()
         for t in threads:
@@ -152,6 +165,8 @@ def main():
     ap.add_argument("--idle", type=float, default=10)
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--modes", default="on,off")
+    ap.add_argument("--catchup", choices=["cold", "hot", "disk"], default="cold",
+                    help="cold: kcat after dropping the page cache; hot: kcat, data in the page cache; disk: cat the dropped files")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root to drop the page cache")
@@ -171,7 +186,7 @@ def main():
             for mode in args.modes.split(","):
                 load = os.getloadavg()[0]
                 r = run_mode(args.bin, data, mode == "on", args)
-                print(f"rep {rep} offload={mode:3} load1={load:.1f} idle p50/p99 {r['idle_p50']:.1f}/{r['idle_p99']:.1f} ms "
+                print(f"rep {rep} catchup={args.catchup} offload={mode:3} load1={load:.1f} idle p50/p99 {r['idle_p50']:.1f}/{r['idle_p99']:.1f} ms "
                       f"(n={r['idle_n']}) | catch-up p50/p99/max {r['catchup_p50']:.1f}/{r['catchup_p99']:.1f}/"
                       f"{r['catchup_max']:.1f} ms (n={r['catchup_n']}) | catch-up read {r['catchup_gib']:.2f} GiB "
                       f"at {r['catchup_mib_s']:.0f} MiB/s", flush=True)
