@@ -196,15 +196,16 @@ final class ConnectionHandler: ChannelDuplexHandler {
         var wrote = false
         while !frameInProgress, let next = state.nextToSend() {
             switch next {
-            case .send(let frame) where listener.securityProtocol.usesTLS && frame.chunks.contains(where: { if case .file = $0 { true } else { false } }):
-                if wrote { context.flush() }
-                wrote = false
-                readThenWrite(context: context, frame)
             case .send(let frame):
-                if let coldReadIO = listener.coldReadIO, let cold = Self.coldRegions(frame) {
+                if listener.securityProtocol.usesTLS, let fileIO = listener.fileIO, let regions = Self.fileRegions(frame) {
+                    // TLS encrypts bytes, it cannot sendfile: every region is read.
                     if wrote { context.flush() }
                     wrote = false
-                    readColdThenWrite(context: context, frame, cold: cold, fileIO: coldReadIO)
+                    readRegionsThenWrite(context: context, frame, regions, fileIO: fileIO, coldReads: false)
+                } else if let coldReadIO = listener.coldReadIO, let cold = Self.coldRegions(frame) {
+                    if wrote { context.flush() }
+                    wrote = false
+                    readRegionsThenWrite(context: context, frame, cold, fileIO: coldReadIO, coldReads: true)
                 } else if paces(frame) {
                     if wrote { context.flush() }
                     wrote = false
@@ -227,41 +228,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
         if state.shouldResumeRead(isWritable: context.channel.isWritable) { context.read() }
     }
 
-    /// Reads the frame's file regions on the thread pool (TLS encrypts bytes, it cannot sendfile),
-    /// then writes it in its turn and carries on with the responses after it.
-    private func readThenWrite(context: ChannelHandlerContext, _ frame: ResponseFrame) {
-        guard let fileIO = listener.fileIO else {
-            write(context: context, frame)
-            return
-        }
-        frameInProgress = true
-        let eventLoop = context.eventLoop
-        let allocator = context.channel.allocator
-        let reads: [EventLoopFuture<ByteBuffer>] = frame.chunks.map { chunk in
-            switch chunk {
-            case .bytes(let buffer): return eventLoop.makeSucceededFuture(buffer)
-            case .file(let region): return fileIO.read(fileRegion: region, allocator: allocator, eventLoop: eventLoop)
-            }
-        }
-        let loopBound = NIOLoopBound((self, context), eventLoop: eventLoop)
-        EventLoopFuture.whenAllComplete(reads, on: eventLoop).whenComplete { outcome in
-            let (handler, context) = loopBound.value
-            handler.frameInProgress = false
-            frame.releaseFileRegions()
-            guard case .success(let results) = outcome, !handler.state.isClosed else { return }
-            var buffers: [ByteBuffer] = []
-            for result in results {
-                guard case .success(let buffer) = result else {
-                    // The log changed under the read (deleted segment): the client retries.
-                    handler.logger.info("closing connection: fetch read failed", metadata: ["client": "\(handler.clientAddress)"])
-                    for action in handler.state.closed() { Self.release(action) }
-                    context.close(promise: nil)
-                    return
-                }
-                buffers.append(buffer)
-            }
-            handler.send(context: context, ResponseFrame(chunks: buffers.map { .bytes($0) }))
-        }
+    /// The indices of the frame's file regions; nil when it has none.
+    private static func fileRegions(_ frame: ResponseFrame) -> [Int]? {
+        let indices = frame.chunks.indices.filter { if case .file = frame.chunks[$0] { true } else { false } }
+        return indices.isEmpty ? nil : indices
     }
 
     /// The indices of the frame's file regions not fully in the page cache; nil when all are
@@ -278,13 +248,17 @@ final class ConnectionHandler: ChannelDuplexHandler {
         return cold
     }
 
-    /// KAFKA-7504: reads the frame's cold file regions on the reader pool, keeps the resident ones
-    /// as sendfile regions, then writes the frame in its turn and carries on with the ones after it.
-    private func readColdThenWrite(context: ChannelHandlerContext, _ frame: ResponseFrame, cold: [Int], fileIO: NonBlockingFileIO) {
+    /// Reads the frame's file regions at `indices` on a thread pool and replaces them with their
+    /// bytes, keeping the others as sendfile regions, then writes the frame in its turn and carries
+    /// on with the ones after it. Behind TLS every region is read; otherwise the cold ones
+    /// (KAFKA-7504, `coldReads`: counted as offloaded).
+    private func readRegionsThenWrite(
+        context: ChannelHandlerContext, _ frame: ResponseFrame, _ indices: [Int], fileIO: NonBlockingFileIO, coldReads: Bool
+    ) {
         frameInProgress = true
         let eventLoop = context.eventLoop
         let allocator = context.channel.allocator
-        let reads: [EventLoopFuture<ByteBuffer>] = cold.map { index in
+        let reads: [EventLoopFuture<ByteBuffer>] = indices.map { index in
             guard case .file(let region) = frame.chunks[index] else { return eventLoop.makeSucceededFuture(ByteBuffer()) }
             return fileIO.read(fileRegion: region, allocator: allocator, eventLoop: eventLoop)
         }
@@ -297,7 +271,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 return
             }
             var written = frame
-            for (index, result) in zip(cold, results) {
+            for (index, result) in zip(indices, results) {
                 guard case .success(let buffer) = result, case .file(let region) = frame.chunks[index] else {
                     // The log changed under the read (deleted segment): the client retries.
                     handler.logger.info("closing connection: fetch read failed", metadata: ["client": "\(handler.clientAddress)"])
@@ -309,7 +283,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 // The region is replaced by its bytes: let go of its borrowed descriptor now.
                 frame.lease?.release(region)
                 written.chunks[index] = .bytes(buffer)
-                PageCacheResidency.countOffloaded(bytes: buffer.readableBytes)
+                if coldReads { PageCacheResidency.countOffloaded(bytes: buffer.readableBytes) }
             }
             handler.send(context: context, written)
         }
