@@ -140,16 +140,7 @@ public struct SharePartition: Sendable, Equatable {
     /// Locks that ran out: the record is available again, or archived once delivered
     /// `deliveryCountLimit` times.
     public mutating func expireLocks(nowMs: Int64, limits: Limits) {
-        var changed = false
-        for index in entries.indices where entries[index].state == .acquired && entries[index].lockExpiresAtMs <= nowMs {
-            entries[index].state = entries[index].deliveryCount >= limits.deliveryCountLimit ? .archived : .available
-            entries[index].memberId = nil
-            changed = true
-        }
-        if changed {
-            isDirty = true
-            advanceStart()
-        }
+        releaseAcquired(limits: limits) { $0.lockExpiresAtMs <= nowMs }
     }
 
     /// Records before the log start offset are gone (retention, DeleteRecords): archive them.
@@ -257,8 +248,14 @@ public struct SharePartition: Sendable, Equatable {
     /// A member left or its share session closed: its records are released (archived once at the
     /// delivery count limit).
     public mutating func releaseAll(memberId: String, limits: Limits) {
+        releaseAcquired(limits: limits) { $0.memberId == memberId }
+    }
+
+    /// Acquired records matching `release` become available again, or archived once delivered
+    /// `deliveryCountLimit` times.
+    private mutating func releaseAcquired(limits: Limits, where release: (Entry) -> Bool) {
         var changed = false
-        for index in entries.indices where entries[index].state == .acquired && entries[index].memberId == memberId {
+        for index in entries.indices where entries[index].state == .acquired && release(entries[index]) {
             entries[index].state = entries[index].deliveryCount >= limits.deliveryCountLimit ? .archived : .available
             entries[index].memberId = nil
             changed = true
