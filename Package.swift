@@ -40,7 +40,7 @@ var targets: [Target] = [
     // SASL mechanisms (PLAIN, SCRAM), the SCRAM credential store; no NIO, no IO.
     .target(name: "Security", dependencies: [crypto], swiftSettings: swiftSettings),
     .target(name: "WireClient", dependencies: ["KafkaWire", "RecordFormat", "Security", nioCore, nioPosix, nioSSL], swiftSettings: swiftSettings),
-    .target(name: "LoadGen", dependencies: ["SeededRandom", "WireClient", "KafkaWire", "RecordFormat", "RecordCompression", nioCore, nioPosix, .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
+    .target(name: "LoadGen", dependencies: ["SeededRandom", "WireClient", "Security", "KafkaWire", "RecordFormat", "RecordCompression", nioCore, nioPosix, .product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swiftSettings),
     // The classic consumer-group member behind `petrel consume --group` (a client, over WireClient).
     .target(name: "GroupClient", dependencies: ["WireClient", "KafkaWire", nioCore], swiftSettings: swiftSettings),
     .target(name: "GroupCoordination", dependencies: ["SeededRandom", "KafkaWire", nioCore, logging], swiftSettings: swiftSettings),
@@ -65,14 +65,14 @@ var targets: [Target] = [
     .testTarget(name: "SimulationTests", dependencies: ["SeededRandom", "CommitLog", "DiskIO", "DiskIOTesting", "RecordFormat", "RecordCompression", "TestSupport", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "GroupCoordinationTests", dependencies: ["GroupCoordination", "KafkaWire", nioCore, logging], swiftSettings: swiftSettings),
     .testTarget(name: "TransactionCoordinationTests", dependencies: ["TransactionCoordination", "KafkaWire", nioCore, logging], swiftSettings: swiftSettings),
-    .testTarget(name: "LoadGenTests", dependencies: ["SeededRandom", "LoadGen", "WireClient", "KafkaWire", "RecordFormat", nioCore], swiftSettings: swiftSettings),
+    .testTarget(name: "LoadGenTests", dependencies: ["SeededRandom", "LoadGen", "WireClient", "Security", "KafkaWire", "RecordFormat", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "GroupClientTests", dependencies: ["GroupClient", "WireClient", "KafkaWire", nioCore], swiftSettings: swiftSettings),
     .testTarget(name: "SecurityTests", dependencies: ["Security"], swiftSettings: swiftSettings),
     .testTarget(
         name: "BrokerServerTests",
         dependencies: ["BrokerServer", "BrokerCore", "KafkaWire", "Security", nioCore, logging, .product(name: "NIOEmbedded", package: "swift-nio")],
         swiftSettings: swiftSettings),
-    .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "GroupCoordination", "CommitLog", "KafkaWire", "DiskIO", "RecordFormat", "RecordCompression", "TestSupport", nioCore, nioPosix, logging], swiftSettings: swiftSettings),
+    .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "Security", "GroupCoordination", "CommitLog", "KafkaWire", "DiskIO", "RecordFormat", "RecordCompression", "TestSupport", nioCore, nioPosix, logging], swiftSettings: swiftSettings),
 ]
 
 var dependencies: [Package.Dependency] = [

@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Security
 import Prometheus
 import Synchronization
 import URingIO

@@ -2,6 +2,7 @@ import Foundation
 public import Histogram
 import KafkaWire
 import NIOCore
+import Security
 import NIOPosix
 import RecordFormat
 import Synchronization

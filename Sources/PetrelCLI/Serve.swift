@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import Synchronization
 import NIOCore
+import Security
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the broker.")

@@ -15,15 +15,8 @@ public import Security
 /// | `sasl.mechanism` (`sasl.mechanisms`) | PLAIN (default), SCRAM-SHA-256, SCRAM-SHA-512 |
 /// | `sasl.username`, `sasl.password`, or `sasl.jaas.config` (`... required username="u" password="p";`) | the SASL credential |
 public struct ClientSecurity: Sendable, Equatable {
-    public enum SecurityProtocol: String, Sendable {
-        case plaintext = "PLAINTEXT"
-        case ssl = "SSL"
-        case saslPlaintext = "SASL_PLAINTEXT"
-        case saslSSL = "SASL_SSL"
-
-        public var usesTLS: Bool { self == .ssl || self == .saslSSL }
-        public var usesSASL: Bool { self == .saslPlaintext || self == .saslSSL }
-    }
+    /// Kafka's `security.protocol` values, shared with the broker's listeners.
+    public typealias SecurityProtocol = Security.SecurityProtocol
 
     public struct SASL: Sendable, Equatable {
         public var mechanism: SaslMechanism

@@ -1,4 +1,5 @@
 import BrokerCore
+import Security
 import Testing
 
 @Suite struct ListenerConfigurationTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WireClient
+import Security
 
 @Suite struct ClientSecurityTests {
     @Test func plaintextByDefaultAndSaslFromJaasConfig() throws {

@@ -1,15 +1,8 @@
 import Foundation
+import Security
 
-/// Kafka's `security.protocol` values for a listener.
-public enum SecurityProtocol: String, Sendable, CaseIterable {
-    case plaintext = "PLAINTEXT"
-    case ssl = "SSL"
-    case saslPlaintext = "SASL_PLAINTEXT"
-    case saslSSL = "SASL_SSL"
-
-    public var usesTLS: Bool { self == .ssl || self == .saslSSL }
-    public var usesSASL: Bool { self == .saslPlaintext || self == .saslSSL }
-}
+/// Kafka's `security.protocol` values for a listener (`Security.SecurityProtocol`).
+public typealias SecurityProtocol = Security.SecurityProtocol
 
 /// One entry of `listeners`: a name (`PLAINTEXT`, `SASL_SSL`, or any name mapped by
 /// `listener.security.protocol.map`), its protocol and the address to bind.
