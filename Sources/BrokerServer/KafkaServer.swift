@@ -128,7 +128,7 @@ public final class KafkaServer: @unchecked Sendable {
                 tls = try NIOSSLContext(configuration: ListenerSecurity.tlsConfiguration(configuration, listener: listener.name))
                 context.principalMapper = try ListenerSecurity.principalMapper(configuration, listener: listener.name)
             } else if coldReads {
-                context.coldReadIO = NonBlockingFileIO(threadPool: coldReadPool)
+                context.coldReadPool = coldReadPool
             }
             if listener.securityProtocol.usesSASL {
                 context.sasl = try ListenerSecurity.sasl(configuration, listener: listener.name, credentials: broker.security.credentials)

@@ -31,4 +31,36 @@ import Glibc
         #expect(PageCacheResidency.isResident(fd: fd, offset: 0, length: 0))
         #expect(!PageCacheResidency.isResident(fd: -1, offset: 0, length: 10))  // a failed check says cold
     }
+
+    /// Warming (the reader pool's job) leaves the range resident, by splicing into `/dev/null` and
+    /// by the pread fallback alike, and a range past the end of the file is an error.
+    @Test func warmingLeavesTheRangeResident() throws {
+        let path = NSTemporaryDirectory() + "petrel-warm-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
+        #expect(fd >= 0)
+        defer {
+            close(fd)
+            unlink(path)
+        }
+        let size = 4 << 20
+        let bytes = [UInt8](repeating: 9, count: size)
+        #expect(bytes.withUnsafeBytes { write(fd, $0.baseAddress, size) } == size)
+        #expect(fsync(fd) == 0)
+        #expect(posix_fadvise(fd, 0, off_t(size), POSIX_FADV_DONTNEED) == 0)
+        #expect(!PageCacheResidency.isResident(fd: fd, offset: 100_000, length: 1_000_000))
+        #expect(try PageCacheResidency.warm(fd: fd, offset: 100_000, length: 1_000_000) == 1_000_000)
+        #expect(PageCacheResidency.isResident(fd: fd, offset: 100_000, length: 1_000_000))
+
+        #expect(posix_fadvise(fd, 0, off_t(size), POSIX_FADV_DONTNEED) == 0)
+        #expect(try PageCacheResidency.warmBySplicing(fd: fd, offset: 1 << 20, length: 700_000) == 700_000)
+        #expect(PageCacheResidency.isResident(fd: fd, offset: 1 << 20, length: 700_000))
+        // The kernel's readahead may have brought in more than was asked: evict again.
+        #expect(posix_fadvise(fd, 0, off_t(size), POSIX_FADV_DONTNEED) == 0)
+        #expect(!PageCacheResidency.isResident(fd: fd, offset: 3 << 20, length: 600_000))
+        #expect(try PageCacheResidency.warmByReading(fd: fd, offset: 3 << 20, length: 600_000) == 600_000)
+        #expect(PageCacheResidency.isResident(fd: fd, offset: 3 << 20, length: 600_000))
+
+        #expect(throws: (any Error).self) { try PageCacheResidency.warm(fd: fd, offset: size - 100, length: 1000) }
+        #expect(throws: (any Error).self) { try PageCacheResidency.warmByReading(fd: fd, offset: size - 100, length: 1000) }
+    }
 }

@@ -1,8 +1,8 @@
 """Cold reads (KAFKA-7504, `petrel.fetch.cold.read.offload`): fetched log ranges that are not in the
-page cache are read on a reader thread instead of a sendfile that would block the event loop;
-resident ranges stay on sendfile. The page cache is dropped (`/proc/sys/vm/drop_caches`, root)
-between producing and consuming; every record must come back intact and in order, and the metrics
-say which path served it."""
+page cache are read into it on a reader thread before their sendfile, which would otherwise block
+the event loop; resident ranges go straight to sendfile. The page cache is dropped
+(`/proc/sys/vm/drop_caches`, root) between producing and consuming; every record must come back
+intact and in order, and the metrics say which path served it."""
 
 import os
 import socket
@@ -77,8 +77,8 @@ def test_cold_ranges_are_read_off_the_event_loop_and_resident_ones_sent(broker_f
     families = _scrape(port)
     cold_reads = _value(families, "petrel_fetch_cold_reads", "petrel_fetch_cold_reads_total")
     cold_bytes = _value(families, "petrel_fetch_cold_read_bytes", "petrel_fetch_cold_read_bytes_total")
-    # At least the first range of each partition's segment was cold (the reader's preads then let
-    # the kernel's readahead bring in what follows, which goes out by sendfile again).
+    # At least the first range of each partition's segment was cold (the reader's reads then let
+    # the kernel's readahead bring in what follows, which is resident when it is fetched).
     assert cold_reads >= PARTITIONS, cold_reads
     assert cold_bytes >= PARTITIONS * VALUE, cold_bytes
     # Reading them brought them into the page cache: the next pass is sendfile again.
@@ -99,8 +99,8 @@ def test_offload_off_keeps_sendfile(broker_factory, topic_name):
 def test_large_responses_are_paced_when_the_event_loop_is_shared(broker_factory, topic_name):
     # Over 512 KiB a response is written 256 KiB at a time, going round the event loop between
     # pieces, when other connections share the loop (idle sockets here: with two event loops, every
-    # loop has some). Records must come back intact and in order from sendfile pieces (resident)
-    # and from byte pieces (cold, read on the reader pool).
+    # loop has some). Records must come back intact and in order from sendfile pieces, resident
+    # and cold (read into the page cache on the reader pool first).
     port = _free_port()
     b = broker_factory({"metrics.listen": f"127.0.0.1:{port}"})
     bs = b.bootstrap

@@ -14,6 +14,9 @@ Controls (--catchup): `hot` runs the same catch-up without dropping the page cac
 files are read once beforehand), which isolates serving a fast consumer from reading the disk;
 `disk` reads the dropped segment files with `cat` instead of a consumer (the disk alone).
 
+Prints one line per rep and mode, then per mode the p99s of all reps' samples pooled and their
+ratio (the goal: catch-up p99 within 2x idle p99).
+
 Usage: PETREL_BIN=.../petrel tools/bench/cold_reads.py [--cold-gib 2] [--reps 2] [--modes on,off]
        [--catchup cold|hot|disk]
 """
@@ -151,7 +154,8 @@ def run_mode(binary, data, offload, args):
         idle, busy = samples["idle"], samples["catchup"]
         return {"offload": offload, "idle_p50": pct(idle, .5), "idle_p99": pct(idle, .99), "idle_n": len(idle),
                 "catchup_p50": pct(busy, .5), "catchup_p99": pct(busy, .99), "catchup_max": max(busy or [0]),
-                "catchup_n": len(busy), "catchup_mib_s": read / took / (1 << 20), "catchup_gib": read / (1 << 30)}
+                "catchup_n": len(busy), "catchup_mib_s": read / took / (1 << 20), "catchup_gib": read / (1 << 30),
+                "idle_samples": idle, "catchup_samples": busy}
     finally:
         stop(proc)
 
@@ -182,6 +186,7 @@ def main():
         n = fill(bs, args.cold_gib)
         print(f"filled {n} x 64 KiB in {time.monotonic() - t0:.1f} s", flush=True)
         stop(proc)
+        pooled = {}
         for rep in range(args.reps):
             for mode in args.modes.split(","):
                 load = os.getloadavg()[0]
@@ -190,6 +195,15 @@ def main():
                       f"(n={r['idle_n']}) | catch-up p50/p99/max {r['catchup_p50']:.1f}/{r['catchup_p99']:.1f}/"
                       f"{r['catchup_max']:.1f} ms (n={r['catchup_n']}) | catch-up read {r['catchup_gib']:.2f} GiB "
                       f"at {r['catchup_mib_s']:.0f} MiB/s", flush=True)
+                idle, busy = pooled.setdefault(mode, ([], []))
+                idle += r["idle_samples"]
+                busy += r["catchup_samples"]
+        # One rep's catch-up gives a few hundred samples, so its p99 is one of the few slowest: the
+        # pooled figures (every rep's samples together) are the ones to compare.
+        for mode, (idle, busy) in pooled.items():
+            i99, b99 = pct(idle, .99), pct(busy, .99)
+            print(f"pooled catchup={args.catchup} offload={mode:3} idle p99 {i99:.2f} ms (n={len(idle)}) | catch-up p99 "
+                  f"{b99:.2f} ms (n={len(busy)}) | catch-up p99 / idle p99 = {b99 / i99:.2f}", flush=True)
     finally:
         shutil.rmtree(data, ignore_errors=True)
 
