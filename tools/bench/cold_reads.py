@@ -143,7 +143,7 @@ def run_mode(binary, data, offload, args):
             read = sum(os.path.getsize(f) for f in files)
         else:
             kcat = subprocess.run(["kcat", "-C", "-b", bs, "-t", "cold", "-o", "beginning", "-e", "-q",
-                                   "-X", "fetch.max.bytes=52428800", "-X", "max.partition.fetch.bytes=4194304",
+                                   "-X", "fetch.max.bytes=52428800", "-X", f"max.partition.fetch.bytes={args.partition_fetch_bytes}",
                                    "-f", "%S\n"], stdout=subprocess.PIPE, text=True, timeout=600)
             read = sum(int(x) for x in kcat.stdout.split())
         took = time.monotonic() - t0
@@ -168,6 +168,8 @@ def main():
     ap.add_argument("--rate", type=int, default=200, help="tail records per second (all partitions)")
     ap.add_argument("--idle", type=float, default=10)
     ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--partition-fetch-bytes", type=int, default=4 << 20,
+                    help="the catch-up consumer's max.partition.fetch.bytes (librdkafka's default: 1048576)")
     ap.add_argument("--modes", default="on,off")
     ap.add_argument("--catchup", choices=["cold", "hot", "disk"], default="cold",
                     help="cold: kcat after dropping the page cache; hot: kcat, data in the page cache; disk: cat the dropped files")
