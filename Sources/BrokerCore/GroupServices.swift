@@ -101,35 +101,21 @@ extension Broker {
         var records: [(key: ByteBuffer, value: ByteBuffer?)] = []
         var pendingTransactional: [Int64: [(key: ByteBuffer, value: ByteBuffer?)]] = [:]
         for log in topic.partitions {
-            var offset = log.logStartOffset
-            while offset < log.highWatermark {
-                let read = try log.read(from: Offset(offset), maxBytes: 4 << 20)
-                guard read.byteCount > 0 else { break }
-                var bytes = ByteBuffer()
-                for slice in read.slices { try slice.read(appendingTo: &bytes) }
-                var next = offset
-                while bytes.readableBytes >= RecordBatchHeader.byteCount {
-                    let header = try RecordBatch.validateFraming(bytes, requireExactLength: false)
-                    let batch = bytes.readSlice(length: header.totalByteCount)!
-                    next = header.nextOffset
-                    if header.isControl {
-                        // A transaction marker applies or drops that producer's offsets (TxnOffsetCommit).
-                        if let held = pendingTransactional.removeValue(forKey: header.producerId), ControlRecordType(controlBatch: batch) == .commit {
-                            records.append(contentsOf: held)
-                        }
-                        continue
+            try Self.replay(log) { header, record in
+                if header.isControl {
+                    // A transaction marker applies or drops that producer's offsets (TxnOffsetCommit).
+                    if let held = pendingTransactional.removeValue(forKey: header.producerId),
+                        record.key.flatMap(ControlRecordType.init(controlKey:)) == .commit {
+                        records.append(contentsOf: held)
                     }
-                    for record in try RecordBatch.records(in: batch) where header.baseOffset + Int64(record.offsetDelta) >= offset {
-                        guard let key = record.key else { continue }
-                        if header.isTransactional {
-                            pendingTransactional[header.producerId, default: []].append((key, record.value))
-                        } else {
-                            records.append((key, record.value))
-                        }
-                    }
+                    return
                 }
-                guard next > offset else { break }
-                offset = next
+                guard let key = record.key else { return }
+                if header.isTransactional {
+                    pendingTransactional[header.producerId, default: []].append((key, record.value))
+                } else {
+                    records.append((key, record.value))
+                }
             }
         }
         groupCoordinator.load(records)

@@ -116,6 +116,27 @@ def test_fenced_zombie_is_refused(broker_factory, topic_name):
     assert [m.value() for m in got] == [b"new-1"]
 
 
+def _transform(bootstrap, group, src, dst, n, commit):
+    """One consume-transform-produce transaction over `n` records of `src`: the upper-cased values go
+    to `dst` and the consumed offsets are sent with the transaction, which commits or aborts."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    c.subscribe([src])
+    p = txn_producer(bootstrap, f"{group}-tx")
+    p.begin_transaction()
+    got = h.poll_n(c, n, timeout=30, extra_wait=0)[:n]
+    for m in got:
+        p.produce(dst, value=m.value().upper(), partition=0)
+    last = got[-1]
+    p.send_offsets_to_transaction([TopicPartition(src, 0, last.offset() + 1)], c.consumer_group_metadata(), 30)
+    if commit:
+        p.commit_transaction(30)
+    else:
+        p.abort_transaction(30)
+    c.close()
+    return [m.value() for m in got]
+
+
 def test_consume_transform_produce_offsets_commit_with_the_transaction(broker_factory, topic_name):
     b = broker_factory()
     src, dst = topic_name + "-in", topic_name + "-out"
@@ -124,33 +145,35 @@ def test_consume_transform_produce_offsets_commit_with_the_transaction(broker_fa
     h.produce_all(h.producer(b.bootstrap), src, [{"value": b"m-%d" % i, "partition": 0} for i in range(30)])
     group = f"ctp-{uuid.uuid4().hex[:6]}"
 
-    def run(n, commit):
-        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "enable.auto.commit": False,
-                      "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
-        c.subscribe([src])
-        p = txn_producer(b.bootstrap, f"{group}-tx")
-        p.begin_transaction()
-        got = h.poll_n(c, n, timeout=30, extra_wait=0)[:n]
-        for m in got:
-            p.produce(dst, value=m.value().upper(), partition=0)
-        last = got[-1]
-        p.send_offsets_to_transaction([TopicPartition(src, 0, last.offset() + 1)], c.consumer_group_metadata(), 30)
-        if commit:
-            p.commit_transaction(30)
-        else:
-            p.abort_transaction(30)
-        c.close()
-        return [m.value() for m in got]
-
-    assert run(10, True) == [b"m-%d" % i for i in range(10)]
+    assert _transform(b.bootstrap, group, src, dst, 10, True) == [b"m-%d" % i for i in range(10)]
     assert h.committed_offsets(b.bootstrap, group, src, 1) == {0: 10}
     # An aborted batch moves neither the offsets nor the output.
-    assert run(10, False) == [b"m-%d" % i for i in range(10, 20)]
+    assert _transform(b.bootstrap, group, src, dst, 10, False) == [b"m-%d" % i for i in range(10, 20)]
     assert h.committed_offsets(b.bootstrap, group, src, 1) == {0: 10}
-    assert run(20, True) == [b"m-%d" % i for i in range(10, 30)]
+    assert _transform(b.bootstrap, group, src, dst, 20, True) == [b"m-%d" % i for i in range(10, 30)]
     assert h.committed_offsets(b.bootstrap, group, src, 1) == {0: 30}
     out = read_all(b.bootstrap, dst, (0,), "read_committed", 30)
     assert [m.value() for m in out] == [b"M-%d" % i for i in range(30)]
+
+
+@petrel_only("restart on the same data dir")
+def test_transactional_offsets_replayed_after_a_restart(broker_factory, topic_name):
+    # The group coordinator is rebuilt from __consumer_offsets at start-up: offsets sent with a
+    # committed transaction count, those of an aborted one (the last write here) do not.
+    b = broker_factory()
+    src, dst = topic_name + "-in", topic_name + "-out"
+    h.create_topic(b.bootstrap, src)
+    h.create_topic(b.bootstrap, dst)
+    h.produce_all(h.producer(b.bootstrap), src, [{"value": b"m-%d" % i, "partition": 0} for i in range(20)])
+    group = f"ctp-{uuid.uuid4().hex[:6]}"
+    assert _transform(b.bootstrap, group, src, dst, 10, True) == [b"m-%d" % i for i in range(10)]
+    assert _transform(b.bootstrap, group, src, dst, 10, False) == [b"m-%d" % i for i in range(10, 20)]
+    assert h.committed_offsets(b.bootstrap, group, src, 1) == {0: 10}
+    b.restart()
+    assert h.committed_offsets(b.bootstrap, group, src, 1) == {0: 10}
+    assert _transform(b.bootstrap, group, src, dst, 10, True) == [b"m-%d" % i for i in range(10, 20)]
+    b.restart()
+    assert h.committed_offsets(b.bootstrap, group, src, 1) == {0: 20}
 
 
 class RawClient:

@@ -86,9 +86,14 @@ public enum ControlRecordType: Int16, Sendable {
     /// The type of the control batch `batch` (its readable bytes are the whole batch), or nil when
     /// it is not a transaction marker.
     public init?(controlBatch batch: ByteBuffer) {
-        guard let records = try? RecordBatch.records(in: batch), let key = records.first?.key, key.readableBytes >= 4,
-            let type = key.getInteger(at: key.readerIndex + 2, as: Int16.self)
-        else { return nil }
+        guard let records = try? RecordBatch.records(in: batch), let key = records.first?.key else { return nil }
+        self.init(controlKey: key)
+    }
+
+    /// The type in a control record's key (int16 version, int16 type), or nil when it is not a
+    /// transaction marker.
+    public init?(controlKey key: ByteBuffer) {
+        guard key.readableBytes >= 4, let type = key.getInteger(at: key.readerIndex + 2, as: Int16.self) else { return nil }
         self.init(rawValue: type)
     }
 
