@@ -50,6 +50,8 @@ public struct RequestContext: Sendable {
     public var listenerName: String = ""
     /// The authenticated principal (`User:alice`; `User:ANONYMOUS` when unauthenticated).
     public var principal: String = "User:ANONYMOUS"
+    /// Set while some entity has a `request_percentage` quota: the request's handling time.
+    public var requestTiming: RequestTiming?
 
     /// The user a client quota is charged to: the principal's name (`ANONYMOUS` when unauthenticated).
     public var quotaUser: String {
@@ -517,7 +519,7 @@ public final class Broker: Sendable {
         func send(_ response: Response, lease: SendfileLease? = nil, throttleMs: Int) {
             var action = broker.encode(response, context: context, lease: lease)
             if throttleMs > 0, case .send(var frame) = action {
-                frame.throttleMs = throttleMs
+                frame.throttleMs = max(frame.throttleMs, throttleMs)
                 action = .send(frame)
             }
             respond(action)
@@ -528,11 +530,25 @@ public final class Broker: Sendable {
     }
 
     func encode<Response: KafkaResponse>(_ response: Response, context: RequestContext, lease: SendfileLease? = nil) -> ResponseAction {
+        var response = response
+        var requestThrottleMs = 0
+        if let timing = context.requestTiming {
+            // KIP-124/KIP-219: the request quota's throttle goes into the response (the larger of
+            // it and a byte-rate throttle already there), and mutes the connection if charged here.
+            let (throttle, chargedNow) = timing.chargeForResponse(clientQuotas, user: context.quotaUser, clientId: context.header.clientId ?? "")
+            if throttle > 0, var throttled = response as? any ThrottledResponse {
+                throttled.throttleTimeMs = max(throttled.throttleTimeMs, Int32(clamping: throttle))
+                response = throttled as! Response
+            }
+            if chargedNow { requestThrottleMs = throttle }
+        }
         do {
             let chunks = try WireWriter.encodeResponseFrame(
                 response, version: context.header.apiVersion, correlationId: context.header.correlationId,
                 allocator: context.allocator, zeroCopyThreshold: 64 * 1024)
-            return .send(ResponseFrame(chunks: chunks, lease: lease))
+            var frame = ResponseFrame(chunks: chunks, lease: lease)
+            frame.throttleMs = max(frame.throttleMs, requestThrottleMs)
+            return .send(frame)
         } catch {
             logger.error("encoding response failed", metadata: ["api": "\(Response.apiKey.name)", "error": "\(error)"])
             return .close("cannot encode \(Response.apiKey.name) response: \(error)")

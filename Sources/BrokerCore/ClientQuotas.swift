@@ -1,6 +1,7 @@
 import DiskIO
 import Foundation
 import KafkaWire
+import NIOCore
 import Logging
 import Synchronization
 
@@ -294,5 +295,58 @@ public final class ClientQuotas: Sendable {
             logger.info("client quotas changed", metadata: ["entries": "\(planned.count)"])
         }
         return response
+    }
+}
+
+/// KIP-124 `request_percentage`: one request's handling time, charged to its client's request
+/// quota. Kafka records the handler's time and computes the throttle just before it builds the
+/// response, and reports it there (KIP-219); the network thread's time (sending it) is recorded
+/// afterwards and throttles later requests. So here: `chargeForResponse` (from `Broker.encode`)
+/// charges the time so far and gives the throttle to report, and `chargeRest` (from the
+/// connection, when the handling returns) charges the time since, e.g. writing the response. A
+/// response that completes later (a produce waiting for its append, a fetch waiting for data) is
+/// charged by `chargeRest` only, never for the wait, and reports the throttle found then.
+public final class RequestTiming: Sendable {
+    private struct State {
+        /// The end of the time charged so far.
+        var chargedUntil: NIODeadline
+        /// The throttle to report, once found.
+        var reported: Int?
+    }
+
+    private let state: Mutex<State>
+
+    public init(started: NIODeadline) {
+        state = Mutex(State(chargedUntil: started, reported: nil))
+    }
+
+    /// The throttle in ms to report in the response, and whether this call charged it (then the
+    /// connection is to be muted that long). Charges the time so far only on the first call
+    /// before `chargeRest`.
+    public func chargeForResponse(_ quotas: ClientQuotas, user: String, clientId: String, now: NIODeadline = .now()) -> (throttleMs: Int, chargedNow: Bool) {
+        state.withLock { s in
+            if let reported = s.reported { return (reported, false) }
+            let throttle = Self.record(quotas, user: user, clientId: clientId, from: s.chargedUntil, to: now)
+            s.chargedUntil = now
+            s.reported = throttle
+            return (throttle, true)
+        }
+    }
+
+    /// Charges the time since the last charge; returns the throttle (mute the connection when > 0).
+    public func chargeRest(_ quotas: ClientQuotas, user: String, clientId: String, now: NIODeadline = .now()) -> Int {
+        state.withLock { s in
+            let throttle = Self.record(quotas, user: user, clientId: clientId, from: s.chargedUntil, to: now)
+            s.chargedUntil = now
+            if s.reported == nil { s.reported = throttle }
+            return throttle
+        }
+    }
+
+    private static func record(_ quotas: ClientQuotas, user: String, clientId: String, from: NIODeadline, to: NIODeadline) -> Int {
+        let elapsed = max(0, (to - from).nanoseconds)
+        return quotas.record(
+            .request, user: user, clientId: clientId, amount: Double(elapsed) / 10_000_000,
+            nowMs: Int64(Date().timeIntervalSince1970 * 1000))
     }
 }

@@ -114,8 +114,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
             requestContext.principal = state.principal
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let eventLoop = context.eventLoop
-            let started: NIODeadline? = broker.clientQuotas.hasRequestQuotas ? .now() : nil
-            defer { if let started { chargeRequestTime(context: context, clientId: header.clientId ?? "", since: started) } }
+            if broker.clientQuotas.hasRequestQuotas { requestContext.requestTiming = RequestTiming(started: .now()) }
+            defer { if let timing = requestContext.requestTiming { chargeRequestTime(context: context, timing, requestContext) } }
             broker.handle(requestContext, body: body) { action in
                 if eventLoop.inEventLoop {
                     let (handler, context) = loopBound.value
@@ -130,15 +130,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    /// KIP-124 `request_percentage`: the time this event loop spent handling the request, as a
-    /// share of one thread over the quota window. Past the quota the connection is muted for the
-    /// throttle time like a byte-rate throttle (the response, already encoded, does not carry it).
-    private func chargeRequestTime(context: ChannelHandlerContext, clientId: String, since started: NIODeadline) {
-        let elapsed = NIODeadline.now() - started
-        let user = state.principal.hasPrefix("User:") ? String(state.principal.dropFirst(5)) : state.principal
-        let throttleMs = broker.clientQuotas.record(
-            .request, user: user, clientId: clientId, amount: Double(elapsed.nanoseconds) / 10_000_000,
-            nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+    /// KIP-124 `request_percentage`: the time this event loop spent on the request, as a share of
+    /// one thread over the quota window. What its response's encoding has not charged yet (writing
+    /// that response; or all of it when the response completes later) is charged when the handling
+    /// returns; past the quota the connection is muted for the throttle time like a byte-rate
+    /// throttle (`RequestTiming`).
+    private func chargeRequestTime(context: ChannelHandlerContext, _ timing: RequestTiming, _ request: RequestContext) {
+        let throttleMs = timing.chargeRest(broker.clientQuotas, user: request.quotaUser, clientId: request.header.clientId ?? "")
         guard throttleMs > 0, !state.isClosed else { return }
         state.throttled(milliseconds: throttleMs, now: .now())
         scheduleUnmute(context: context)

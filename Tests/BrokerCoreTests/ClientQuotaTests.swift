@@ -1,5 +1,6 @@
 import BrokerCore
 import KafkaWire
+import NIOCore
 import Testing
 
 /// Client quotas through encoded AlterClientQuotas requests: Kafka's entity precedence and the
@@ -44,6 +45,32 @@ import Testing
         // Within the quota: no throttle.
         try Self.set(harness, client: "d", "producer_byte_rate", 1000)
         #expect(quotas.record(.produce, clientId: "d", amount: 9_000, nowMs: 50_000) == 0)
+    }
+
+    /// KIP-124/KIP-219: a request's time is charged once up to its response's encoding (whose
+    /// throttle the response reports), then the rest when the handling returns; a response that
+    /// completes later reports the throttle found then, and its wait is never charged.
+    @Test func requestTimeIsChargedForTheResponseThenTheRest() throws {
+        let harness = try BrokerHarness(sets: ["quota.window.num": "2", "quota.window.size.seconds": "1"])
+        let quotas = harness.broker.clientQuotas
+        try Self.set(harness, client: "r", "request_percentage", 1)  // 10 ms of handling per second
+        let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        let sync = RequestTiming(started: t0)
+        let (throttle, chargedNow) = sync.chargeForResponse(quotas, user: "ANONYMOUS", clientId: "r", now: t0 + .milliseconds(500))
+        #expect(chargedNow && throttle > 0)
+        #expect(sync.chargeForResponse(quotas, user: "ANONYMOUS", clientId: "r", now: t0 + .milliseconds(900)) == (throttle, false))
+        #expect(sync.chargeRest(quotas, user: "ANONYMOUS", clientId: "r", now: t0 + .milliseconds(501)) > 0)
+
+        // Another client, within its quota: the response reports no throttle.
+        try Self.set(harness, client: "s", "request_percentage", 100)
+        let quick = RequestTiming(started: t0)
+        #expect(quick.chargeForResponse(quotas, user: "ANONYMOUS", clientId: "s", now: t0 + .milliseconds(1)) == (0, true))
+
+        // Completing later: charged when the handling returns, the wait (5 s) is not charged.
+        try Self.set(harness, client: "t", "request_percentage", 50)
+        let later = RequestTiming(started: t0)
+        #expect(later.chargeRest(quotas, user: "ANONYMOUS", clientId: "t", now: t0 + .milliseconds(2)) == 0)
+        #expect(later.chargeForResponse(quotas, user: "ANONYMOUS", clientId: "t", now: t0 + .seconds(5)) == (0, false))
     }
 
     @Test func describeFiltersAndRefusals() throws {

@@ -218,25 +218,30 @@ def test_consumer_byte_rate(broker_factory, topic_name):
 
 
 def _metadata_loop(bootstrap, client_id, seconds, out):
-    """Metadata v0 requests one after the other on one connection; out[client_id] = count."""
+    """Metadata v4 requests (all topics) one after the other on one connection; out[client_id] =
+    (count, the largest throttle_time_ms a response reported)."""
     host, port = bootstrap.rsplit(":", 1)
-    frame = struct.pack(">hhi", 3, 0, 7) + _str(client_id) + struct.pack(">i", 0)
+    frame = struct.pack(">hhi", 3, 4, 7) + _str(client_id) + struct.pack(">ib", -1, 0)
     request = struct.pack(">i", len(frame)) + frame
     n = 0
+    throttled = 0
     with socket.create_connection((host, int(port)), timeout=15) as s:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             s.sendall(request)
             size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
-            s.recv(size, socket.MSG_WAITALL)
+            body = s.recv(size, socket.MSG_WAITALL)
+            correlation, throttle_ms = struct.unpack(">ii", body[:8])
+            assert correlation == 7
+            throttled = max(throttled, throttle_ms)
             n += 1
-    out[client_id] = n
+    out[client_id] = (n, throttled)
 
 
 def test_request_percentage_limits_handling_time(broker_factory, topic_name):
     # KIP-124: request_percentage is the time spent handling the client's requests as a share of one
     # thread. 0.2% is 2 ms of handling per second: a client sending Metadata back to back is held far
-    # below what the same loop gets without a quota.
+    # below what the same loop gets without a quota, and told so in throttle_time_ms.
     b = broker_factory({"quota.window.num": "3", "quota.window.size.seconds": "1"})
     bs = b.bootstrap
     for i in range(20):
@@ -248,9 +253,13 @@ def test_request_percentage_limits_handling_time(broker_factory, topic_name):
         t.start()
     for t in threads:
         t.join(60)
-    print(f"metadata requests in 8 s: busy {out['busy']}, free {out['free']}")
-    assert out["busy"] > 0
-    assert out["busy"] * 4 < out["free"], out
+    (busy, busy_throttle), (free, free_throttle) = out["busy"], out["free"]
+    print(f"metadata requests in 8 s: busy {busy} (throttle_time_ms up to {busy_throttle}), free {free}")
+    assert busy > 0
+    assert busy * 4 < free, out
+    # KIP-219: the throttle is reported in the responses, not only applied by muting.
+    assert busy_throttle > 0, out
+    assert free_throttle == 0, out
 
 
 def test_user_quota_throttles_the_authenticated_user_only(tmp_path_factory, topic_name):

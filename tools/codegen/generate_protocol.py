@@ -575,6 +575,8 @@ def generate_message(schema, src_name, lo, hi, kind, api_key_ident):
 
     out = [HEADER.format(src=src_name), "import NIOCore", ""]
     conformances = {"request": "KafkaRequest", "response": "KafkaResponse", "data": "KafkaMessage"}[kind]
+    if kind == "response" and any(f.get("name") == "ThrottleTimeMs" and f.get("type") == "int32" for f in schema["fields"]):
+        conformances = "ThrottledResponse"
     out += doc_comment("Kafka %s %s, versions %d-%d%s." % (
         name, kind, lo, hi,
         "" if not flexible & ctx.all else " (flexible from %d)" % min(flexible & ctx.all)), "")

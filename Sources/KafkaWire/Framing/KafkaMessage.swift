@@ -30,6 +30,12 @@ public protocol KafkaResponse: KafkaMessage {
     static var apiKey: APIKey { get }
 }
 
+/// A response with a top-level `ThrottleTimeMs` field (generated conformance): the broker reports
+/// a client-quota throttle in it whatever the API (KIP-219).
+public protocol ThrottledResponse: KafkaResponse {
+    var throttleTimeMs: Int32 { get set }
+}
+
 /// One served API and its version range.
 public struct ServedAPIRange: Sendable, Hashable, CustomStringConvertible {
     public var apiKey: APIKey

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka AddOffsetsToTxnResponse response, versions 0-4 (flexible from 3).
-public struct AddOffsetsToTxnResponse: KafkaResponse, Equatable {
+public struct AddOffsetsToTxnResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .addOffsetsToTxn
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 4

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka AddPartitionsToTxnResponse response, versions 0-5 (flexible from 3).
-public struct AddPartitionsToTxnResponse: KafkaResponse, Equatable {
+public struct AddPartitionsToTxnResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .addPartitionsToTxn
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 5

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka AlterClientQuotasResponse response, versions 0-1 (flexible from 1).
-public struct AlterClientQuotasResponse: KafkaResponse, Equatable {
+public struct AlterClientQuotasResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .alterClientQuotas
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 1

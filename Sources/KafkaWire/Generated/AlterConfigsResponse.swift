@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka AlterConfigsResponse response, versions 0-2 (flexible from 2).
-public struct AlterConfigsResponse: KafkaResponse, Equatable {
+public struct AlterConfigsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .alterConfigs
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 2

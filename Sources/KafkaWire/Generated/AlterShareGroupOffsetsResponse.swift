@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka AlterShareGroupOffsetsResponse response, versions 0-0 (flexible from 0).
-public struct AlterShareGroupOffsetsResponse: KafkaResponse, Equatable {
+public struct AlterShareGroupOffsetsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .alterShareGroupOffsets
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 0

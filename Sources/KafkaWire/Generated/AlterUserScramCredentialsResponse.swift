@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka AlterUserScramCredentialsResponse response, versions 0-0 (flexible from 0).
-public struct AlterUserScramCredentialsResponse: KafkaResponse, Equatable {
+public struct AlterUserScramCredentialsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .alterUserScramCredentials
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 0

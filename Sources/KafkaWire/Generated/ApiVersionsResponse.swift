@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka ApiVersionsResponse response, versions 0-4 (flexible from 3).
-public struct ApiVersionsResponse: KafkaResponse, Equatable {
+public struct ApiVersionsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .apiVersions
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 4

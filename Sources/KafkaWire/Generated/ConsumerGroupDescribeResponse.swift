@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka ConsumerGroupDescribeResponse response, versions 0-0 (flexible from 0).
-public struct ConsumerGroupDescribeResponse: KafkaResponse, Equatable {
+public struct ConsumerGroupDescribeResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .consumerGroupDescribe
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 0

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka ConsumerGroupHeartbeatResponse response, versions 0-1 (flexible from 0).
-public struct ConsumerGroupHeartbeatResponse: KafkaResponse, Equatable {
+public struct ConsumerGroupHeartbeatResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .consumerGroupHeartbeat
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 1

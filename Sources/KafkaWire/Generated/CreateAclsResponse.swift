@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka CreateAclsResponse response, versions 1-3 (flexible from 2).
-public struct CreateAclsResponse: KafkaResponse, Equatable {
+public struct CreateAclsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .createAcls
     public static let lowestSupportedVersion: Int16 = 1
     public static let highestSupportedVersion: Int16 = 3

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka CreatePartitionsResponse response, versions 0-3 (flexible from 2).
-public struct CreatePartitionsResponse: KafkaResponse, Equatable {
+public struct CreatePartitionsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .createPartitions
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 3

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka CreateTopicsResponse response, versions 2-7 (flexible from 5).
-public struct CreateTopicsResponse: KafkaResponse, Equatable {
+public struct CreateTopicsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .createTopics
     public static let lowestSupportedVersion: Int16 = 2
     public static let highestSupportedVersion: Int16 = 7

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka DeleteAclsResponse response, versions 1-3 (flexible from 2).
-public struct DeleteAclsResponse: KafkaResponse, Equatable {
+public struct DeleteAclsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .deleteAcls
     public static let lowestSupportedVersion: Int16 = 1
     public static let highestSupportedVersion: Int16 = 3

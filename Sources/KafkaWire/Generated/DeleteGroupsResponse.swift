@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka DeleteGroupsResponse response, versions 0-2 (flexible from 2).
-public struct DeleteGroupsResponse: KafkaResponse, Equatable {
+public struct DeleteGroupsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .deleteGroups
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 2

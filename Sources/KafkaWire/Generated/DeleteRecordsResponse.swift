@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka DeleteRecordsResponse response, versions 0-2 (flexible from 2).
-public struct DeleteRecordsResponse: KafkaResponse, Equatable {
+public struct DeleteRecordsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .deleteRecords
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 2

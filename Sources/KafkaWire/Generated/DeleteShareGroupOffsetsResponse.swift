@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka DeleteShareGroupOffsetsResponse response, versions 0-0 (flexible from 0).
-public struct DeleteShareGroupOffsetsResponse: KafkaResponse, Equatable {
+public struct DeleteShareGroupOffsetsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .deleteShareGroupOffsets
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 0

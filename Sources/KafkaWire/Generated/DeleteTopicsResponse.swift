@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka DeleteTopicsResponse response, versions 1-6 (flexible from 4).
-public struct DeleteTopicsResponse: KafkaResponse, Equatable {
+public struct DeleteTopicsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .deleteTopics
     public static let lowestSupportedVersion: Int16 = 1
     public static let highestSupportedVersion: Int16 = 6

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka DescribeAclsResponse response, versions 1-3 (flexible from 2).
-public struct DescribeAclsResponse: KafkaResponse, Equatable {
+public struct DescribeAclsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .describeAcls
     public static let lowestSupportedVersion: Int16 = 1
     public static let highestSupportedVersion: Int16 = 3

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka DescribeClientQuotasResponse response, versions 0-1 (flexible from 1).
-public struct DescribeClientQuotasResponse: KafkaResponse, Equatable {
+public struct DescribeClientQuotasResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .describeClientQuotas
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 1

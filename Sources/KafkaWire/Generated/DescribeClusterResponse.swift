@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka DescribeClusterResponse response, versions 0-1 (flexible from 0).
-public struct DescribeClusterResponse: KafkaResponse, Equatable {
+public struct DescribeClusterResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .describeCluster
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 1

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka DescribeConfigsResponse response, versions 0-4 (flexible from 4).
-public struct DescribeConfigsResponse: KafkaResponse, Equatable {
+public struct DescribeConfigsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .describeConfigs
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 4

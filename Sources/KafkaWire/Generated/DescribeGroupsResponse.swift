@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka DescribeGroupsResponse response, versions 0-5 (flexible from 5).
-public struct DescribeGroupsResponse: KafkaResponse, Equatable {
+public struct DescribeGroupsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .describeGroups
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 5

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka DescribeProducersResponse response, versions 0-0 (flexible from 0).
-public struct DescribeProducersResponse: KafkaResponse, Equatable {
+public struct DescribeProducersResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .describeProducers
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 0

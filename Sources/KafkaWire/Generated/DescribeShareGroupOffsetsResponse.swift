@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka DescribeShareGroupOffsetsResponse response, versions 0-0 (flexible from 0).
-public struct DescribeShareGroupOffsetsResponse: KafkaResponse, Equatable {
+public struct DescribeShareGroupOffsetsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .describeShareGroupOffsets
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 0

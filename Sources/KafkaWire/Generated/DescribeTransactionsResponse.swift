@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka DescribeTransactionsResponse response, versions 0-0 (flexible from 0).
-public struct DescribeTransactionsResponse: KafkaResponse, Equatable {
+public struct DescribeTransactionsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .describeTransactions
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 0

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka DescribeUserScramCredentialsResponse response, versions 0-0 (flexible from 0).
-public struct DescribeUserScramCredentialsResponse: KafkaResponse, Equatable {
+public struct DescribeUserScramCredentialsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .describeUserScramCredentials
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 0

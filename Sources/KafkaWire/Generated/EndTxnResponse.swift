@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka EndTxnResponse response, versions 0-5 (flexible from 3).
-public struct EndTxnResponse: KafkaResponse, Equatable {
+public struct EndTxnResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .endTxn
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 5

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka FetchResponse response, versions 0-17 (flexible from 12).
-public struct FetchResponse: KafkaResponse, Equatable {
+public struct FetchResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .fetch
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 17

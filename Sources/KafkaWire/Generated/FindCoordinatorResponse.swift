@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka FindCoordinatorResponse response, versions 0-6 (flexible from 3).
-public struct FindCoordinatorResponse: KafkaResponse, Equatable {
+public struct FindCoordinatorResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .findCoordinator
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 6

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka HeartbeatResponse response, versions 0-4 (flexible from 4).
-public struct HeartbeatResponse: KafkaResponse, Equatable {
+public struct HeartbeatResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .heartbeat
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 4

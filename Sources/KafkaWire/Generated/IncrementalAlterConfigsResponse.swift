@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka IncrementalAlterConfigsResponse response, versions 0-1 (flexible from 1).
-public struct IncrementalAlterConfigsResponse: KafkaResponse, Equatable {
+public struct IncrementalAlterConfigsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .incrementalAlterConfigs
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 1

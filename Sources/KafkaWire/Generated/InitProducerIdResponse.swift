@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka InitProducerIdResponse response, versions 0-5 (flexible from 2).
-public struct InitProducerIdResponse: KafkaResponse, Equatable {
+public struct InitProducerIdResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .initProducerId
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 5

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka JoinGroupResponse response, versions 0-9 (flexible from 6).
-public struct JoinGroupResponse: KafkaResponse, Equatable {
+public struct JoinGroupResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .joinGroup
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 9

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka LeaveGroupResponse response, versions 0-5 (flexible from 4).
-public struct LeaveGroupResponse: KafkaResponse, Equatable {
+public struct LeaveGroupResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .leaveGroup
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 5

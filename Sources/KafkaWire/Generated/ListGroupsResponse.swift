@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka ListGroupsResponse response, versions 0-5 (flexible from 3).
-public struct ListGroupsResponse: KafkaResponse, Equatable {
+public struct ListGroupsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .listGroups
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 5

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka ListOffsetsResponse response, versions 0-9 (flexible from 6).
-public struct ListOffsetsResponse: KafkaResponse, Equatable {
+public struct ListOffsetsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .listOffsets
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 9

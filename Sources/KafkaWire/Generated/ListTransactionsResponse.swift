@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka ListTransactionsResponse response, versions 0-1 (flexible from 0).
-public struct ListTransactionsResponse: KafkaResponse, Equatable {
+public struct ListTransactionsResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .listTransactions
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 1

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka MetadataResponse response, versions 0-12 (flexible from 9).
-public struct MetadataResponse: KafkaResponse, Equatable {
+public struct MetadataResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .metadata
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 12

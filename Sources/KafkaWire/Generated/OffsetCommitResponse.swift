@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka OffsetCommitResponse response, versions 0-9 (flexible from 8).
-public struct OffsetCommitResponse: KafkaResponse, Equatable {
+public struct OffsetCommitResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .offsetCommit
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 9

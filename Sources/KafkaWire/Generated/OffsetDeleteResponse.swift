@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka OffsetDeleteResponse response, versions 0-0.
-public struct OffsetDeleteResponse: KafkaResponse, Equatable {
+public struct OffsetDeleteResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .offsetDelete
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 0

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka OffsetFetchResponse response, versions 0-9 (flexible from 6).
-public struct OffsetFetchResponse: KafkaResponse, Equatable {
+public struct OffsetFetchResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .offsetFetch
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 9

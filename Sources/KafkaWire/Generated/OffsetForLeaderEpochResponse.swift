@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka OffsetForLeaderEpochResponse response, versions 2-4 (flexible from 4).
-public struct OffsetForLeaderEpochResponse: KafkaResponse, Equatable {
+public struct OffsetForLeaderEpochResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .offsetForLeaderEpoch
     public static let lowestSupportedVersion: Int16 = 2
     public static let highestSupportedVersion: Int16 = 4

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka ProduceResponse response, versions 0-12 (flexible from 9).
-public struct ProduceResponse: KafkaResponse, Equatable {
+public struct ProduceResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .produce
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 12

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka ShareAcknowledgeResponse response, versions 1-1 (flexible from 1).
-public struct ShareAcknowledgeResponse: KafkaResponse, Equatable {
+public struct ShareAcknowledgeResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .shareAcknowledge
     public static let lowestSupportedVersion: Int16 = 1
     public static let highestSupportedVersion: Int16 = 1

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka ShareFetchResponse response, versions 1-1 (flexible from 1).
-public struct ShareFetchResponse: KafkaResponse, Equatable {
+public struct ShareFetchResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .shareFetch
     public static let lowestSupportedVersion: Int16 = 1
     public static let highestSupportedVersion: Int16 = 1

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka ShareGroupDescribeResponse response, versions 1-1 (flexible from 1).
-public struct ShareGroupDescribeResponse: KafkaResponse, Equatable {
+public struct ShareGroupDescribeResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .shareGroupDescribe
     public static let lowestSupportedVersion: Int16 = 1
     public static let highestSupportedVersion: Int16 = 1

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka ShareGroupHeartbeatResponse response, versions 1-1 (flexible from 1).
-public struct ShareGroupHeartbeatResponse: KafkaResponse, Equatable {
+public struct ShareGroupHeartbeatResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .shareGroupHeartbeat
     public static let lowestSupportedVersion: Int16 = 1
     public static let highestSupportedVersion: Int16 = 1

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka SyncGroupResponse response, versions 0-5 (flexible from 4).
-public struct SyncGroupResponse: KafkaResponse, Equatable {
+public struct SyncGroupResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .syncGroup
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 5

@@ -3,7 +3,7 @@
 import NIOCore
 
 /// Kafka TxnOffsetCommitResponse response, versions 0-5 (flexible from 3).
-public struct TxnOffsetCommitResponse: KafkaResponse, Equatable {
+public struct TxnOffsetCommitResponse: ThrottledResponse, Equatable {
     public static let apiKey: APIKey = .txnOffsetCommit
     public static let lowestSupportedVersion: Int16 = 0
     public static let highestSupportedVersion: Int16 = 5
