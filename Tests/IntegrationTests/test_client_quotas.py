@@ -3,6 +3,7 @@ persisted across a restart; a producer whose client-id has a producer_byte_rate 
 (±10%) while an unthrottled producer on the same broker keeps its rate; a consumer is held to its
 consumer_byte_rate."""
 
+import json
 import socket
 import struct
 import threading
@@ -12,7 +13,8 @@ import pytest
 from confluent_kafka import TopicPartition
 
 import petrel_helpers as h
-from conftest import is_peer
+from conftest import is_peer, petrel_only
+from test_cli import petrel
 
 pytestmark = pytest.mark.skipif(is_peer(), reason="Petrel's quota store")
 
@@ -310,3 +312,28 @@ def test_user_quota_throttles_the_authenticated_user_only(tmp_path_factory, topi
         assert rates["bob"] > 4 * quota, f"bob only {rates['bob'] / KIB:.0f} KiB/s"
     finally:
         b.stop()
+
+
+@petrel_only("the petrel quotas CLI")
+def test_cli_alters_and_describes_quotas(broker_factory):
+    # `petrel quotas` speaks AlterClientQuotas / DescribeClientQuotas like kafka-configs does.
+    b = broker_factory()
+    bs = b.bootstrap
+    petrel("quotas", "alter", "--bootstrap", bs, "--client-id", "etl", "--add-config",
+           "consumer_byte_rate=1048576,producer_byte_rate=2e6")
+    petrel("quotas", "alter", "--bootstrap", bs, "--default-user", "--add-config", "request_percentage=50")
+    assert _describe(bs)[(("client-id", "etl"),)] == {"consumer_byte_rate": 1048576.0, "producer_byte_rate": 2e6}
+    rows = json.loads(petrel("quotas", "describe", "--bootstrap", bs, "--json").stdout)
+    assert {"entity": [{"type": "user", "name": None}], "values": {"request_percentage": 50}} in rows
+    assert {"entity": [{"type": "client-id", "name": "etl"}],
+            "values": {"consumer_byte_rate": 1048576, "producer_byte_rate": 2000000}} in rows
+    # A filter: only the etl client-id entity.
+    only = json.loads(petrel("quotas", "describe", "--bootstrap", bs, "--client-id", "etl", "--strict", "--json").stdout)
+    assert [r["entity"] for r in only] == [[{"type": "client-id", "name": "etl"}]]
+    petrel("quotas", "alter", "--bootstrap", bs, "--client-id", "etl", "--delete-config", "producer_byte_rate")
+    assert _describe(bs)[(("client-id", "etl"),)] == {"consumer_byte_rate": 1048576.0}
+    # Kafka's refusals come back as a clear error and a non-zero exit.
+    bad = petrel("quotas", "alter", "--bootstrap", bs, "--client-id", "etl", "--add-config", "bogus_rate=1", check=False)
+    assert bad.returncode != 0 and b"INVALID_REQUEST" in bad.stderr, bad.stderr
+    assert petrel("quotas", "alter", "--bootstrap", bs, "--add-config", "a=1", check=False).returncode != 0
+
