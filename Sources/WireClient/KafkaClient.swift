@@ -125,10 +125,23 @@ public final class KafkaClient: Sendable {
     /// Kafka's ConfigResource type for topics.
     public static let topicResourceType: Int8 = 2
 
-    /// A topic's configs, with their sources.
+    /// A topic's configs (DescribeConfigs).
     public func describeTopicConfigs(_ name: String) async throws(ClientError) -> [DescribeConfigsResponse.DescribeConfigsResourceResult] {
+        try await describeConfigs(resourceType: Self.topicResourceType, name: name)
+    }
+
+    /// Sets and deletes topic configs (IncrementalAlterConfigs).
+    public func alterTopicConfigs(_ name: String, set: [(String, String)], delete: [String]) async throws(ClientError) {
+        try await alterConfigs(resourceType: Self.topicResourceType, name: name, set: set, delete: delete)
+    }
+
+    /// DescribeConfigs resource type of a broker (its node id; "" for the cluster-wide defaults).
+    public static let brokerResourceType: Int8 = 4
+
+    /// The configs of one resource (DescribeConfigs).
+    public func describeConfigs(resourceType: Int8, name: String) async throws(ClientError) -> [DescribeConfigsResponse.DescribeConfigsResourceResult] {
         let request = DescribeConfigsRequest(
-            resources: [DescribeConfigsRequest.DescribeConfigsResource(resourceType: Self.topicResourceType, resourceName: name, configurationKeys: nil)],
+            resources: [DescribeConfigsRequest.DescribeConfigsResource(resourceType: resourceType, resourceName: name, configurationKeys: nil)],
             includeSynonyms: false, includeDocumentation: false
         )
         let response = try await connection.send(request)
@@ -139,19 +152,19 @@ public final class KafkaClient: Sendable {
         return result.configs
     }
 
-    /// Sets and deletes topic configs (IncrementalAlterConfigs; SET = 0, DELETE = 1).
-    public func alterTopicConfigs(_ name: String, set: [(String, String)], delete: [String]) async throws(ClientError) {
+    /// Sets and deletes one resource's configs (IncrementalAlterConfigs; SET = 0, DELETE = 1).
+    public func alterConfigs(resourceType: Int8, name: String, set: [(String, String)], delete: [String]) async throws(ClientError) {
         var configs = set.map { IncrementalAlterConfigsRequest.AlterableConfig(name: $0.0, configOperation: 0, value: $0.1) }
         configs += delete.map { IncrementalAlterConfigsRequest.AlterableConfig(name: $0, configOperation: 1, value: nil) }
         let request = IncrementalAlterConfigsRequest(
-            resources: [IncrementalAlterConfigsRequest.AlterConfigsResource(resourceType: Self.topicResourceType, resourceName: name, configs: configs)],
+            resources: [IncrementalAlterConfigsRequest.AlterConfigsResource(resourceType: resourceType, resourceName: name, configs: configs)],
             validateOnly: false
         )
         let response = try await connection.send(request)
         guard let result = response.responses.first(where: { $0.resourceName == name }) ?? response.responses.first else {
             throw ClientError(.protocolViolation, "IncrementalAlterConfigs response is empty")
         }
-        try ClientError.check(result.errorCode, "alter configs of \(name)", message: result.errorMessage)
+        try ClientError.check(result.errorCode, "alter configs of \(name.isEmpty ? "the cluster defaults" : name)", message: result.errorMessage)
     }
 
     // MARK: - Offsets

@@ -3,6 +3,7 @@ IncrementalAlterConfigs / DescribeConfigs on the BROKER resource (node id and th
 with Kafka's sources, applied to existing topics without a restart, refused outside Kafka's
 dynamic set (INVALID_REQUEST), and kept across a restart."""
 
+import json
 import os
 import time
 
@@ -12,6 +13,7 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
 import petrel_helpers as h
 from conftest import is_peer
+from test_cli import petrel
 
 pytestmark = pytest.mark.skipif(is_peer(), reason="Petrel's dynamic config store")
 
@@ -153,3 +155,29 @@ def test_log_level_changes_without_restart(broker_factory, topic_name):
     assert not any("quiet-before" in line or "quiet-after" in line for line in debug), debug
     with pytest.raises(KafkaException):
         _incremental(a, "0", log_level="chatty")
+
+
+def test_cli_alters_cluster_defaults_and_one_broker(broker_factory, topic_name):
+    # `petrel configs` reaches the "" (cluster default) BROKER resource that librdkafka cannot:
+    # a default applies to topics without overrides, a node's own value beats it, as in Kafka.
+    b = broker_factory()
+    bs = b.bootstrap
+    a = h.admin(bs)
+    h.create_topic(bs, topic_name)
+    petrel("configs", "alter", "--bootstrap", bs, "--broker-defaults", "--add-config", "log.retention.ms=7200000")
+    defaults = json.loads(petrel("configs", "describe", "--bootstrap", bs, "--broker-defaults", "--json").stdout)
+    assert {"name": "log.retention.ms", "value": "7200000", "source": "DYNAMIC_DEFAULT_BROKER_CONFIG",
+            "readOnly": False, "sensitive": False} in defaults
+    topic = _describe(a, TOPIC, topic_name)["retention.ms"]
+    assert (topic.value, topic.source) == ("7200000", ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value)
+    petrel("configs", "alter", "--bootstrap", bs, "--broker", "0", "--add-config", "log.retention.ms=3600000")
+    topic = _describe(a, TOPIC, topic_name)["retention.ms"]
+    assert (topic.value, topic.source) == ("3600000", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+    text = petrel("configs", "describe", "--bootstrap", bs, "--broker", "0").stdout.decode()
+    assert "log.retention.ms=3600000\t(DYNAMIC_BROKER_CONFIG)" in text, text
+    petrel("configs", "alter", "--bootstrap", bs, "--broker", "0", "--delete-config", "log.retention.ms")
+    assert _describe(a, TOPIC, topic_name)["retention.ms"].value == "7200000"
+    # Outside Kafka's dynamic set: refused (INVALID_REQUEST), non-zero exit.
+    bad = petrel("configs", "alter", "--bootstrap", bs, "--broker", "0", "--add-config", "listeners=PLAINTEXT://x:1", check=False)
+    assert bad.returncode != 0 and b"INVALID_REQUEST" in bad.stderr, bad.stderr
+
