@@ -93,6 +93,10 @@ def run_mode(binary, data, offload, args):
     bs = f"127.0.0.1:{port}"
     try:
         files = sorted(glob.glob(os.path.join(data, "cold-*", "*.log")))
+        if args.catchup_quota_mib:
+            # A fetch quota for the catch-up consumer's client id (Kafka's consumer_byte_rate).
+            subprocess.run([binary, "quotas", "alter", "--bootstrap", bs, "--client-id", "catchup", "--add-config",
+                            f"consumer_byte_rate={int(args.catchup_quota_mib * (1 << 20))}"], check=True, stdout=subprocess.DEVNULL)
         drop_caches()
         if args.catchup == "hot":
             subprocess.run(["cat", *files], stdout=subprocess.DEVNULL, check=True)
@@ -142,7 +146,7 @@ def run_mode(binary, data, offload, args):
             subprocess.run(["cat", *files], stdout=subprocess.DEVNULL, check=True)
             read = sum(os.path.getsize(f) for f in files)
         else:
-            kcat = subprocess.run(["kcat", "-C", "-b", bs, "-t", "cold", "-o", "beginning", "-e", "-q",
+            kcat = subprocess.run(["kcat", "-C", "-b", bs, "-t", "cold", "-o", "beginning", "-e", "-q", "-X", "client.id=catchup",
                                    "-X", "fetch.max.bytes=52428800", "-X", f"max.partition.fetch.bytes={args.partition_fetch_bytes}",
                                    "-f", "%S\n"], stdout=subprocess.PIPE, text=True, timeout=600)
             read = sum(int(x) for x in kcat.stdout.split())
@@ -168,6 +172,8 @@ def main():
     ap.add_argument("--rate", type=int, default=200, help="tail records per second (all partitions)")
     ap.add_argument("--idle", type=float, default=10)
     ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--catchup-quota-mib", type=float, default=0,
+                    help="a consumer_byte_rate quota in MiB/s for the catch-up consumer (client id catchup); 0: none")
     ap.add_argument("--partition-fetch-bytes", type=int, default=4 << 20,
                     help="the catch-up consumer's max.partition.fetch.bytes (librdkafka's default: 1048576)")
     ap.add_argument("--modes", default="on,off")
@@ -189,11 +195,12 @@ def main():
         print(f"filled {n} x 64 KiB in {time.monotonic() - t0:.1f} s", flush=True)
         stop(proc)
         pooled = {}
+        label = args.catchup + (f"+quota{args.catchup_quota_mib:g}MiB/s" if args.catchup_quota_mib else "")
         for rep in range(args.reps):
             for mode in args.modes.split(","):
                 load = os.getloadavg()[0]
                 r = run_mode(args.bin, data, mode == "on", args)
-                print(f"rep {rep} catchup={args.catchup} offload={mode:3} load1={load:.1f} idle p50/p99 {r['idle_p50']:.1f}/{r['idle_p99']:.1f} ms "
+                print(f"rep {rep} catchup={label} offload={mode:3} load1={load:.1f} idle p50/p99 {r['idle_p50']:.1f}/{r['idle_p99']:.1f} ms "
                       f"(n={r['idle_n']}) | catch-up p50/p99/max {r['catchup_p50']:.1f}/{r['catchup_p99']:.1f}/"
                       f"{r['catchup_max']:.1f} ms (n={r['catchup_n']}) | catch-up read {r['catchup_gib']:.2f} GiB "
                       f"at {r['catchup_mib_s']:.0f} MiB/s", flush=True)
@@ -204,7 +211,7 @@ def main():
         # pooled figures (every rep's samples together) are the ones to compare.
         for mode, (idle, busy) in pooled.items():
             i99, b99 = pct(idle, .99), pct(busy, .99)
-            print(f"pooled catchup={args.catchup} offload={mode:3} idle p99 {i99:.2f} ms (n={len(idle)}) | catch-up p99 "
+            print(f"pooled catchup={label} offload={mode:3} idle p99 {i99:.2f} ms (n={len(idle)}) | catch-up p99 "
                   f"{b99:.2f} ms (n={len(busy)}) | catch-up p99 / idle p99 = {b99 / i99:.2f}", flush=True)
     finally:
         shutil.rmtree(data, ignore_errors=True)
