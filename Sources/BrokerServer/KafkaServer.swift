@@ -21,7 +21,8 @@ public final class KafkaServer: @unchecked Sendable {
     private let group: MultiThreadedEventLoopGroup
     /// Reads fetched log slices for TLS connections (no sendfile under TLS), off the event loops.
     private let tlsReadPool = NIOThreadPool(numberOfThreads: 2)
-    /// Reads fetched log ranges that are not in the page cache (`petrel.fetch.cold.read.offload`).
+    /// Brings fetched log ranges that are not in the page cache into it before their sendfile
+    /// (`petrel.fetch.cold.read.offload`).
     private static let coldReadThreads = 2
     private let coldReadPool = NIOThreadPool(numberOfThreads: coldReadThreads)
     private var channel: (any Channel)?
@@ -247,8 +248,8 @@ final class ServingFlag: Sendable {
 }
 
 extension KafkaServer {
-    /// Cold-read threads copy catch-up consumers' bytes: on a busy machine they should wait for
-    /// the event loops and the appender, which serve everyone else. Linux nice values are per
+    /// Cold-read threads read catch-up consumers' ranges from the disk: on a busy machine they
+    /// should wait for the event loops and the appender, which serve everyone else. Linux nice values are per
     /// thread; every pool thread takes one of these tasks, which hold until all have started.
     static func lowerPriority(of pool: NIOThreadPool, threads: Int) {
         let started = DispatchGroup()

@@ -88,8 +88,8 @@ public struct BrokerConfiguration: Sendable {
     /// Petrel: `petrel.fetch.zero.copy` — serve fetches with sendfile (default true) or pread copies.
     public var fetchZeroCopy: Bool = true
     /// Petrel: `petrel.fetch.cold.read.offload` — before a fetch response is sendfile'd, ranges not
-    /// in the page cache are read on a reader thread instead of blocking the event loop on disk
-    /// (Kafka's KAFKA-7504); resident ranges stay on sendfile. Default true.
+    /// in the page cache are read into it on a reader thread instead of blocking the event loop on
+    /// disk (Kafka's KAFKA-7504), then sent by sendfile like resident ones. Default true.
     public var fetchColdReadOffload: Bool = true
     /// Petrel: `log.level` — the broker's log level (trace, debug, info, notice, warning, error,
     /// critical); nil = the `--log-level` option. Dynamic: IncrementalAlterConfigs on the BROKER

@@ -170,7 +170,7 @@ final class MetricsCollector: Sendable {
         "petrel_fetch_sessions_created_total": "Incremental fetch sessions created.",
         "petrel_fetch_session_evictions_total": "Fetch sessions evicted to make room for another.",
         "petrel_quota_throttled_responses_total": "Responses throttled by a client quota.",
-        "petrel_fetch_cold_reads_total": "Fetched log ranges not in the page cache, read on a reader thread instead of sendfile.",
+        "petrel_fetch_cold_reads_total": "Fetched log ranges not in the page cache, read into it on a reader thread before their sendfile.",
         "petrel_fetch_cold_read_bytes_total": "Bytes of those ranges.",
         "petrel_responses_paced_total": "Large responses written in pieces so the other connections on their event loop are served in between.",
         "petrel_open_fds": "File descriptors open in the process.",
