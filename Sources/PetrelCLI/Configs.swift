@@ -59,15 +59,10 @@ struct ConfigsAlter: ParsableCommand {
         commandName: "alter", abstract: "Set or remove dynamic broker configs (kafka-configs --alter --add-config / --delete-config).")
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var entity: BrokerEntity
-    @Option(name: .customLong("add-config"), parsing: .singleValue, help: "key=value to set (repeatable, or comma-separated).")
-    var addConfig: [String] = []
-    @Option(name: .customLong("delete-config"), parsing: .singleValue, help: "Key to remove (repeatable, or comma-separated).")
-    var deleteConfig: [String] = []
+    @OptionGroup var changes: ConfigChanges
 
     func run() throws {
-        let set = try parseAssignments(addConfig.flatMap { $0.split(separator: ",").map(String.init) }, option: "--add-config")
-        let delete = deleteConfig.flatMap { $0.split(separator: ",").map(String.init) }
-        guard !set.isEmpty || !delete.isEmpty else { throw ValidationError("give --add-config and/or --delete-config") }
+        let (set, delete) = try changes.parsed()
         let name = entity.resourceName
         try connection.withClient { client in
             try await client.alterConfigs(resourceType: KafkaClient.brokerResourceType, name: name, set: set, delete: delete)

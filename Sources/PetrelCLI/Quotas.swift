@@ -77,18 +77,13 @@ struct QuotasAlter: ParsableCommand {
         commandName: "alter", abstract: "Set or remove an entity's quotas (kafka-configs --alter --add-config / --delete-config).")
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var entity: QuotaEntity
-    @Option(name: .customLong("add-config"), parsing: .singleValue, help: "key=value to set (repeatable, or comma-separated).")
-    var addConfig: [String] = []
-    @Option(name: .customLong("delete-config"), parsing: .singleValue, help: "Key to remove (repeatable, or comma-separated).")
-    var deleteConfig: [String] = []
+    @OptionGroup var changes: ConfigChanges
     @Flag(help: "Check the change without making it.") var validateOnly = false
 
     func run() throws {
         let parts = entity.parts
         guard !parts.isEmpty else { throw ValidationError("give --user/--default-user and/or --client-id/--default-client-id") }
-        let additions = try parseAssignments(addConfig.flatMap { $0.split(separator: ",").map(String.init) }, option: "--add-config")
-        let removals = deleteConfig.flatMap { $0.split(separator: ",").map(String.init) }
-        guard !additions.isEmpty || !removals.isEmpty else { throw ValidationError("give --add-config and/or --delete-config") }
+        let (additions, removals) = try changes.parsed()
         var ops: [AlterClientQuotasRequest.OpData] = []
         for (key, text) in additions {
             guard let value = Double(text) else { throw ValidationError("\(key): '\(text)' is not a number") }

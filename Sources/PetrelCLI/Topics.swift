@@ -44,6 +44,22 @@ func parseAssignments(_ values: [String], option: String) throws -> [(String, St
     }
 }
 
+/// `--add-config k=v` / `--delete-config k` of `kafka-configs` (each repeatable or comma-separated).
+struct ConfigChanges: ParsableArguments {
+    @Option(name: .customLong("add-config"), parsing: .singleValue, help: "key=value to set (repeatable, or comma-separated).")
+    var addConfig: [String] = []
+    @Option(name: .customLong("delete-config"), parsing: .singleValue, help: "Key to remove (repeatable, or comma-separated).")
+    var deleteConfig: [String] = []
+
+    /// The keys to set with their values and the keys to remove; at least one of either.
+    func parsed() throws -> (set: [(String, String)], delete: [String]) {
+        let set = try parseAssignments(addConfig.flatMap { $0.split(separator: ",").map(String.init) }, option: "--add-config")
+        let delete = deleteConfig.flatMap { $0.split(separator: ",").map(String.init) }
+        guard !set.isEmpty || !delete.isEmpty else { throw ValidationError("give --add-config and/or --delete-config") }
+        return (set, delete)
+    }
+}
+
 /// Writes a JSON value on one line.
 func printJSON(_ value: Any) {
     if let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes]) {
