@@ -137,13 +137,18 @@ def _transform(bootstrap, group, src, dst, n, commit):
     return [m.value() for m in got]
 
 
+def _transform_setup(bootstrap, topic_name, n):
+    """Topics `<name>-in` (holding m-0 .. m-<n-1>) and `<name>-out`, and a fresh group id."""
+    src, dst = topic_name + "-in", topic_name + "-out"
+    h.create_topic(bootstrap, src)
+    h.create_topic(bootstrap, dst)
+    h.produce_all(h.producer(bootstrap), src, [{"value": b"m-%d" % i, "partition": 0} for i in range(n)])
+    return src, dst, f"ctp-{uuid.uuid4().hex[:6]}"
+
+
 def test_consume_transform_produce_offsets_commit_with_the_transaction(broker_factory, topic_name):
     b = broker_factory()
-    src, dst = topic_name + "-in", topic_name + "-out"
-    h.create_topic(b.bootstrap, src)
-    h.create_topic(b.bootstrap, dst)
-    h.produce_all(h.producer(b.bootstrap), src, [{"value": b"m-%d" % i, "partition": 0} for i in range(30)])
-    group = f"ctp-{uuid.uuid4().hex[:6]}"
+    src, dst, group = _transform_setup(b.bootstrap, topic_name, 30)
 
     assert _transform(b.bootstrap, group, src, dst, 10, True) == [b"m-%d" % i for i in range(10)]
     assert h.committed_offsets(b.bootstrap, group, src, 1) == {0: 10}
@@ -161,11 +166,7 @@ def test_transactional_offsets_replayed_after_a_restart(broker_factory, topic_na
     # The group coordinator is rebuilt from __consumer_offsets at start-up: offsets sent with a
     # committed transaction count, those of an aborted one (the last write here) do not.
     b = broker_factory()
-    src, dst = topic_name + "-in", topic_name + "-out"
-    h.create_topic(b.bootstrap, src)
-    h.create_topic(b.bootstrap, dst)
-    h.produce_all(h.producer(b.bootstrap), src, [{"value": b"m-%d" % i, "partition": 0} for i in range(20)])
-    group = f"ctp-{uuid.uuid4().hex[:6]}"
+    src, dst, group = _transform_setup(b.bootstrap, topic_name, 20)
     assert _transform(b.bootstrap, group, src, dst, 10, True) == [b"m-%d" % i for i in range(10)]
     assert _transform(b.bootstrap, group, src, dst, 10, False) == [b"m-%d" % i for i in range(10, 20)]
     assert h.committed_offsets(b.bootstrap, group, src, 1) == {0: 10}
